@@ -1,0 +1,1 @@
+//! Binlog format (in progress).

@@ -1,0 +1,6 @@
+//! parapply — a parallel replication applier for MariaDB.
+//!
+//! (architecture map: filled in as the modules land)
+
+pub mod binlog;
+pub mod sandbox;

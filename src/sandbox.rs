@@ -1,0 +1,1 @@
+//! Throwaway MariaDB servers (owned by the sandbox work).
