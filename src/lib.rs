@@ -3,4 +3,8 @@
 //! (architecture map: filled in as the modules land)
 
 pub mod binlog;
+pub mod cli;
+pub mod group;
+pub mod inspect;
+pub mod position;
 pub mod sandbox;

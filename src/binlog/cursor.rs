@@ -87,7 +87,9 @@ impl<'a> Cursor<'a> {
     /// Little-endian 6-byte unsigned (table ids).
     pub fn u48(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         let b = self.array::<6>(field)?;
-        Ok(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], 0, 0]))
+        Ok(u64::from_le_bytes([
+            b[0], b[1], b[2], b[3], b[4], b[5], 0, 0,
+        ]))
     }
 
     /// Little-endian u64.

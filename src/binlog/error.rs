@@ -3,7 +3,8 @@
 //! [`DecodeError`] describes a malformed event body (offsets are inside the
 //! event). [`ReadError`] is what the reader returns: it always names the file
 //! and the byte position of the event concerned, so an operator can look at
-//! it with `mariadb-binlog --start-position`.
+//! it with `mariadb-binlog --start-position`. Messages include their cause
+//! (which is therefore not also chained as `source()`).
 
 use std::io;
 use std::path::PathBuf;
@@ -42,13 +43,12 @@ pub enum DecodeError {
 #[derive(Debug, Error)]
 pub enum ReadError {
     /// The file could not be opened or read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {error}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// The file does not start with the binlog magic `\xfebin`.
     #[error("{file} is not a binlog: it does not start with the magic bytes fe 62 69 6e")]
@@ -116,7 +116,7 @@ pub enum ReadError {
         available: u64,
     },
     /// An event body is malformed.
-    #[error("{file}:{pos}: malformed {type_name} event: {source}")]
+    #[error("{file}:{pos}: malformed {type_name} event: {cause}")]
     Decode {
         /// The file.
         file: String,
@@ -125,8 +125,7 @@ pub enum ReadError {
         /// Event type name.
         type_name: &'static str,
         /// What is malformed.
-        #[source]
-        source: DecodeError,
+        cause: DecodeError,
     },
     /// The index file or the directory is not usable.
     #[error("{}: {what}", path.display())]

@@ -6,10 +6,9 @@
 //!    event (FDE) announces CRC32, its checksum has been verified. A mismatch
 //!    is an error naming the file and position; nothing after it is yielded.
 //! 2. It never yields a partial trailing event. In follow mode it waits for
-//!    the writer to finish the event; otherwise the stream ends before it —
-//!    cleanly if the file is still open for writing (its FDE carries
-//!    `LOG_EVENT_BINLOG_IN_USE_F`) and is the last one, with
-//!    [`ReadError::Truncated`] if the file was closed or a later file exists.
+//!    the writer to finish the event; otherwise, after a short grace period
+//!    for a writer that is finishing it, the stream ends with
+//!    [`ReadError::Truncated`] naming the file and position.
 //! 3. Files come from an explicit list, or from a directory's index file
 //!    (re-read whenever the current file is exhausted, so new files appear).
 //! 4. Each event is also placed in the *primary's* coordinates
@@ -46,6 +45,9 @@ use super::events::{FormatDescription, GtidEvent, GtidListEvent, RotateEvent};
 use crate::position::{BinlogPos, MariaGtid, StartAt};
 
 const MIN_BUF: usize = 1 << 20;
+/// Looks (20 ms apart) at a partial trailing event before calling it
+/// truncated when not following.
+const PARTIAL_GRACE_LOOKS: u32 = 10;
 
 /// Where the files come from.
 #[derive(Debug, Clone)]
@@ -62,7 +64,7 @@ impl Source {
     pub fn dir(dir: &Path) -> Result<Source, ReadError> {
         let rd = std::fs::read_dir(dir).map_err(|e| ReadError::Io {
             path: dir.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         let mut found: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -126,7 +128,7 @@ impl Source {
 pub fn read_index(index: &Path) -> Result<Vec<PathBuf>, ReadError> {
     let text = std::fs::read_to_string(index).map_err(|e| ReadError::Io {
         path: index.to_path_buf(),
-        source: e,
+        error: e,
     })?;
     let dir = index.parent().unwrap_or(Path::new("."));
     text.lines()
@@ -218,11 +220,11 @@ impl<'r> RawEvent<'r> {
         } else {
             Event::decode(t, self.body(), self.fde)
         };
-        r.map_err(|source| ReadError::Decode {
+        r.map_err(|cause| ReadError::Decode {
             file: self.file.to_string(),
             pos: self.pos,
             type_name: t.name(),
-            source,
+            cause,
         })
     }
 
@@ -244,8 +246,6 @@ struct OpenFile {
     at: u64,
     /// Server id of the file's first FDE: the writer of this file.
     owner: u32,
-    /// The first FDE still says "being written".
-    in_use: bool,
 }
 
 enum Next {
@@ -259,7 +259,7 @@ impl OpenFile {
     fn open(path: &Path) -> Result<OpenFile, ReadError> {
         let file = File::open(path).map_err(|e| ReadError::Io {
             path: path.to_path_buf(),
-            source: e,
+            error: e,
         })?;
         let name: Arc<str> = path
             .file_name()
@@ -275,14 +275,13 @@ impl OpenFile {
             tail: 0,
             at: 0,
             owner: 0,
-            in_use: false,
         })
     }
 
     fn io(&self, e: io::Error) -> ReadError {
         ReadError::Io {
             path: self.path.clone(),
-            source: e,
+            error: e,
         }
     }
 
@@ -484,6 +483,7 @@ impl BinlogReader {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<RawEvent<'_>>, ReadError> {
         let mut sleep = Duration::from_millis(1);
+        let mut grace = 0;
         let size = loop {
             if self.cur.is_none() {
                 if self.idx >= self.files.len() {
@@ -533,20 +533,21 @@ impl BinlogReader {
                             continue;
                         }
                         if !self.opts.follow {
-                            let f = self.cur.as_ref().expect("open");
-                            if have > 0 && !f.in_use {
+                            if have > 0 {
+                                // A writer finishes an event within moments:
+                                // give it that long before calling it truncated.
+                                if grace < PARTIAL_GRACE_LOOKS {
+                                    grace += 1;
+                                    std::thread::sleep(Duration::from_millis(20));
+                                    continue;
+                                }
+                                let f = self.cur.as_ref().expect("open");
                                 return Err(ReadError::Truncated {
                                     file: f.name.to_string(),
                                     pos: f.pos(),
                                     needed: need,
                                     available: have,
                                 });
-                            }
-                            if have > 0 {
-                                tracing::warn!(
-                                    file = %f.name, pos = f.pos(), have, need,
-                                    "stopping before a partial event that is still being written"
-                                );
                             }
                             return self.end_of_stream();
                         }
@@ -583,11 +584,11 @@ impl BinlogReader {
         let f = self.cur.as_mut().expect("open");
         let pos = f.pos();
         let bytes = &f.buf[f.head..f.head + size];
-        let header = EventHeader::decode(bytes).map_err(|source| ReadError::Decode {
+        let header = EventHeader::decode(bytes).map_err(|cause| ReadError::Decode {
             file: f.name.to_string(),
             pos,
             type_name: "header",
-            source,
+            cause,
         })?;
         let t = header.event_type;
         let first = pos == MAGIC.len() as u64;
@@ -606,12 +607,12 @@ impl BinlogReader {
             });
         }
         if t == EventType::FORMAT_DESCRIPTION {
-            let fde = FormatDescription::decode(&bytes[HEADER_LEN..]).map_err(|source| {
+            let mut fde = FormatDescription::decode(&bytes[HEADER_LEN..]).map_err(|cause| {
                 ReadError::Decode {
                     file: f.name.to_string(),
                     pos,
                     type_name: t.name(),
-                    source,
+                    cause,
                 }
             })?;
             if fde.binlog_version != 4 {
@@ -624,17 +625,20 @@ impl BinlogReader {
             if fde.checksum_alg == CHECKSUM_ALG_CRC32 {
                 verify_crc(&f.name, pos, t, bytes)?;
             }
+            fde.raw_event = bytes.to_vec();
             if first {
                 f.owner = header.server_id;
-                f.in_use = header.flags & LOG_EVENT_BINLOG_IN_USE_F != 0;
             }
             self.fde = Some(Arc::new(fde));
         } else {
-            let fde = self.fde.as_ref().ok_or_else(|| ReadError::NoFormatDescription {
-                file: f.name.to_string(),
-                pos,
-                type_code: t.0,
-            })?;
+            let fde = self
+                .fde
+                .as_ref()
+                .ok_or_else(|| ReadError::NoFormatDescription {
+                    file: f.name.to_string(),
+                    pos,
+                    type_code: t.0,
+                })?;
             let csum = fde.checksum_len();
             if size < HEADER_LEN + csum {
                 return Err(ReadError::BadHeader {
@@ -658,11 +662,11 @@ impl BinlogReader {
             if t == EventType::ROTATE && header.server_id != f.owner {
                 let phl = fde.post_header_len(t).unwrap_or(8);
                 let body = &bytes[HEADER_LEN..size - csum];
-                let rot = RotateEvent::decode(body, phl).map_err(|source| ReadError::Decode {
+                let rot = RotateEvent::decode(body, phl).map_err(|cause| ReadError::Decode {
                     file: f.name.to_string(),
                     pos,
                     type_name: t.name(),
-                    source,
+                    cause,
                 })?;
                 self.relay_origin = Some(String::from_utf8_lossy(rot.next_file).into());
             }
@@ -692,11 +696,11 @@ impl BinlogReader {
                 if t == EventType::GTID {
                     let fde = self.fde.as_ref().expect("checked");
                     let body = &bytes[HEADER_LEN..size - fde.checksum_len()];
-                    let ev = GtidEvent::decode(body).map_err(|source| ReadError::Decode {
+                    let ev = GtidEvent::decode(body).map_err(|cause| ReadError::Decode {
                         file: f.name.to_string(),
                         pos,
                         type_name: t.name(),
-                        source,
+                        cause,
                     })?;
                     if ev.domain_id == g.domain && ev.seq_no == g.seq {
                         if header.server_id != g.server {
@@ -761,10 +765,22 @@ impl BinlogReader {
     }
 }
 
+/// Checks an event's CRC32. A Format_description event's checksum is
+/// computed with `LOG_EVENT_BINLOG_IN_USE_F` clear: the server sets and
+/// clears that flag in place without rewriting the checksum.
 fn verify_crc(file: &str, pos: u64, t: EventType, bytes: &[u8]) -> Result<(), ReadError> {
     let (data, tail) = bytes.split_at(bytes.len() - 4);
     let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-    let computed = crc32fast::hash(data);
+    let computed = if t == EventType::FORMAT_DESCRIPTION {
+        let mut h = crc32fast::Hasher::new();
+        h.update(&data[..17]);
+        let flags = u16::from_le_bytes([data[17], data[18]]) & !LOG_EVENT_BINLOG_IN_USE_F;
+        h.update(&flags.to_le_bytes());
+        h.update(&data[19..]);
+        h.finalize()
+    } else {
+        crc32fast::hash(data)
+    };
     if stored != computed {
         return Err(ReadError::Checksum {
             file: file.to_string(),
@@ -795,4 +811,3 @@ pub fn gtid_list_of(path: &Path) -> Result<Option<Vec<MariaGtid>>, ReadError> {
     }
     Ok(None)
 }
-

@@ -32,6 +32,10 @@ pub struct FormatDescription {
     pub post_header_lens: Vec<u8>,
     /// Checksum algorithm: 0 off, 1 CRC32, 255 undefined (pre-checksum server).
     pub checksum_alg: u8,
+    /// The whole event as read (header, body, checksum): workers replay it
+    /// with `BINLOG` before any row event. Empty when decoded from a body alone.
+    #[serde(skip)]
+    pub raw_event: Vec<u8>,
 }
 
 impl FormatDescription {
@@ -42,7 +46,10 @@ impl FormatDescription {
         let mut c = Cursor::new(body_with_checksum);
         let binlog_version = c.u16("binlog_version")?;
         let version = c.take(SERVER_VERSION_LEN, "server_version")?;
-        let end = version.iter().position(|&b| b == 0).unwrap_or(version.len());
+        let end = version
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(version.len());
         let server_version = String::from_utf8_lossy(&version[..end]).into_owned();
         let create_timestamp = c.u32("create_timestamp")?;
         let header_len = c.u8("header_len")?;
@@ -85,6 +92,7 @@ impl FormatDescription {
             header_len,
             post_header_lens,
             checksum_alg,
+            raw_event: Vec::new(),
         })
     }
 
@@ -135,7 +143,9 @@ fn checksum_aware(version: &str) -> bool {
 
 /// The leading `X.Y.Z` of a version string; missing parts are 0.
 fn version_triple(version: &str) -> (u32, u32, u32) {
-    let mut nums = version.split(|c: char| !c.is_ascii_digit()).map(|p| p.parse().unwrap_or(0));
+    let mut nums = version
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse().unwrap_or(0));
     (
         nums.next().unwrap_or(0),
         nums.next().unwrap_or(0),
@@ -149,7 +159,10 @@ mod tests {
 
     #[test]
     fn version_rules() {
-        assert_eq!(version_triple("10.11.19-MariaDB-0+deb12u1-log"), (10, 11, 19));
+        assert_eq!(
+            version_triple("10.11.19-MariaDB-0+deb12u1-log"),
+            (10, 11, 19)
+        );
         assert!(checksum_aware("10.11.19-MariaDB-log"));
         assert!(checksum_aware("5.6.1-log"));
         assert!(!checksum_aware("5.6.0"));

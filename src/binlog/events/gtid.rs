@@ -168,7 +168,10 @@ mod tests {
         let g = GtidEvent::decode(&b).unwrap();
         assert_eq!((g.seq_no, g.domain_id, g.commit_id), (42, 7, Some(99)));
         let x = g.xa_xid.as_ref().unwrap();
-        assert_eq!((x.gtrid.as_slice(), x.bqual.as_slice()), (&b"ab"[..], &b"c"[..]));
+        assert_eq!(
+            (x.gtrid.as_slice(), x.bqual.as_slice()),
+            (&b"ab"[..], &b"c"[..])
+        );
         assert_eq!((g.extra_engines, g.start_alter_seq_no), (Some(2), Some(40)));
         assert!(g.transactional() && g.xa() && !g.standalone());
         // A truncated optional part is an error, not a panic.

@@ -197,7 +197,10 @@ pub(crate) fn starts_with_words(sql: &[u8], words: &[&[u8]]) -> bool {
             return false;
         }
         rest = &rest[w.len()..];
-        if rest.first().is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_') {
+        if rest
+            .first()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+        {
             return false;
         }
     }
@@ -240,7 +243,8 @@ fn decode_status(block: &[u8], base: usize) -> Result<QueryStatus<'_>, DecodeErr
                     s.catalog = Some(c.str_nul_terminated_len(usize::from(n), "Q_CATALOG")?);
                 }
                 q::AUTO_INCREMENT => {
-                    s.auto_increment = Some((c.u16("Q_AUTO_INCREMENT")?, c.u16("Q_AUTO_INCREMENT")?))
+                    s.auto_increment =
+                        Some((c.u16("Q_AUTO_INCREMENT")?, c.u16("Q_AUTO_INCREMENT")?))
                 }
                 q::CHARSET => {
                     s.charset = Some((
@@ -432,7 +436,10 @@ mod tests {
         let st = vec![q::SQL_MODE, 1, 2];
         let body = query_body(&st, b"", b"x");
         let err = QueryEvent::decode(&body, 13, false).unwrap_err();
-        assert!(matches!(err, DecodeError::Short { offset: 14, .. }), "{err:?}");
+        assert!(
+            matches!(err, DecodeError::Short { offset: 14, .. }),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -47,7 +47,11 @@ pub struct RowsEvent<'a> {
 
 impl<'a> RowsEvent<'a> {
     /// Decodes the header of a Rows event of type `t`.
-    pub fn decode(body: &'a [u8], t: EventType, post_header_len: usize) -> Result<Self, DecodeError> {
+    pub fn decode(
+        body: &'a [u8],
+        t: EventType,
+        post_header_len: usize,
+    ) -> Result<Self, DecodeError> {
         let (kind, version, compressed) = match t.0 {
             20 | 23 => (RowsKind::Write, 1, false),
             21 | 24 => (RowsKind::Update, 1, false),

@@ -115,7 +115,10 @@ mod tests {
         b.extend_from_slice(&[0xc8, 0x00, 10, 2]);
         b.push(0b110);
         let t = TableMapEvent::decode(&b, 8).unwrap();
-        assert_eq!((t.table_id, t.db, t.table), (42, &b"shop"[..], &b"items"[..]));
+        assert_eq!(
+            (t.table_id, t.db, t.table),
+            (42, &b"shop"[..], &b"items"[..])
+        );
         assert_eq!(t.column_metadata().unwrap(), vec![0, 200, (10 << 8) | 2]);
         // A column count larger than the event is an error.
         let mut bad = b.clone();

@@ -1,0 +1,561 @@
+//! Cuts the event stream into transaction groups.
+//!
+//! A *group* is what the primary committed as one unit: the unit the
+//! scheduler orders, a worker applies, and a watermark counts.
+//!
+//! # Where a group starts and ends
+//!
+//! * MariaDB: a GTID event starts it. With `STANDALONE` (DDL, or a statement
+//!   on non-transactional tables) the group is the one Query that follows
+//!   (after any INTVAR/RAND/USER_VAR it needs). Otherwise the GTID event
+//!   itself stands for `BEGIN` (no BEGIN Query is written) and the group ends
+//!   at an XID, a Query `COMMIT` or `ROLLBACK`, or an XA_PREPARE event.
+//! * MySQL: a GTID or anonymous GTID event, then either `BEGIN` … XID/COMMIT
+//!   or a single DDL Query.
+//! * Binlogs without GTIDs (MySQL ≤ 5.5): `BEGIN` … end as above, or any
+//!   other statement alone.
+//!
+//! Control events (Format_description, Rotate, GTID_LIST, checkpoints,
+//! heartbeats…) never belong to a group; a relay log may even put them in
+//! the middle of one when it rotates, and they are skipped there too.
+//!
+//! A group that is cut short — a new GTID arrives before its end, as in a
+//! relay log after the IO thread reconnected — is dropped whole (with a
+//! warning naming it); the primary sends it again. A group still open when
+//! the stream ends is not emitted: it is not committed yet.
+//!
+//! # What a group carries
+//!
+//! Its GTID, its place in the primary's coordinates (file, start and end
+//! position), the databases and tables it touches, its [`GroupKind`], and
+//! the raw bytes of its events (header and checksum included) with each
+//! event's offset, ready to be replayed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::binlog::events::{FormatDescription, QueryEvent, UpdatedDbs};
+use crate::binlog::{BinlogReader, Event, EventType, RawEvent, ReadError};
+use crate::position::{BinlogPos, Gtid, MariaGtid};
+
+/// What a group does, as far as scheduling is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupKind {
+    /// Row events only (plus BEGIN/COMMIT, savepoints, annotations): the
+    /// databases are known exactly from the Table_map events.
+    RowDml,
+    /// At least one statement-format DML Query: the databases it touched are
+    /// known only where the server lists them.
+    StatementDml,
+    /// DDL: commits on its own, cannot share a transaction.
+    Ddl,
+    /// Part of an XA transaction (prepare, commit or rollback).
+    Xa,
+    /// Touches non-transactional tables: cannot be rolled back.
+    NonTransactional,
+    /// Something the grouper cannot classify (unknown or legacy events).
+    Unknown,
+}
+
+impl GroupKind {
+    /// The name used in text and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupKind::RowDml => "row_dml",
+            GroupKind::StatementDml => "statement_dml",
+            GroupKind::Ddl => "ddl",
+            GroupKind::Xa => "xa",
+            GroupKind::NonTransactional => "non_transactional",
+            GroupKind::Unknown => "unknown",
+        }
+    }
+}
+
+/// Where one event lies within [`Group::bytes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventSpan {
+    /// Offset in `bytes`.
+    pub offset: usize,
+    /// Length of the whole event.
+    pub len: usize,
+    /// Its type.
+    pub event_type: EventType,
+}
+
+/// One transaction group.
+#[derive(Debug, Clone)]
+pub struct Group {
+    /// Its GTID (`None` in binlogs without GTIDs).
+    pub gtid: Option<Gtid>,
+    /// Server id of its first event.
+    pub server_id: u32,
+    /// The primary's file that holds it.
+    pub file: Arc<str>,
+    /// Start position in the primary's file (of its first event).
+    pub start_pos: u64,
+    /// End position in the primary's file (of its last event).
+    pub end_pos: u64,
+    /// The file it was read from (a relay log's name for relay logs).
+    pub source_file: Arc<str>,
+    /// Offset of its first event in `source_file`.
+    pub source_pos: u64,
+    /// Databases it touches, sorted.
+    pub databases: Vec<String>,
+    /// Whether `databases` is known to be complete (row events, or a server
+    /// that lists what a statement updated). A statement's default database
+    /// alone proves nothing (`USE a; UPDATE b.t …`).
+    pub databases_exact: bool,
+    /// `(database, table)` of each Table_map, sorted.
+    pub tables: Vec<(String, String)>,
+    /// Its kind.
+    pub kind: GroupKind,
+    /// MariaDB GTID `flags2` (0 otherwise).
+    pub gtid_flags: u8,
+    /// MariaDB group-commit id.
+    pub commit_id: Option<u64>,
+    /// Timestamp of its first event.
+    pub timestamp: u32,
+    /// Each event's place in `bytes`.
+    pub events: Vec<EventSpan>,
+    /// The raw events, back to back.
+    pub bytes: Vec<u8>,
+    /// The format description in force for its events.
+    pub format: Arc<FormatDescription>,
+}
+
+impl Group {
+    /// The MariaDB GTID, if it has one.
+    pub fn maria_gtid(&self) -> Option<MariaGtid> {
+        self.gtid.as_ref().and_then(Gtid::maria)
+    }
+
+    /// Its start in the primary's coordinates.
+    pub fn start(&self) -> BinlogPos {
+        BinlogPos::new(self.file.to_string(), self.start_pos)
+    }
+
+    /// Its end in the primary's coordinates.
+    pub fn end(&self) -> BinlogPos {
+        BinlogPos::new(self.file.to_string(), self.end_pos)
+    }
+
+    /// The raw bytes of each event.
+    pub fn event_bytes(&self) -> impl Iterator<Item = (EventType, &[u8])> {
+        self.events
+            .iter()
+            .map(|s| (s.event_type, &self.bytes[s.offset..s.offset + s.len]))
+    }
+
+    /// A short name for messages: `0-1-4711 (mariadb-bin.000003:1893)`.
+    pub fn describe(&self) -> String {
+        match &self.gtid {
+            Some(g) => format!("{g} ({}:{})", self.file, self.start_pos),
+            None => format!("{}:{}", self.file, self.start_pos),
+        }
+    }
+}
+
+/// A group being assembled.
+struct Open {
+    group: Group,
+    /// BEGIN / XA START seen: the group ends at XID, COMMIT, ROLLBACK, XA_PREPARE.
+    begun: bool,
+    /// Started by a GTID event (not implicitly).
+    has_gtid: bool,
+    saw_rows: bool,
+    saw_statement: bool,
+    saw_ddl: bool,
+    saw_xa: bool,
+    saw_unknown: bool,
+    /// Ended by a Query COMMIT rather than an XID.
+    ended_by_commit: bool,
+    dbs: BTreeSet<String>,
+    dbs_exact: bool,
+    tables: BTreeSet<(String, String)>,
+}
+
+/// Counters of what the grouper saw.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct GrouperStats {
+    /// Events read (all of them).
+    pub events: u64,
+    /// Bytes of events read.
+    pub bytes: u64,
+    /// Groups emitted.
+    pub groups: u64,
+    /// Groups dropped because they were cut short.
+    pub dropped: u64,
+}
+
+/// Reads groups from a [`BinlogReader`].
+pub struct Grouper {
+    reader: BinlogReader,
+    open: Option<Open>,
+    stats: GrouperStats,
+}
+
+impl Grouper {
+    /// Groups the events `reader` yields.
+    pub fn new(reader: BinlogReader) -> Self {
+        Grouper {
+            reader,
+            open: None,
+            stats: GrouperStats::default(),
+        }
+    }
+
+    /// What was read so far.
+    pub fn stats(&self) -> GrouperStats {
+        self.stats
+    }
+
+    /// The underlying reader.
+    pub fn reader(&self) -> &BinlogReader {
+        &self.reader
+    }
+
+    /// A group still open at the end of the stream, if any: `(gtid or
+    /// position, events so far)`.
+    pub fn pending(&self) -> Option<(String, usize)> {
+        self.open
+            .as_ref()
+            .map(|o| (o.group.describe(), o.group.events.len()))
+    }
+
+    /// The next complete group, or `None` at the end of the stream.
+    #[allow(clippy::should_implement_trait)]
+    pub fn next(&mut self) -> Result<Option<Group>, ReadError> {
+        loop {
+            let Some(ev) = self.reader.next()? else {
+                return Ok(None);
+            };
+            self.stats.events += 1;
+            self.stats.bytes += ev.bytes.len() as u64;
+            if let Some(g) = step(&mut self.open, &mut self.stats, &ev)? {
+                self.stats.groups += 1;
+                return Ok(Some(g));
+            }
+        }
+    }
+}
+
+/// Feeds one event; returns a group when it completes one.
+fn step(
+    open: &mut Option<Open>,
+    stats: &mut GrouperStats,
+    ev: &RawEvent<'_>,
+) -> Result<Option<Group>, ReadError> {
+    let t = ev.event_type();
+    if t.is_control() {
+        return Ok(None);
+    }
+    match t {
+        EventType::GTID
+        | EventType::MYSQL_GTID
+        | EventType::ANONYMOUS_GTID
+        | EventType::MYSQL_GTID_TAGGED => {
+            if let Some(cut) = open.take() {
+                stats.dropped += 1;
+                tracing::warn!(
+                    group = %cut.group.describe(),
+                    next = %ev.place(),
+                    "dropping a transaction group cut short by the next GTID event"
+                );
+            }
+            let mut o = start(ev, true);
+            match ev.decode()? {
+                Event::Gtid(g) => {
+                    o.group.gtid = Some(Gtid::Maria(MariaGtid {
+                        domain: g.domain_id,
+                        server: ev.header.server_id,
+                        seq: g.seq_no,
+                    }));
+                    o.group.gtid_flags = g.flags;
+                    o.group.commit_id = g.commit_id;
+                    o.saw_ddl = g.ddl();
+                    o.saw_xa = g.xa();
+                    // MariaDB's GTID event stands for BEGIN unless standalone.
+                    o.begun = !g.standalone();
+                }
+                Event::MySqlGtid(g) if t == EventType::MYSQL_GTID => {
+                    o.group.gtid = Some(Gtid::MySql {
+                        sid: g.sid,
+                        gno: g.gno,
+                    })
+                }
+                Event::MySqlGtid(_) => o.group.gtid = Some(Gtid::Anonymous),
+                _ => {}
+            }
+            push(&mut o, ev);
+            *open = Some(o);
+            return Ok(None);
+        }
+        _ => {}
+    }
+    let o = open.get_or_insert_with(|| start(ev, false));
+    push(o, ev);
+    let end = match t {
+        EventType::XID | EventType::XA_PREPARE => {
+            o.saw_xa |= t == EventType::XA_PREPARE;
+            true
+        }
+        t if t.is_query() => {
+            let Event::Query(q) = ev.decode()? else {
+                unreachable!("a Query type decodes to a Query")
+            };
+            on_query(o, &q)
+        }
+        EventType::TABLE_MAP => {
+            if let Event::TableMap(tm) = ev.decode()? {
+                let db = String::from_utf8_lossy(tm.db).into_owned();
+                let table = String::from_utf8_lossy(tm.table).into_owned();
+                o.dbs.insert(db.clone());
+                o.tables.insert((db, table));
+            }
+            false
+        }
+        t if t.is_rows() => {
+            o.saw_rows = true;
+            o.saw_unknown |= matches!(t.0, 20..=22 | 39);
+            // Implicit groups (no BEGIN) of old binlogs end with their statement.
+            !o.has_gtid
+                && !o.begun
+                && ev
+                    .decode()
+                    .is_ok_and(|e| matches!(e, Event::Rows(r) if r.stmt_end()))
+        }
+        EventType::ANNOTATE_ROWS
+        | EventType::INTVAR
+        | EventType::RAND
+        | EventType::USER_VAR
+        | EventType::IGNORABLE
+        | EventType::ROWS_QUERY => false,
+        // A MySQL compressed transaction: the whole transaction in one event.
+        EventType::TRANSACTION_PAYLOAD => {
+            o.saw_unknown = true;
+            true
+        }
+        // LOAD DATA of old servers: the executing event is the statement.
+        EventType::EXECUTE_LOAD_QUERY
+        | EventType::EXEC_LOAD
+        | EventType::LOAD
+        | EventType::NEW_LOAD => {
+            o.saw_unknown = true;
+            !o.begun
+        }
+        _ => {
+            o.saw_unknown = true;
+            false
+        }
+    };
+    if end {
+        let o = open.take().expect("open");
+        Ok(Some(finish(o)))
+    } else {
+        Ok(None)
+    }
+}
+
+fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
+    Open {
+        group: Group {
+            gtid: None,
+            server_id: ev.header.server_id,
+            file: ev.origin_file.clone(),
+            start_pos: ev.origin_start(),
+            end_pos: ev.origin_end,
+            source_file: ev.file.clone(),
+            source_pos: ev.pos,
+            databases: Vec::new(),
+            databases_exact: true,
+            tables: Vec::new(),
+            kind: GroupKind::Unknown,
+            gtid_flags: 0,
+            commit_id: None,
+            timestamp: ev.header.timestamp,
+            events: Vec::new(),
+            bytes: Vec::new(),
+            format: ev.fde.clone(),
+        },
+        begun: false,
+        has_gtid,
+        saw_rows: false,
+        saw_statement: false,
+        saw_ddl: false,
+        saw_xa: false,
+        saw_unknown: false,
+        ended_by_commit: false,
+        dbs: BTreeSet::new(),
+        dbs_exact: true,
+        tables: BTreeSet::new(),
+    }
+}
+
+fn push(o: &mut Open, ev: &RawEvent<'_>) {
+    let g = &mut o.group;
+    g.events.push(EventSpan {
+        offset: g.bytes.len(),
+        len: ev.bytes.len(),
+        event_type: ev.event_type(),
+    });
+    g.bytes.extend_from_slice(ev.bytes);
+    g.end_pos = ev.origin_end;
+    if !Arc::ptr_eq(&g.format, ev.fde) && g.events.len() == 1 {
+        g.format = ev.fde.clone();
+    }
+}
+
+/// Books a Query; returns whether it ends the group.
+fn on_query(o: &mut Open, q: &QueryEvent<'_>) -> bool {
+    let sql = q.sql();
+    if q.is_begin() || q.is_xa_start() {
+        o.begun = true;
+        o.saw_xa |= q.is_xa_start();
+        return false;
+    }
+    if q.is_commit() || q.is_rollback() {
+        o.ended_by_commit = q.is_commit();
+        return true;
+    }
+    match classify_statement(sql) {
+        Statement::Savepoint => return false,
+        Statement::Xa => o.saw_xa = true,
+        Statement::Ddl => o.saw_ddl = true,
+        Statement::Dml | Statement::Other => o.saw_statement = true,
+    }
+    // The databases a statement touched: listed by the server, or (not
+    // exactly) its default database.
+    match &q.status.updated_db_names {
+        Some(UpdatedDbs::Listed(dbs)) => {
+            for db in dbs.iter().filter(|d| !d.is_empty()) {
+                o.dbs.insert(String::from_utf8_lossy(db).into_owned());
+            }
+        }
+        Some(UpdatedDbs::TooMany) => o.dbs_exact = false,
+        None => {
+            o.dbs_exact = false;
+            if !q.db.is_empty() {
+                o.dbs.insert(String::from_utf8_lossy(q.db).into_owned());
+            }
+        }
+    }
+    // Without BEGIN, a statement is a group of its own.
+    !o.begun
+}
+
+enum Statement {
+    Savepoint,
+    Xa,
+    Ddl,
+    Dml,
+    Other,
+}
+
+/// What a statement is, from its leading words (comments skipped).
+fn classify_statement(sql: &[u8]) -> Statement {
+    let sql = skip_comments(sql);
+    let word: Vec<u8> = sql
+        .iter()
+        .take_while(|b| b.is_ascii_alphabetic())
+        .map(u8::to_ascii_uppercase)
+        .collect();
+    match word.as_slice() {
+        b"SAVEPOINT" | b"RELEASE" => Statement::Savepoint,
+        b"ROLLBACK" => Statement::Savepoint, // ROLLBACK TO [SAVEPOINT] x
+        b"XA" => Statement::Xa,
+        b"CREATE" | b"ALTER" | b"DROP" | b"RENAME" | b"TRUNCATE" | b"GRANT" | b"REVOKE"
+        | b"ANALYZE" | b"OPTIMIZE" | b"REPAIR" | b"INSTALL" | b"UNINSTALL" | b"FLUSH" => {
+            Statement::Ddl
+        }
+        b"INSERT" | b"UPDATE" | b"DELETE" | b"REPLACE" | b"LOAD" | b"SET" | b"DO" | b"CALL"
+        | b"SELECT" | b"WITH" => Statement::Dml,
+        _ => Statement::Other,
+    }
+}
+
+/// Skips leading whitespace and `/* … */` comments (but keeps executable
+/// `/*! … */` and `/*M! … */` bodies, whose content is SQL).
+fn skip_comments(mut sql: &[u8]) -> &[u8] {
+    loop {
+        sql = sql.trim_ascii_start();
+        if let Some(rest) = sql.strip_prefix(b"/*") {
+            if rest.first() == Some(&b'!') || rest.starts_with(b"M!") {
+                let skip = if rest[0] == b'!' { 1 } else { 2 };
+                let digits = rest[skip..]
+                    .iter()
+                    .take_while(|b| b.is_ascii_digit())
+                    .count();
+                sql = &rest[skip + digits..];
+                continue;
+            }
+            match rest.windows(2).position(|w| w == b"*/") {
+                Some(i) => sql = &rest[i + 2..],
+                None => return &[],
+            }
+        } else {
+            return sql;
+        }
+    }
+}
+
+fn finish(o: Open) -> Group {
+    let mut g = o.group;
+    // An XID proves a two-phase-capable (transactional) commit; a Query
+    // COMMIT, or a lone statement, means a non-transactional engine took
+    // part. (MariaDB's TRANSACTIONAL GTID flag is not used: the server
+    // leaves it off some InnoDB-only groups, e.g. large ones.)
+    g.kind = if o.saw_unknown {
+        GroupKind::Unknown
+    } else if o.saw_xa {
+        GroupKind::Xa
+    } else if o.saw_ddl {
+        GroupKind::Ddl
+    } else if o.ended_by_commit || !o.begun {
+        GroupKind::NonTransactional
+    } else if o.saw_statement {
+        GroupKind::StatementDml
+    } else {
+        GroupKind::RowDml
+    };
+    g.databases_exact = o.dbs_exact && !matches!(g.kind, GroupKind::Ddl | GroupKind::Unknown);
+    g.databases = o.dbs.into_iter().collect();
+    g.tables = o.tables.into_iter().collect();
+    g
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_are_classified_by_their_first_word() {
+        assert!(matches!(
+            classify_statement(b"  /* x */ CREATE TABLE t (a int)"),
+            Statement::Ddl
+        ));
+        assert!(matches!(
+            classify_statement(b"insert into t values (1)"),
+            Statement::Dml
+        ));
+        assert!(matches!(
+            classify_statement(b"/*!40000 ALTER TABLE t */"),
+            Statement::Ddl
+        ));
+        assert!(matches!(
+            classify_statement(b"SAVEPOINT `s1`"),
+            Statement::Savepoint
+        ));
+        assert!(matches!(
+            classify_statement(b"ROLLBACK TO s1"),
+            Statement::Savepoint
+        ));
+        assert!(matches!(classify_statement(b"XA END 'x'"), Statement::Xa));
+        assert!(matches!(
+            classify_statement(b"/* unterminated"),
+            Statement::Other
+        ));
+    }
+}
