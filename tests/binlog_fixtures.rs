@@ -1,0 +1,488 @@
+//! The binlog reader and grouper against the real binlogs in
+//! `../shared/binlogs/` (written by MariaDB 10.11 and by MySQL 5.0–8.x).
+//!
+//! Covers: every fixture is read without a panic, with the outcome the table
+//! below expects; event positions, end positions and type codes agree with
+//! `mariadb-binlog` for every MariaDB file; a flipped byte and a cut file are
+//! errors that name the file and position and yield nothing after the bad
+//! event; starting by position and by GTID; the `inspect --json` fields.
+//!
+//! Run: `cargo test --test binlog_fixtures` (needs `mariadb-binlog`, from the
+//! mariadb-server / mariadb-client package, and the shared/ folder beside the
+//! repository).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use parapply::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
+use parapply::group::{GroupKind, Grouper};
+use parapply::position::{BinlogPos, StartAt};
+
+fn fixtures() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/binlogs");
+    assert!(
+        p.is_dir(),
+        "the binlog fixtures are missing: expected {} (the shared/ folder beside the repository)",
+        p.display()
+    );
+    p
+}
+
+fn mariadb_dir() -> PathBuf {
+    fixtures().join("mariadb-10.11")
+}
+
+/// (pos, end_pos, log_pos, type_code) of each event, or the error.
+type Listing = Vec<(u64, u64, u32, u8)>;
+
+fn list_events(source: Source, start: StartAt) -> (Listing, Option<ReadError>) {
+    let opts = ReaderOptions {
+        start,
+        ..ReaderOptions::default()
+    };
+    let mut out = Vec::new();
+    let mut r = match BinlogReader::open(source, opts) {
+        Ok(r) => r,
+        Err(e) => return (out, Some(e)),
+    };
+    loop {
+        match r.next() {
+            Ok(Some(ev)) => {
+                if let Err(e) = ev.decode() {
+                    return (out, Some(e));
+                }
+                out.push((
+                    ev.pos,
+                    ev.end_pos(),
+                    ev.header.log_pos,
+                    ev.header.event_type.0,
+                ))
+            }
+            Ok(None) => return (out, None),
+            Err(e) => return (out, Some(e)),
+        }
+    }
+}
+
+fn file_source(p: &Path) -> Source {
+    Source::Files(vec![p.to_path_buf()])
+}
+
+/// What each fixture must give: `Ok(events)` or an error containing the text.
+const EXPECTED: &[(&str, Result<usize, &str>)] = &[
+    ("binlog-invisible-columns.000001", Ok(22)),
+    ("binlog_56_gtid_reserved_word.000001", Ok(20)),
+    ("binlog_savepoint.000001", Ok(12)),
+    ("binlog_transaction.000001", Ok(20)),
+    ("binlog_transaction_previous_GTID_no_tag.000001", Ok(3)),
+    ("binlog_transaction_with_GTID.000001", Ok(11)),
+    ("binlog_transaction_with_GTID_TAG.000001", Ok(8)),
+    ("binlog_transaction_with_anonymous_GTID.000001", Ok(9)),
+    (
+        "binlog_truncated_event.000001",
+        Err("binlog_truncated_event.000001:4: truncated event"),
+    ),
+    (
+        "binlog_truncated_prev_gtid_event.000001",
+        Err("binlog_truncated_prev_gtid_event.000001:120: truncated event"),
+    ),
+    ("bug11747887-bin.000003", Ok(9)),
+    ("bug16266.000001", Ok(6)),
+    ("bug27213339-bin.000001", Ok(95)),
+    ("bug32407.001", Ok(7)),
+    ("bug33029-slave-relay-bin.000001", Ok(43)),
+    ("bug40482-bin.000001", Ok(3)),
+    (
+        "corrupt-relay-bin.000624",
+        Err("corrupt-relay-bin.000624:91204: malformed Query event"),
+    ),
+    ("json.binlog.000001", Ok(36)),
+    ("json-opaque.binlog", Ok(25)),
+    ("mariadb-bin.000001", Ok(13)),
+    ("master-bin.000001", Ok(3)),
+    ("minimal_row_metadata.000001", Ok(8)),
+    ("mysql-enum-string-set.000001", Ok(21)),
+    ("mysql_type_bit.000001", Ok(11)),
+    ("rpl_atomic_ddl_rollback_full.000001", Ok(11)),
+    ("rpl_atomic_ddl_rollback_table.000001", Ok(7)),
+    ("rpl_atomic_ddl_rollback_view.000001", Ok(7)),
+    ("rpl_cross_version_default_utf8mb4_collation.000001", Ok(19)),
+    ("rpl_unfiltered_hidden_gcol.000001", Ok(15)),
+    ("slave-relay-bin.000001", Ok(6)),
+    ("time_issue.000001", Ok(8)),
+    ("transaction_compression.000001", Ok(5)),
+    ("update-full-row.binlog", Ok(10)),
+    ("update-partial-row.binlog", Ok(10)),
+    ("vector.binlog", Ok(38)),
+    // A 5.1 beta (5.2.2) file in a pre-GA Table_map layout.
+    (
+        "ver_5_1-wl2325_r.001",
+        Err("ver_5_1-wl2325_r.001:650: malformed Table_map event"),
+    ),
+    ("ver_5_1-wl2325_s.001", Ok(15)),
+    ("ver_5_1_23.001", Ok(24)),
+    ("ver_trunk_row_v2.001", Ok(40)),
+    ("write-full-row.binlog", Ok(9)),
+    ("write-partial-row.binlog", Ok(10)),
+    ("mariadb-10.11/mariadb-bin.000001", Ok(67)),
+    ("mariadb-10.11/mariadb-bin.000002", Ok(18)),
+    ("mariadb-10.11/mariadb-bin.000003", Ok(407)),
+    ("mariadb-10.11/mariadb-bin.000004", Ok(3)),
+];
+
+#[test]
+fn every_fixture_reads_with_the_expected_outcome_and_no_panic() {
+    let dir = fixtures();
+    // Every binlog in the folder is in the table: a new fixture must be added.
+    let mut on_disk: Vec<String> = Vec::new();
+    for sub in ["", "mariadb-10.11/"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if p.is_file()
+                && !name.ends_with(".txt")
+                && !name.ends_with(".md")
+                && !name.ends_with(".index")
+            {
+                on_disk.push(format!("{sub}{name}"));
+            }
+        }
+    }
+    on_disk.sort();
+    let mut listed: Vec<String> = EXPECTED.iter().map(|(n, _)| n.to_string()).collect();
+    listed.sort();
+    assert_eq!(on_disk, listed, "fixtures on disk and in the table differ");
+
+    for (name, want) in EXPECTED {
+        let path = dir.join(name);
+        let (events, err) = list_events(file_source(&path), StartAt::Beginning);
+        match (want, err) {
+            (Ok(n), None) => assert_eq!(events.len(), *n, "{name}: event count"),
+            (Ok(_), Some(e)) => panic!("{name}: unexpected error: {e}"),
+            (Err(text), Some(e)) => {
+                assert!(
+                    e.to_string().contains(text),
+                    "{name}: error `{e}` lacks `{text}`"
+                )
+            }
+            (Err(text), None) => panic!(
+                "{name}: read {} events, expected error `{text}`",
+                events.len()
+            ),
+        }
+        // The grouper over the same file: no panic, same error if any.
+        let opts = ReaderOptions::default();
+        let mut g = Grouper::new(BinlogReader::open(file_source(&path), opts).unwrap());
+        let mut groups = 0;
+        let outcome = loop {
+            match g.next() {
+                Ok(Some(_)) => groups += 1,
+                Ok(None) => break Ok(groups),
+                Err(e) => break Err(e.to_string()),
+            }
+        };
+        match (want, outcome) {
+            (Ok(_), Ok(_)) => {}
+            (Err(text), Err(e)) => assert!(e.contains(text), "{name}: grouper error `{e}`"),
+            (w, o) => panic!("{name}: grouper gave {o:?}, reader expectation {w:?}"),
+        }
+    }
+}
+
+/// What `mariadb-binlog --hexdump` prints of a file: the `# at POS` lines in
+/// order, and `(type_code, event_size, log_pos)` from each event's hexdump
+/// header line. (It prints an Annotate_rows event together with the
+/// Table_map after it, so positions and headers are compared as two lists.)
+fn mariadb_binlog_listing(file: &Path) -> (Vec<u64>, Vec<(u8, u32, u32)>) {
+    let out = Command::new("mariadb-binlog")
+        .arg("--hexdump")
+        .arg(file)
+        .output()
+        .expect("mariadb-binlog is needed for this test: apt-get install mariadb-server (or mariadb-client)");
+    assert!(
+        out.status.success(),
+        "mariadb-binlog failed on {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut positions = Vec::new();
+    let mut headers = Vec::new();
+    let hex = |s: &str| {
+        let b: Vec<u8> = s
+            .split_whitespace()
+            .map(|x| u8::from_str_radix(x, 16).unwrap())
+            .collect();
+        b.iter().rev().fold(0u32, |a, &x| (a << 8) | u32::from(x))
+    };
+    for line in text.lines() {
+        if let Some(p) = line.strip_prefix("# at ") {
+            positions.push(p.trim().parse().unwrap());
+            continue;
+        }
+        // "#      100  |41 25 01 6b |a3   |01 00 00 00 |2b 00 00 00 |2b 01 00 00 |00 00"
+        let parts: Vec<&str> = line.split('|').collect();
+        if parts.len() == 7 && !line.contains("Timestamp") {
+            let t = u8::from_str_radix(parts[2].trim(), 16).unwrap();
+            headers.push((t, hex(parts[4]), hex(parts[5])));
+        }
+    }
+    (positions, headers)
+}
+
+#[test]
+fn mariadb_files_agree_with_mariadb_binlog() {
+    let mut files: Vec<PathBuf> = vec![fixtures().join("mariadb-bin.000001")];
+    for i in 1..=4 {
+        files.push(mariadb_dir().join(format!("mariadb-bin.00000{i}")));
+    }
+    for f in files {
+        assert_agrees_with_mariadb_binlog(&f);
+    }
+}
+
+/// Our event positions, types, sizes and end positions equal mariadb-binlog's.
+fn assert_agrees_with_mariadb_binlog(f: &Path) {
+    let (positions, headers) = mariadb_binlog_listing(f);
+    let (ours, err) = list_events(file_source(f), StartAt::Beginning);
+    assert!(err.is_none(), "{}: {err:?}", f.display());
+    assert!(!positions.is_empty());
+    let our_pos: Vec<u64> = ours.iter().map(|e| e.0).collect();
+    let our_headers: Vec<(u8, u32, u32)> = ours
+        .iter()
+        .map(|&(p, e, l, t)| (t, u32::try_from(e - p).unwrap(), l))
+        .collect();
+    assert_eq!(our_pos, positions, "{}: positions", f.display());
+    assert_eq!(our_headers, headers, "{}: headers", f.display());
+}
+
+#[test]
+fn directory_reading_follows_the_index_and_groups_every_transaction() {
+    let source = Source::dir(&mariadb_dir()).unwrap();
+    let mut g = Grouper::new(BinlogReader::open(source, ReaderOptions::default()).unwrap());
+    let mut gtids = Vec::new();
+    let mut kinds = Vec::new();
+    while let Some(group) = g.next().unwrap() {
+        gtids.push(group.gtid.unwrap().to_string());
+        kinds.push((group.kind, group.databases.clone(), group.databases_exact));
+    }
+    let mut want: Vec<String> = (1..=29).map(|s| format!("0-1-{s}")).collect();
+    want.insert(24, "7-1-1".into());
+    assert_eq!(gtids, want);
+    assert!(g.pending().is_none());
+    // DDL, XA, MyISAM and the cross-database row transaction are told apart.
+    assert_eq!(kinds[0].0, GroupKind::Ddl);
+    assert_eq!(kinds[17].0, GroupKind::Xa);
+    assert_eq!(kinds[18].0, GroupKind::Xa);
+    assert_eq!(kinds[10].0, GroupKind::NonTransactional);
+    let cross = &kinds[28];
+    assert_eq!(cross.0, GroupKind::RowDml);
+    assert_eq!(cross.1, vec!["blog".to_string(), "shop".to_string()]);
+    assert!(cross.2, "row events name their databases exactly");
+    assert!(!kinds[7].2, "a statement's default database proves nothing");
+    // The 3 MB transaction is one group.
+    assert_eq!(kinds[26].0, GroupKind::RowDml);
+}
+
+#[test]
+fn starts_by_position_and_by_gtid() {
+    let src = || Source::dir(&mariadb_dir()).unwrap();
+    let (ev, err) = list_events(
+        src(),
+        StartAt::Pos(BinlogPos::new("mariadb-bin.000003", 606)),
+    );
+    assert!(err.is_none(), "{err:?}");
+    assert_eq!(ev[0].0, 606);
+    assert_eq!(ev[0].3, 162, "a GTID event starts there");
+
+    let (_, err) = list_events(
+        src(),
+        StartAt::Pos(BinlogPos::new("mariadb-bin.000003", 607)),
+    );
+    let msg = err.expect("607 is inside an event").to_string();
+    assert!(
+        msg.contains("mariadb-bin.000003:607 is not an event boundary"),
+        "{msg}"
+    );
+
+    let (_, err) = list_events(src(), StartAt::Pos(BinlogPos::new("mariadb-bin.000009", 4)));
+    assert!(err
+        .unwrap()
+        .to_string()
+        .contains("no file mariadb-bin.000009"));
+
+    let opts = ReaderOptions {
+        start: StartAt::Gtid("0-1-26".parse().unwrap()),
+        ..ReaderOptions::default()
+    };
+    let mut g = Grouper::new(BinlogReader::open(src(), opts).unwrap());
+    let first = g.next().unwrap().unwrap();
+    assert_eq!(first.gtid.as_ref().unwrap().to_string(), "0-1-26");
+    assert_eq!(first.start(), BinlogPos::new("mariadb-bin.000003", 606));
+
+    let opts = ReaderOptions {
+        start: StartAt::Gtid("7-1-1".parse().unwrap()),
+        ..ReaderOptions::default()
+    };
+    let mut g = Grouper::new(BinlogReader::open(src(), opts).unwrap());
+    assert_eq!(
+        g.next().unwrap().unwrap().gtid.unwrap().to_string(),
+        "7-1-1"
+    );
+
+    for missing in ["0-1-99", "0-2-26"] {
+        let opts = ReaderOptions {
+            start: StartAt::Gtid(missing.parse().unwrap()),
+            ..ReaderOptions::default()
+        };
+        let mut g = Grouper::new(BinlogReader::open(src(), opts).unwrap());
+        let e = g.next().unwrap_err().to_string();
+        assert!(
+            e.contains("start not found") && e.contains(&missing[..1]),
+            "{missing}: {e}"
+        );
+    }
+}
+
+fn copy_of(name: &str) -> (tempfile::TempDir, PathBuf, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(mariadb_dir().join(name)).unwrap();
+    let path = dir.path().join(name);
+    (dir, path, bytes)
+}
+
+#[test]
+fn a_flipped_byte_is_a_checksum_error_at_that_event_and_nothing_after_it() {
+    let (_d, path, mut bytes) = copy_of("mariadb-bin.000001");
+    let (good, _) = list_events(
+        file_source(&mariadb_dir().join("mariadb-bin.000001")),
+        StartAt::Beginning,
+    );
+    // Flip a byte inside the body of the 10th event.
+    let (pos, end, _, _) = good[10];
+    let at = usize::try_from((pos + end) / 2).unwrap();
+    bytes[at] ^= 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let (ev, err) = list_events(file_source(&path), StartAt::Beginning);
+    let err = err.expect("a checksum error");
+    assert!(
+        matches!(err, ReadError::Checksum { pos: p, .. } if p == pos),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains(&format!("mariadb-bin.000001:{pos}: checksum mismatch")),
+        "{err}"
+    );
+    assert_eq!(ev.len(), 10, "only the events before the bad one");
+
+    // A corrupt size field in a header is caught too (as a size or checksum error).
+    let (_d2, path2, mut bytes2) = copy_of("mariadb-bin.000001");
+    let p = usize::try_from(good[5].0).unwrap();
+    bytes2[p + 9..p + 13].copy_from_slice(&0xffff_fff0u32.to_le_bytes());
+    std::fs::write(&path2, &bytes2).unwrap();
+    let (ev, err) = list_events(file_source(&path2), StartAt::Beginning);
+    let msg = err.expect("corrupt header").to_string();
+    assert!(
+        msg.contains(&format!("mariadb-bin.000001:{}", good[5].0)),
+        "{msg}"
+    );
+    assert_eq!(ev.len(), 5);
+}
+
+#[test]
+fn a_cut_file_is_a_truncation_error_naming_the_partial_event() {
+    let (_d, path, bytes) = copy_of("mariadb-bin.000003");
+    let (good, _) = list_events(
+        file_source(&mariadb_dir().join("mariadb-bin.000003")),
+        StartAt::Beginning,
+    );
+    let (pos, end, _, _) = good[good.len() / 2];
+    for cut in [pos + 5, end - 1] {
+        std::fs::write(&path, &bytes[..usize::try_from(cut).unwrap()]).unwrap();
+        let (ev, err) = list_events(file_source(&path), StartAt::Beginning);
+        let err = err.expect("truncated");
+        assert!(
+            matches!(err, ReadError::Truncated { pos: p, .. } if p == pos),
+            "{err}"
+        );
+        assert_eq!(
+            ev.last().unwrap().1,
+            pos,
+            "everything before the partial event, nothing of it"
+        );
+    }
+    // A foreign file is refused by its magic.
+    std::fs::write(&path, b"SQLite format 3\0").unwrap();
+    let (_, err) = list_events(file_source(&path), StartAt::Beginning);
+    assert!(matches!(err, Some(ReadError::BadMagic { .. })));
+}
+
+#[test]
+fn inspect_json_has_the_documented_fields() {
+    let bin = env!("CARGO_BIN_EXE_parapply");
+    let out = Command::new(bin)
+        .args(["inspect", "--json"])
+        .arg(mariadb_dir().join("mariadb-bin.000002"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 18);
+    for l in &lines {
+        for k in [
+            "file",
+            "pos",
+            "end_pos",
+            "type_code",
+            "type",
+            "server_id",
+            "timestamp",
+        ] {
+            assert!(l.get(k).is_some(), "event line lacks {k}: {l}");
+        }
+    }
+    assert_eq!(lines[0]["type"], "Format_desc");
+    assert_eq!(lines[0]["pos"], 4);
+
+    let out = Command::new(bin)
+        .args(["inspect", "--groups", "--json", "--from", "0-1-28"])
+        .arg(mariadb_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let groups: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(groups.len(), 2);
+    let g = &groups[0];
+    assert_eq!(g["gtid"], "0-1-28");
+    assert_eq!(g["file"], "mariadb-bin.000003");
+    assert_eq!(g["start_pos"], 3034506);
+    assert_eq!(g["end_pos"], 3045105);
+    assert_eq!(g["databases"], serde_json::json!(["blog", "shop"]));
+    assert_eq!(g["kind"], "row_dml");
+    assert_eq!(g["events"], 9);
+
+    // Errors name the place and exit non-zero.
+    let out = Command::new(bin)
+        .args(["inspect"])
+        .arg(fixtures().join("binlog_truncated_event.000001"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("binlog_truncated_event.000001:4: truncated event"));
+}
