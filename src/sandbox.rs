@@ -486,8 +486,7 @@ impl Server {
         let Some(index) = self.binlog_index() else {
             return Ok(Vec::new());
         };
-        let text =
-            fs::read_to_string(&index).map_err(|e| SandboxError::io("read", &index, e))?;
+        let text = fs::read_to_string(&index).map_err(|e| SandboxError::io("read", &index, e))?;
         Ok(text
             .lines()
             .filter(|line| !line.is_empty())

@@ -39,9 +39,8 @@ const SHOP_DBS: [&str; 2] = ["shop", "inventory"];
 /// Whether the `mariadbd` of the sandbox at `root` still runs as `pid` (a
 /// recycled pid runs another command line).
 fn server_alive(pid: u32, root: &Path) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-        String::from_utf8_lossy(&cmdline).contains(&*root.to_string_lossy())
-    })
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&*root.to_string_lossy()))
 }
 
 fn count(server: &Server, sql: &str) -> Result<u64, SandboxError> {
@@ -67,13 +66,22 @@ fn primary_writes_binlog_files_and_index() -> TestResult {
     let files = primary.binlog_files()?;
     let names: Vec<String> = files
         .iter()
-        .map(|f| f.file_name().unwrap_or_default().to_string_lossy().into_owned())
+        .map(|f| {
+            f.file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned()
+        })
         .collect();
     assert_eq!(names, ["mariadb-bin.000001", "mariadb-bin.000002"]);
     for file in &files {
         assert_eq!(file.parent(), Some(primary.binlog_dir()));
         let bytes = std::fs::read(file).expect("read binlog file");
-        assert!(bytes.starts_with(b"\xfebin"), "{} lacks the magic", file.display());
+        assert!(
+            bytes.starts_with(b"\xfebin"),
+            "{} lacks the magic",
+            file.display()
+        );
     }
     // 8 statements of SHOP and the UPDATE, each its own GTID of domain 0.
     assert_eq!(primary.gtid_binlog_pos()?, "0-1-9");
@@ -90,10 +98,7 @@ fn checksums_equal_for_same_data_and_differ_otherwise() -> TestResult {
 
     let same = a.checksums(&SHOP_DBS)?;
     let keys: Vec<&str> = same.keys().map(String::as_str).collect();
-    assert_eq!(
-        keys,
-        ["inventory.stock", "shop.customers", "shop.orders"]
-    );
+    assert_eq!(keys, ["inventory.stock", "shop.customers", "shop.orders"]);
     assert_eq!(same, b.checksums(&SHOP_DBS)?);
 
     b.exec("UPDATE shop.orders SET qty = qty + 1 WHERE id = 2")?;
@@ -119,7 +124,10 @@ fn panicking_test_leaves_no_server_and_no_files() {
     }));
     assert!(outcome.is_err());
     let (pid, root) = seen.lock().expect("lock").take().expect("server started");
-    assert!(!server_alive(pid, &root), "mariadbd {pid} survived the panic");
+    assert!(
+        !server_alive(pid, &root),
+        "mariadbd {pid} survived the panic"
+    );
     assert!(!root.exists(), "{} survived the panic", root.display());
 }
 
@@ -176,7 +184,10 @@ fn sigkilled_owner_leaves_no_server_and_no_files() {
     while (server_alive(pid, &root) || root.exists()) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }
-    assert!(!server_alive(pid, &root), "mariadbd {pid} outlived its owner");
+    assert!(
+        !server_alive(pid, &root),
+        "mariadbd {pid} outlived its owner"
+    );
     assert!(!root.exists(), "{} outlived its owner", root.display());
 }
 
@@ -233,10 +244,7 @@ fn replica_of_a_primary_catches_up() -> TestResult {
     )?;
     replica.wait_caught_up(&primary, Duration::from_secs(30))?;
 
-    assert_eq!(
-        primary.checksums(&SHOP_DBS)?,
-        replica.checksums(&SHOP_DBS)?
-    );
+    assert_eq!(primary.checksums(&SHOP_DBS)?, replica.checksums(&SHOP_DBS)?);
     let slave_pos = replica.query_first::<String>("SELECT @@GLOBAL.gtid_slave_pos")?;
     assert_eq!(slave_pos, Some(primary.gtid_binlog_pos()?));
     Ok(())

@@ -158,7 +158,11 @@ impl fmt::Debug for SandboxError {
 }
 
 impl SandboxError {
-    pub(super) fn io(action: &'static str, path: impl Into<PathBuf>, error: std::io::Error) -> Self {
+    pub(super) fn io(
+        action: &'static str,
+        path: impl Into<PathBuf>,
+        error: std::io::Error,
+    ) -> Self {
         SandboxError::Io {
             action,
             path: path.into(),

@@ -385,7 +385,10 @@ impl ServerOptions {
             path("relay-log-index", &layout.relay_log_index(&self.relay_log)),
             format!("--relay-log-purge={}", on_off(self.relay_log_purge)),
             format!("--slave-parallel-threads={}", self.slave_parallel_threads),
-            format!("--slave-parallel-mode={}", self.slave_parallel_mode.as_str()),
+            format!(
+                "--slave-parallel-mode={}",
+                self.slave_parallel_mode.as_str()
+            ),
         ]);
         if let Some(basename) = &self.log_bin {
             args.push(path("log-bin", &layout.binlog_dir.join(basename)));

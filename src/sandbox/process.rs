@@ -213,8 +213,14 @@ mod tests {
     fn missing_program_says_what_to_install() {
         let error = find_program("parapply-no-such-program").expect_err("not installed");
         let message = error.to_string();
-        assert!(message.contains("`parapply-no-such-program` not found"), "{message}");
-        assert!(message.contains("apt-get install mariadb-server"), "{message}");
+        assert!(
+            message.contains("`parapply-no-such-program` not found"),
+            "{message}"
+        );
+        assert!(
+            message.contains("apt-get install mariadb-server"),
+            "{message}"
+        );
     }
 
     #[test]
