@@ -14,6 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod common;
+
+use common::{assert_agrees_with_mariadb_binlog, file_source, list_events};
 use parapply::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
 use parapply::group::{GroupKind, Grouper};
 use parapply::position::{BinlogPos, StartAt};
@@ -30,42 +33,6 @@ fn fixtures() -> PathBuf {
 
 fn mariadb_dir() -> PathBuf {
     fixtures().join("mariadb-10.11")
-}
-
-/// (pos, end_pos, log_pos, type_code) of each event, or the error.
-type Listing = Vec<(u64, u64, u32, u8)>;
-
-fn list_events(source: Source, start: StartAt) -> (Listing, Option<ReadError>) {
-    let opts = ReaderOptions {
-        start,
-        ..ReaderOptions::default()
-    };
-    let mut out = Vec::new();
-    let mut r = match BinlogReader::open(source, opts) {
-        Ok(r) => r,
-        Err(e) => return (out, Some(e)),
-    };
-    loop {
-        match r.next() {
-            Ok(Some(ev)) => {
-                if let Err(e) = ev.decode() {
-                    return (out, Some(e));
-                }
-                out.push((
-                    ev.pos,
-                    ev.end_pos(),
-                    ev.header.log_pos,
-                    ev.header.event_type.0,
-                ))
-            }
-            Ok(None) => return (out, None),
-            Err(e) => return (out, Some(e)),
-        }
-    }
-}
-
-fn file_source(p: &Path) -> Source {
-    Source::Files(vec![p.to_path_buf()])
 }
 
 /// What each fixture must give: `Ok(events)` or an error containing the text.
@@ -189,47 +156,6 @@ fn every_fixture_reads_with_the_expected_outcome_and_no_panic() {
     }
 }
 
-/// What `mariadb-binlog --hexdump` prints of a file: the `# at POS` lines in
-/// order, and `(type_code, event_size, log_pos)` from each event's hexdump
-/// header line. (It prints an Annotate_rows event together with the
-/// Table_map after it, so positions and headers are compared as two lists.)
-fn mariadb_binlog_listing(file: &Path) -> (Vec<u64>, Vec<(u8, u32, u32)>) {
-    let out = Command::new("mariadb-binlog")
-        .arg("--hexdump")
-        .arg(file)
-        .output()
-        .expect("mariadb-binlog is needed for this test: apt-get install mariadb-server (or mariadb-client)");
-    assert!(
-        out.status.success(),
-        "mariadb-binlog failed on {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut positions = Vec::new();
-    let mut headers = Vec::new();
-    let hex = |s: &str| {
-        let b: Vec<u8> = s
-            .split_whitespace()
-            .map(|x| u8::from_str_radix(x, 16).unwrap())
-            .collect();
-        b.iter().rev().fold(0u32, |a, &x| (a << 8) | u32::from(x))
-    };
-    for line in text.lines() {
-        if let Some(p) = line.strip_prefix("# at ") {
-            positions.push(p.trim().parse().unwrap());
-            continue;
-        }
-        // "#      100  |41 25 01 6b |a3   |01 00 00 00 |2b 00 00 00 |2b 01 00 00 |00 00"
-        let parts: Vec<&str> = line.split('|').collect();
-        if parts.len() == 7 && !line.contains("Timestamp") {
-            let t = u8::from_str_radix(parts[2].trim(), 16).unwrap();
-            headers.push((t, hex(parts[4]), hex(parts[5])));
-        }
-    }
-    (positions, headers)
-}
-
 #[test]
 fn mariadb_files_agree_with_mariadb_binlog() {
     let mut files: Vec<PathBuf> = vec![fixtures().join("mariadb-bin.000001")];
@@ -239,21 +165,6 @@ fn mariadb_files_agree_with_mariadb_binlog() {
     for f in files {
         assert_agrees_with_mariadb_binlog(&f);
     }
-}
-
-/// Our event positions, types, sizes and end positions equal mariadb-binlog's.
-fn assert_agrees_with_mariadb_binlog(f: &Path) {
-    let (positions, headers) = mariadb_binlog_listing(f);
-    let (ours, err) = list_events(file_source(f), StartAt::Beginning);
-    assert!(err.is_none(), "{}: {err:?}", f.display());
-    assert!(!positions.is_empty());
-    let our_pos: Vec<u64> = ours.iter().map(|e| e.0).collect();
-    let our_headers: Vec<(u8, u32, u32)> = ours
-        .iter()
-        .map(|&(p, e, l, t)| (t, u32::try_from(e - p).unwrap(), l))
-        .collect();
-    assert_eq!(our_pos, positions, "{}: positions", f.display());
-    assert_eq!(our_headers, headers, "{}: headers", f.display());
 }
 
 #[test]
