@@ -367,14 +367,14 @@ impl Server {
 
     /// Shuts the server down gracefully (`SHUTDOWN`) and waits for the
     /// process to exit. The data directory and the port are kept for
-    /// [`Server::restart`]. A server that does not exit within a minute is
-    /// killed and reported as [`SandboxError::StopFailed`].
+    /// [`Server::restart`]. A server that had crashed, or does not exit
+    /// within a minute, is reported as [`SandboxError::StopFailed`] (and
+    /// killed).
     pub fn stop(&mut self) -> Result<()> {
         let mut child = self.process.take().ok_or_else(|| self.not_running())?;
         // A server that is shutting down exits by itself: if this process
         // dies meanwhile, the watchdog need not (and must not) kill the pid.
         self.watchdog.unguard();
-        let log_offset = file_len(&self.layout.error_log);
         let failed = |server: &Server, child: &mut Child, reason: String| {
             // Best effort: the error below is what matters to the caller.
             let _ = child.kill();
@@ -382,15 +382,21 @@ impl Server {
             SandboxError::StopFailed {
                 port: server.port(),
                 datadir: server.layout.datadir.clone(),
-                timeout: STOP_TIMEOUT,
                 reason,
                 error_log: server.layout.error_log.clone(),
-                log_tail: log_tail(&server.layout.error_log, log_offset, LOG_TAIL_LINES),
+                log_tail: server.error_log_tail(LOG_TAIL_LINES),
             }
         };
+        if let Ok(Some(status)) = child.try_wait() {
+            let reason = format!("it had exited already ({status})");
+            return Err(failed(self, &mut child, reason));
+        }
         let mut conn = match Conn::new(self.mysql_opts()) {
             Ok(conn) => conn,
-            Err(e) => return Err(failed(self, &mut child, format!("cannot connect: {e}"))),
+            Err(e) => {
+                let reason = format!("cannot connect to send SHUTDOWN ({e}); killed it");
+                return Err(failed(self, &mut child, reason));
+            }
         };
         // The server may drop the connection before it answers: whether the
         // shutdown worked is judged by the process exiting.
@@ -402,13 +408,17 @@ impl Server {
                 Ok(Some(_)) => break,
                 Ok(None) if Instant::now() < deadline => thread::sleep(POLL),
                 Ok(None) => {
-                    let reason = match shutdown {
+                    let sent = match shutdown {
                         Ok(()) => "SHUTDOWN was accepted".to_owned(),
                         Err(e) => format!("SHUTDOWN failed: {e}"),
                     };
+                    let reason = format!("{sent}, but it ran on for {STOP_TIMEOUT:?}; killed it");
                     return Err(failed(self, &mut child, reason));
                 }
-                Err(e) => return Err(failed(self, &mut child, format!("cannot wait: {e}"))),
+                Err(e) => {
+                    let reason = format!("cannot wait for it ({e}); killed it");
+                    return Err(failed(self, &mut child, reason));
+                }
             }
         }
         tracing::debug!(port = self.port(), "sandbox server stopped");
@@ -416,12 +426,26 @@ impl Server {
     }
 
     /// Starts the server again on the same data directory and port, after
-    /// [`Server::kill9`] or [`Server::stop`]; a running server is stopped
-    /// gracefully first. Returns once it accepts connections (crash recovery
-    /// included).
+    /// [`Server::kill9`], [`Server::stop`] or a crash of the server; a running
+    /// server is stopped gracefully first (killed if that fails). Returns
+    /// once it accepts connections (crash recovery included).
     pub fn restart(&mut self) -> Result<()> {
+        if let Some(child) = self.process.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                tracing::warn!(port = self.port(), %status, "sandbox server had exited");
+                self.watchdog.unguard();
+                self.process = None;
+            }
+        }
         if self.process.is_some() {
-            self.stop()?;
+            match self.stop() {
+                Ok(()) => {}
+                // The server is gone all the same: start it with crash recovery.
+                Err(error @ SandboxError::StopFailed { .. }) => {
+                    tracing::warn!(%error, "restarting after a failed shutdown");
+                }
+                Err(error) => return Err(error),
+            }
         }
         let log_offset = file_len(&self.layout.error_log);
         self.launch(log_offset)

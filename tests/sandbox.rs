@@ -224,6 +224,18 @@ fn kill9_and_restart_keep_committed_data() -> TestResult {
     assert_eq!(server.port(), port);
     assert_eq!(count(&server, "SELECT COUNT(*) FROM shop.orders")?, 4);
     assert!(server.error_log_tail(200).contains("ready for connections"));
+
+    // A server that died on its own (here: killed behind the sandbox's
+    // back) is restarted as well.
+    let pid = server.pid().expect("running");
+    let killed = Command::new("sh")
+        .args(["-c", "kill -9 \"$1\"", "sh", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(killed.success());
+    server.restart()?;
+    assert_ne!(server.pid(), Some(pid));
+    assert_eq!(count(&server, "SELECT COUNT(*) FROM shop.orders")?, 4);
     Ok(())
 }
 

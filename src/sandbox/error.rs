@@ -89,10 +89,10 @@ pub enum SandboxError {
         log_tail: String,
     },
 
-    /// A graceful shutdown did not finish in time; the server was killed.
+    /// A graceful shutdown did not work; the server is gone all the same.
     #[error(
-        "mariadbd on port {port} (datadir {}) did not shut down within {timeout:?}: {reason}; \
-         it was killed; tail of {}:\n{log_tail}",
+        "mariadbd on port {port} (datadir {}) did not shut down cleanly: {reason}; \
+         tail of {}:\n{log_tail}",
         datadir.display(), error_log.display()
     )]
     StopFailed {
@@ -100,9 +100,7 @@ pub enum SandboxError {
         port: u16,
         /// Its data directory.
         datadir: PathBuf,
-        /// How long we waited.
-        timeout: Duration,
-        /// Why the shutdown did not complete.
+        /// What happened instead.
         reason: String,
         /// Its error log.
         error_log: PathBuf,
