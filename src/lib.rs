@@ -1,6 +1,68 @@
 //! parapply — a parallel replication applier for MariaDB.
 //!
-//! (architecture map: filled in as the modules land)
+//! A replica server replays its primary's binlog on one SQL thread. parapply
+//! replaces that thread as a sidecar process: it reads the primary's events
+//! from a *mirrored binlog* (same file names and bytes as the primary's) or
+//! from relay logs, applies the transactions of different databases in
+//! parallel, records per database exactly what it applied, and uses that
+//! record to promote a new primary when replicas hold incomparable states.
+//! `../shared/DESIGN.md` is the contract between the parts; this page maps
+//! it onto the modules.
+//!
+//! ```text
+//!  mirror dir / relay logs
+//!         │  files, tailed as they grow
+//!   ┌─────▼──────┐ groups  ┌───────────┐  per-worker queues  ┌──────────┐
+//!   │ reader +   ├────────►│ scheduler ├────────────────────►│ worker k ├──► target
+//!   │ grouper    │         │           │◄─── completions ────┤          │
+//!   └────────────┘         └───────────┘                     └──────────┘
+//! ```
+//!
+//! # Reader
+//!
+//! [`binlog`] holds the format: the event header, one decoder per event
+//! family ([`binlog::events`]), the wire constants ([`binlog::constants`]),
+//! and [`binlog::reader::BinlogReader`], which streams whole,
+//! checksum-verified events from files or a directory's index, follows
+//! rotation, tails growing files without spinning, never yields a partial
+//! trailing event, and places every event in the primary's coordinates (also
+//! in relay logs). [`group::Grouper`] cuts that stream into transaction
+//! [`group::Group`]s: GTID, primary file and start/end positions, databases
+//! and tables touched, [`group::GroupKind`] and the raw event bytes.
+//! [`position`] defines file positions and GTIDs with their invariants.
+//! `parapply inspect` ([`inspect`]) prints events or groups as text or JSON.
+//!
+//! # Scheduler
+//!
+//! Not built yet (issue 3): shards groups by database; one shard in source
+//! order, different shards in parallel; barriers for DDL, unclassifiable
+//! statements and non-transactional groups.
+//!
+//! # Workers
+//!
+//! Not built yet (issue 3): one target connection each, row groups replayed
+//! with `BINLOG`, the primary's GTIDs kept.
+//!
+//! # Progress
+//!
+//! Not built yet (issue 3): per-shard applied-GTID watermarks written in the
+//! same transaction as each group.
+//!
+//! # Promotion
+//!
+//! Not built yet (issue 5 specifies it in `tla/`; the code follows it).
+//!
+//! # Errors
+//!
+//! Every error names its place in the stream: [`binlog::ReadError`] carries
+//! the file and byte position of the event concerned (`mariadb-bin.000003:1893:
+//! checksum mismatch …`), [`binlog::DecodeError`] the field and offset inside
+//! the event. `anyhow` is used only in the binary's `main`.
+//!
+//! # Testing support
+//!
+//! [`sandbox`] starts throwaway `mariadbd` servers (temp dir, free loopback
+//! port, removed on drop) for the integration tests, the demo and benchmarks.
 
 pub mod binlog;
 pub mod cli;

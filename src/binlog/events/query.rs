@@ -115,12 +115,8 @@ pub struct QueryEvent<'a> {
     #[serde(serialize_with = "ser_text")]
     pub db: &'a [u8],
     /// The statement text (decompressed for QUERY_COMPRESSED).
-    #[serde(serialize_with = "ser_cow")]
+    #[serde(serialize_with = "ser_text")]
     pub query: Cow<'a, [u8]>,
-}
-
-fn ser_cow<S: serde::Serializer>(b: &Cow<'_, [u8]>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&String::from_utf8_lossy(b))
 }
 
 impl<'a> QueryEvent<'a> {
