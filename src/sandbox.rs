@@ -316,7 +316,17 @@ impl Server {
             detail,
         };
         let mut conn = self.conn()?;
+        let status_sql = "SHOW SLAVE STATUS";
         let wait_sql = "SELECT MASTER_GTID_WAIT(?, 0.1)";
+        let slave_status = |conn: &mut Conn| -> Result<Row> {
+            let status: Option<Row> = conn
+                .query_first(status_sql)
+                .map_err(|e| SandboxError::sql(self.port(), status_sql, e))?;
+            status.ok_or_else(|| {
+                error("this server is not a replica; call replicate_from first".to_owned())
+            })
+        };
+        slave_status(&mut conn)?;
         loop {
             let reached: Option<i64> = conn
                 .exec_first(wait_sql, (&target,))
@@ -324,15 +334,7 @@ impl Server {
             if reached == Some(0) {
                 return Ok(());
             }
-            let status_sql = "SHOW SLAVE STATUS";
-            let status: Option<Row> = conn
-                .query_first(status_sql)
-                .map_err(|e| SandboxError::sql(self.port(), status_sql, e))?;
-            let Some(status) = status else {
-                return Err(error(
-                    "this server is not a replica; call replicate_from first".to_owned(),
-                ));
-            };
+            let status = slave_status(&mut conn)?;
             let running = |thread: &str| column(&status, thread) != "No";
             if !running("Slave_IO_Running") || !running("Slave_SQL_Running") {
                 return Err(error(format!(
@@ -677,7 +679,6 @@ fn describe_slave_status(row: &Row) -> String {
         "Last_IO_Error",
         "Last_SQL_Error",
         "Gtid_IO_Pos",
-        "Gtid_Slave_Pos",
     ]
     .iter()
     .map(|name| format!("{name}={:?}", column(row, name)))

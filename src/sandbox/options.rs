@@ -96,9 +96,12 @@ pub(super) const DEFAULT_INNODB_LOG_FILE_SIZE: u64 = 16 * MIB;
 /// buffer, a 32 MiB buffer pool, a 16 MiB redo log, no performance schema,
 /// `utf8mb4`. Committed transactions survive a kill of the server (they are in
 /// the operating system's cache), not a crash of the machine. [`durable`]
-/// selects the settings of a production replica for benchmarks.
+/// selects the settings of a production replica for benchmarks. The binary
+/// log settings (`binlog_format`, `binlog_annotate_row_events`,
+/// `binlog_checksum`, `log_slave_updates`) apply only with [`log_bin`].
 ///
 /// [`durable`]: ServerOptions::durable
+/// [`log_bin`]: ServerOptions::log_bin
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     server_id: u32,
@@ -374,13 +377,6 @@ impl ServerOptions {
             ),
             format!("--innodb-doublewrite={}", on_off(self.innodb_doublewrite)),
             format!("--sync-binlog={}", self.sync_binlog),
-            format!("--binlog-format={}", self.binlog_format.as_str()),
-            format!(
-                "--binlog-annotate-row-events={}",
-                on_off(self.binlog_annotate_row_events)
-            ),
-            format!("--binlog-checksum={}", self.binlog_checksum.as_str()),
-            format!("--log-slave-updates={}", on_off(self.log_slave_updates)),
             path("relay-log", &layout.relay_log_dir.join(&self.relay_log)),
             path("relay-log-index", &layout.relay_log_index(&self.relay_log)),
             format!("--relay-log-purge={}", on_off(self.relay_log_purge)),
@@ -390,9 +386,20 @@ impl ServerOptions {
                 self.slave_parallel_mode.as_str()
             ),
         ]);
+        // Binary log settings only with a binary log: the server warns about
+        // them otherwise.
         if let Some(basename) = &self.log_bin {
-            args.push(path("log-bin", &layout.binlog_dir.join(basename)));
-            args.push(path("log-bin-index", &layout.binlog_index(basename)));
+            args.extend([
+                path("log-bin", &layout.binlog_dir.join(basename)),
+                path("log-bin-index", &layout.binlog_index(basename)),
+                format!("--binlog-format={}", self.binlog_format.as_str()),
+                format!(
+                    "--binlog-annotate-row-events={}",
+                    on_off(self.binlog_annotate_row_events)
+                ),
+                format!("--binlog-checksum={}", self.binlog_checksum.as_str()),
+                format!("--log-slave-updates={}", on_off(self.log_slave_updates)),
+            ]);
         }
         if let Some(bytes) = self.max_binlog_size {
             args.push(format!("--max-binlog-size={bytes}"));
@@ -475,5 +482,6 @@ mod tests {
         }
         assert!(!args.iter().any(|a| a.starts_with("--user")));
         assert!(!args.iter().any(|a| a.starts_with("--log-bin")));
+        assert!(!args.iter().any(|a| a.starts_with("--binlog-format")));
     }
 }
