@@ -397,3 +397,70 @@ fn inspect_json_has_the_documented_fields() {
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("binlog_truncated_event.000001:4: truncated event"));
 }
+
+#[test]
+fn follow_mode_waits_for_a_half_written_event_and_a_new_file() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{mpsc, Arc};
+    use std::time::Duration;
+
+    let dir = tempfile::tempdir().unwrap();
+    let one = std::fs::read(mariadb_dir().join("mariadb-bin.000001")).unwrap();
+    let two = std::fs::read(mariadb_dir().join("mariadb-bin.000002")).unwrap();
+    let (good, _) = list_events(
+        file_source(&mariadb_dir().join("mariadb-bin.000001")),
+        StartAt::Beginning,
+    );
+    let (cut_event_pos, cut_event_end, _, _) = good[20];
+    let cut = usize::try_from(cut_event_pos + 7).unwrap();
+    let index = dir.path().join("mariadb-bin.index");
+    std::fs::write(&index, "./mariadb-bin.000001\n").unwrap();
+    let path1 = dir.path().join("mariadb-bin.000001");
+    std::fs::write(&path1, &one[..cut]).unwrap();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<(String, u64)>();
+    let opts = ReaderOptions {
+        follow: true,
+        poll: Duration::from_millis(5),
+        stop: Some(stop.clone()),
+        ..ReaderOptions::default()
+    };
+    let reader = std::thread::spawn(move || {
+        let mut r = BinlogReader::open(Source::Index(index), opts).unwrap();
+        while let Some(ev) = r.next().unwrap() {
+            tx.send((ev.file.to_string(), ev.end_pos())).unwrap();
+        }
+    });
+    let recv_until = |end: u64| {
+        let mut last = 0;
+        while last != end {
+            let (_, e) = rx
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("no event ending at {end}; last {last}"));
+            last = e;
+        }
+    };
+    recv_until(cut_event_pos);
+    // Nothing of the half-written event comes out.
+    assert!(rx.recv_timeout(Duration::from_millis(200)).is_err());
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path1)
+        .unwrap();
+    f.write_all(&one[cut..]).unwrap();
+    recv_until(cut_event_end);
+    recv_until(one.len() as u64);
+    // A new file appears in the index: the reader moves on to it.
+    std::fs::write(dir.path().join("mariadb-bin.000002"), &two).unwrap();
+    std::fs::write(
+        dir.path().join("mariadb-bin.index"),
+        "./mariadb-bin.000001\n./mariadb-bin.000002\n",
+    )
+    .unwrap();
+    let (file, _) = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    assert_eq!(file, "mariadb-bin.000002");
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+}
