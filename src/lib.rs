@@ -64,9 +64,12 @@
 //! [`sandbox`] starts throwaway `mariadbd` servers (temp dir, free loopback
 //! port, removed on drop) for the integration tests, the demo and benchmarks.
 
+pub mod apply;
 pub mod binlog;
 pub mod cli;
 pub mod group;
 pub mod inspect;
 pub mod position;
+pub mod progress;
 pub mod sandbox;
+pub mod wire;

@@ -1,0 +1,498 @@
+//! How a transaction group is replayed on the target: the statements a
+//! worker sends, built from the group's raw events.
+//!
+//! * Row events (Table_map + Rows) are sent back verbatim as
+//!   `BINLOG '<base64>'` — the way `mariadb-binlog | mariadb` replays them —
+//!   after the Format_description event of their binlog has been sent once
+//!   on the session. All row events of one statement-sized run go into one
+//!   `BINLOG` (whole events only).
+//! * Query events run as SQL with the session context they carry: default
+//!   database, timestamp, `sql_mode`, the session flags (`flags2`), character
+//!   sets and collations, time zone, `lc_time_names`, auto-increment
+//!   settings, and the INTVAR / RAND / USER_VAR events before them.
+//! * BEGIN, COMMIT, XID, GTID and ANNOTATE_ROWS are not replayed: the worker
+//!   opens and commits its own transaction (and records progress inside it).
+//!
+//! A `BINLOG` statement must be the **last** statement of a multi-statement
+//! query (DESIGN.md, "Facts measured"), so every [`Step`] says whether it may
+//! share a round trip with what follows.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+
+use crate::binlog::events::{FormatDescription, QueryEvent, UserVarEvent};
+use crate::binlog::{DecodeError, Event, EventHeader, EventType};
+use crate::group::Group;
+
+/// One statement to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// The SQL, without a trailing `;`.
+    pub sql: Vec<u8>,
+    /// Nothing may follow it in the same round trip (`BINLOG`, or a change
+    /// of the client character set, which the server applies to the text
+    /// that follows only from the next packet on).
+    pub ends_round_trip: bool,
+}
+
+impl Step {
+    fn sql(sql: impl Into<Vec<u8>>) -> Self {
+        Step {
+            sql: sql.into(),
+            ends_round_trip: false,
+        }
+    }
+    fn last(sql: impl Into<Vec<u8>>) -> Self {
+        Step {
+            sql: sql.into(),
+            ends_round_trip: true,
+        }
+    }
+}
+
+/// A replay failure: the event cannot be turned into statements.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// An event of the group does not decode.
+    #[error("event {index} ({type_name}) of the group: {cause}")]
+    Decode {
+        /// Index of the event in the group.
+        index: usize,
+        /// Its type.
+        type_name: &'static str,
+        /// What is wrong.
+        cause: DecodeError,
+    },
+    /// An event type parapply does not know how to replay.
+    #[error("event {index} ({type_name}) of the group cannot be replayed by parapply")]
+    Unsupported {
+        /// Index of the event in the group.
+        index: usize,
+        /// Its type.
+        type_name: &'static str,
+    },
+    /// A collation number the target does not know.
+    #[error("collation {0} is unknown on the target")]
+    UnknownCollation(u32),
+}
+
+/// Collation number → (character set, collation) names, read from the
+/// target's `information_schema.COLLATIONS`.
+#[derive(Debug, Clone, Default)]
+pub struct Collations(pub HashMap<u32, (String, String)>);
+
+/// What a session on the target already has, so that only changes are sent.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// CRC of the Format_description event last sent with `BINLOG`.
+    fde: Option<u32>,
+    /// The context statement last sent, to skip repeating it.
+    context: Vec<u8>,
+    /// The default database last set.
+    db: Option<Vec<u8>>,
+}
+
+impl Session {
+    /// Forgets everything (new connection, or after an error).
+    pub fn reset(&mut self) {
+        *self = Session::default();
+    }
+}
+
+/// Session flags carried in a Query event's `flags2`, with their variables.
+/// (`autocommit` is not replayed: the worker's own transaction decides.)
+const FLAGS2_VARS: &[(u32, &str, bool)] = &[
+    // (bit, variable, value of the variable when the bit is set)
+    (1 << 14, "sql_auto_is_null", true),
+    (1 << 15, "check_constraint_checks", false),
+    (1 << 24, "explicit_defaults_for_timestamp", true),
+    (1 << 26, "foreign_key_checks", false),
+    (1 << 27, "unique_checks", false),
+    (1 << 28, "sql_if_exists", true),
+    (1 << 30, "system_versioning_insert_history", true),
+];
+
+/// Appends the statements that replay `group` to `out`.
+///
+/// `session` is updated as if the statements had run; on any error the
+/// caller must [`Session::reset`] it.
+pub fn plan_group(
+    group: &Group,
+    session: &mut Session,
+    collations: &Collations,
+    out: &mut Vec<Step>,
+) -> Result<(), ReplayError> {
+    let fde = &group.format;
+    let mut rows: Vec<u8> = Vec::new();
+    // INTVAR/RAND/USER_VAR settings waiting for their Query.
+    let mut pending: Vec<u8> = Vec::new();
+    let flush_rows = |rows: &mut Vec<u8>, session: &mut Session, out: &mut Vec<Step>| {
+        if rows.is_empty() {
+            return;
+        }
+        send_fde(fde, session, out);
+        out.push(Step::last(binlog_statement(rows)));
+        rows.clear();
+    };
+    for (index, (t, bytes)) in group.event_bytes().enumerate() {
+        let err = |cause| ReplayError::Decode {
+            index,
+            type_name: t.name(),
+            cause,
+        };
+        match t {
+            EventType::GTID
+            | EventType::MYSQL_GTID
+            | EventType::ANONYMOUS_GTID
+            | EventType::XID
+            | EventType::ANNOTATE_ROWS
+            | EventType::ROWS_QUERY
+            | EventType::IGNORABLE => {}
+            EventType::TABLE_MAP => rows.extend_from_slice(bytes),
+            t if t.is_rows() => rows.extend_from_slice(bytes),
+            EventType::INTVAR | EventType::RAND | EventType::USER_VAR => {
+                flush_rows(&mut rows, session, out);
+                let ev = decode(bytes, t, fde).map_err(err)?;
+                append_session_var(&ev, collations, &mut pending)?;
+            }
+            t if t.is_query() => {
+                flush_rows(&mut rows, session, out);
+                let header = EventHeader::decode(bytes).map_err(err)?;
+                let Event::Query(q) = decode(bytes, t, fde).map_err(err)? else {
+                    unreachable!("a Query type decodes to a Query")
+                };
+                if q.is_begin() || q.is_commit() || q.is_rollback() {
+                    continue;
+                }
+                plan_query(&header, &q, session, std::mem::take(&mut pending), out);
+            }
+            _ => {
+                return Err(ReplayError::Unsupported {
+                    index,
+                    type_name: t.name(),
+                })
+            }
+        }
+    }
+    flush_rows(&mut rows, session, out);
+    Ok(())
+}
+
+fn decode<'a>(
+    bytes: &'a [u8],
+    t: EventType,
+    fde: &FormatDescription,
+) -> Result<Event<'a>, DecodeError> {
+    let body = &bytes[crate::binlog::constants::HEADER_LEN..bytes.len() - fde.checksum_len()];
+    Event::decode(t, body, fde)
+}
+
+fn send_fde(fde: &FormatDescription, session: &mut Session, out: &mut Vec<Step>) {
+    let crc = crc32fast::hash(&fde.raw_event);
+    if session.fde != Some(crc) {
+        out.push(Step::last(binlog_statement(&fde.raw_event)));
+        session.fde = Some(crc);
+    }
+}
+
+/// `BINLOG '<base64 of the events>'`.
+pub fn binlog_statement(events: &[u8]) -> Vec<u8> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut s = Vec::with_capacity(10 + events.len().div_ceil(3) * 4);
+    s.extend_from_slice(b"BINLOG '");
+    let start = s.len();
+    s.resize(start + events.len().div_ceil(3) * 4, 0);
+    let n = b64
+        .encode_slice(events, &mut s[start..])
+        .expect("4 bytes per started 3 is base64's padded length");
+    s.truncate(start + n);
+    s.push(b'\'');
+    s
+}
+
+/// The context statement of a Query event and the query itself.
+fn plan_query(
+    header: &EventHeader,
+    q: &QueryEvent<'_>,
+    session: &mut Session,
+    pending: Vec<u8>,
+    out: &mut Vec<Step>,
+) {
+    let s = &q.status;
+    let mut ctx = String::with_capacity(512);
+    let _ = write!(ctx, "SET @@session.pseudo_thread_id={}", q.thread_id);
+    if let Some(f) = s.flags2 {
+        for &(bit, var, when_set) in FLAGS2_VARS {
+            let on = (f & bit != 0) == when_set;
+            let _ = write!(ctx, ", @@session.{var}={}", u8::from(on));
+        }
+    }
+    if let Some(m) = s.sql_mode {
+        let _ = write!(ctx, ", @@session.sql_mode={m}");
+    }
+    if let Some((inc, off)) = s.auto_increment {
+        let _ = write!(
+            ctx,
+            ", @@session.auto_increment_increment={inc}, @@session.auto_increment_offset={off}"
+        );
+    }
+    if let Some((client, conn, server)) = s.charset {
+        let _ = write!(
+            ctx,
+            ", @@session.character_set_client={client}, @@session.collation_connection={conn}, @@session.collation_server={server}"
+        );
+    }
+    if let Some(tz) = s.time_zone {
+        let _ = write!(ctx, ", @@session.time_zone='{}'", escape_str(tz));
+    }
+    if let Some(lc) = s.lc_time_names {
+        let _ = write!(ctx, ", @@session.lc_time_names={lc}");
+    }
+    match s.charset_database {
+        Some(c) => {
+            let _ = write!(ctx, ", @@session.collation_database={c}");
+        }
+        None => ctx.push_str(", @@session.collation_database=DEFAULT"),
+    }
+    let micros = s.hrnow.or(s.microseconds);
+    // The timestamp changes with every event; it is sent apart so that the
+    // rest of the context repeats exactly and can be skipped.
+    let ts = match micros {
+        Some(us) => format!("SET @@session.timestamp={}.{us:06}", header.timestamp),
+        None => format!("SET @@session.timestamp={}", header.timestamp),
+    };
+    let charset_changed = session.context != ctx.as_bytes();
+    if charset_changed {
+        // The character set of the text that follows changes: the query must
+        // come in the next round trip.
+        out.push(Step::last(ctx.clone().into_bytes()));
+        session.context = ctx.into_bytes();
+    }
+    if !pending.is_empty() {
+        out.push(Step::sql(pending));
+    }
+    if session.db.as_deref() != Some(q.db) && !q.db.is_empty() {
+        let mut u = b"USE `".to_vec();
+        u.extend(
+            q.db.iter()
+                .flat_map(|&b| if b == b'`' { vec![b'`', b'`'] } else { vec![b] }),
+        );
+        u.push(b'`');
+        out.push(Step::sql(u));
+        session.db = Some(q.db.to_vec());
+    }
+    out.push(Step::sql(ts));
+    out.push(Step::sql(q.query.to_vec()));
+}
+
+/// Appends `SET INSERT_ID=…` / `SET @@RAND_SEED1=…` / `SET @`v`:=…`.
+fn append_session_var(
+    ev: &Event<'_>,
+    collations: &Collations,
+    out: &mut Vec<u8>,
+) -> Result<(), ReplayError> {
+    if !out.is_empty() {
+        out.extend_from_slice(b", ");
+    } else {
+        out.extend_from_slice(b"SET ");
+    }
+    match ev {
+        Event::Intvar(i) => {
+            let var = if i.kind == 1 {
+                "LAST_INSERT_ID"
+            } else {
+                "INSERT_ID"
+            };
+            out.extend_from_slice(format!("{var}={}", i.value).as_bytes());
+        }
+        Event::Rand(r) => out.extend_from_slice(
+            format!(
+                "@@session.rand_seed1={}, @@session.rand_seed2={}",
+                r.seed1, r.seed2
+            )
+            .as_bytes(),
+        ),
+        Event::UserVar(u) => append_user_var(u, collations, out)?,
+        _ => unreachable!("only INTVAR, RAND and USER_VAR are session variables"),
+    }
+    Ok(())
+}
+
+fn append_user_var(
+    u: &UserVarEvent<'_>,
+    collations: &Collations,
+    out: &mut Vec<u8>,
+) -> Result<(), ReplayError> {
+    out.extend_from_slice(b"@`");
+    for &b in u.name {
+        if b == b'`' {
+            out.push(b'`');
+        }
+        out.push(b);
+    }
+    out.extend_from_slice(b"`:=");
+    let Some(v) = &u.value else {
+        out.extend_from_slice(b"NULL");
+        return Ok(());
+    };
+    let unsigned = v.flags.is_some_and(|f| f & 1 != 0);
+    match v.value_type {
+        // STRING_RESULT: _charset X'…' COLLATE `collation`
+        0 => {
+            let (cs, coll) = collations
+                .0
+                .get(&v.charset)
+                .ok_or(ReplayError::UnknownCollation(v.charset))?;
+            out.extend_from_slice(format!("_{cs} X'").as_bytes());
+            for b in v.value {
+                out.extend_from_slice(format!("{b:02X}").as_bytes());
+            }
+            out.extend_from_slice(format!("' COLLATE `{coll}`").as_bytes());
+        }
+        // REAL_RESULT: 8-byte double
+        1 if v.value.len() == 8 => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(v.value);
+            let d = f64::from_le_bytes(a);
+            out.extend_from_slice(format!("{d:e}").as_bytes());
+        }
+        // INT_RESULT: 8-byte integer
+        2 if v.value.len() == 8 => {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(v.value);
+            if unsigned {
+                out.extend_from_slice(u64::from_le_bytes(a).to_string().as_bytes());
+            } else {
+                out.extend_from_slice(i64::from_le_bytes(a).to_string().as_bytes());
+            }
+        }
+        // DECIMAL_RESULT: precision, scale, binary decimal
+        4 if v.value.len() >= 2 => {
+            let text = decimal_to_string(v.value[0], v.value[1], &v.value[2..]).ok_or(
+                ReplayError::Decode {
+                    index: 0,
+                    type_name: "User_var",
+                    cause: DecodeError::Invalid {
+                        field: "decimal value",
+                        offset: 0,
+                        what: "malformed binary decimal".into(),
+                    },
+                },
+            )?;
+            out.extend_from_slice(text.as_bytes());
+        }
+        _ => {
+            return Err(ReplayError::Decode {
+                index: 0,
+                type_name: "User_var",
+                cause: DecodeError::Invalid {
+                    field: "value_type",
+                    offset: 0,
+                    what: format!("type {} with {} bytes", v.value_type, v.value.len()),
+                },
+            })
+        }
+    }
+    Ok(())
+}
+
+/// Escapes a string literal's content for single quotes.
+fn escape_str(b: &[u8]) -> String {
+    String::from_utf8_lossy(b)
+        .replace('\\', "\\\\")
+        .replace('\'', "\\'")
+}
+
+/// Decodes the server's binary DECIMAL(precision, scale) format to text.
+///
+/// The number is split into integer and fraction digits; each full group of
+/// nine digits takes 4 bytes, a partial group 1–4 bytes by its digit count;
+/// all big-endian; the first bit is flipped (set for positive numbers) and a
+/// negative number has every byte inverted.
+pub fn decimal_to_string(precision: u8, scale: u8, bin: &[u8]) -> Option<String> {
+    const DIG2BYTES: [usize; 10] = [0, 1, 1, 2, 2, 3, 3, 4, 4, 4];
+    let (precision, scale) = (usize::from(precision), usize::from(scale));
+    if scale > precision {
+        return None;
+    }
+    let intg = precision - scale;
+    let (intg_full, intg_part) = (intg / 9, intg % 9);
+    let (frac_full, frac_part) = (scale / 9, scale % 9);
+    let size = intg_full * 4 + DIG2BYTES[intg_part] + frac_full * 4 + DIG2BYTES[frac_part];
+    if bin.len() < size || size == 0 {
+        return None;
+    }
+    let mut b = bin[..size].to_vec();
+    let negative = b[0] & 0x80 == 0;
+    b[0] ^= 0x80;
+    if negative {
+        for x in &mut b {
+            *x = !*x;
+        }
+    }
+    let mut at = 0;
+    let mut take = |n: usize| -> u32 {
+        let v = b[at..at + n]
+            .iter()
+            .fold(0u32, |a, &x| (a << 8) | u32::from(x));
+        at += n;
+        v
+    };
+    let mut int_digits = String::new();
+    if intg_part > 0 {
+        int_digits.push_str(&take(DIG2BYTES[intg_part]).to_string());
+    }
+    for _ in 0..intg_full {
+        int_digits.push_str(&format!("{:09}", take(4)));
+    }
+    let int_digits = int_digits.trim_start_matches('0');
+    let mut s = String::new();
+    if negative {
+        s.push('-');
+    }
+    s.push_str(if int_digits.is_empty() {
+        "0"
+    } else {
+        int_digits
+    });
+    if scale > 0 {
+        s.push('.');
+        for _ in 0..frac_full {
+            s.push_str(&format!("{:09}", take(4)));
+        }
+        if frac_part > 0 {
+            s.push_str(&format!(
+                "{:0w$}",
+                take(DIG2BYTES[frac_part]),
+                w = frac_part
+            ));
+        }
+    }
+    Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_decode_like_the_server_writes_them() {
+        // DECIMAL(10,2) 1234.56: intg 8 → 4 bytes, frac 2 → 1 byte.
+        let mut b = vec![0x80, 0x00, 0x04, 0xd2, 0x38];
+        assert_eq!(decimal_to_string(10, 2, &b).unwrap(), "1234.56");
+        for x in &mut b {
+            *x = !*x;
+        }
+        assert_eq!(decimal_to_string(10, 2, &b).unwrap(), "-1234.56");
+        assert_eq!(decimal_to_string(4, 0, &[0x80, 0x00]).unwrap(), "0");
+        assert!(decimal_to_string(10, 2, &[0x80]).is_none());
+    }
+
+    #[test]
+    fn binlog_statement_is_base64_of_the_bytes() {
+        assert_eq!(binlog_statement(b"abc"), b"BINLOG 'YWJj'".to_vec());
+        assert_eq!(binlog_statement(b"abcd"), b"BINLOG 'YWJjZA=='".to_vec());
+    }
+}
