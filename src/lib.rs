@@ -72,4 +72,3 @@ pub mod inspect;
 pub mod position;
 pub mod progress;
 pub mod sandbox;
-pub mod wire;
