@@ -72,3 +72,4 @@ pub mod inspect;
 pub mod position;
 pub mod progress;
 pub mod sandbox;
+pub mod wire;
