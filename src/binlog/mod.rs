@@ -17,6 +17,7 @@ pub mod error;
 mod event;
 pub mod events;
 pub mod reader;
+pub mod synth;
 
 pub use constants::EventType;
 pub use error::{DecodeError, ReadError};

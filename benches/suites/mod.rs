@@ -1,0 +1,3 @@
+//! Bench suites; each has a `bench(&mut Criterion)` that `benches.rs` calls.
+
+pub mod reader;
