@@ -72,4 +72,5 @@ pub mod inspect;
 pub mod position;
 pub mod progress;
 pub mod sandbox;
+pub mod schedule;
 pub mod wire;
