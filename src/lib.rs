@@ -69,6 +69,7 @@ pub mod binlog;
 pub mod cli;
 pub mod group;
 pub mod inspect;
+pub mod mirror;
 pub mod position;
 pub mod progress;
 pub mod sandbox;

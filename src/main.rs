@@ -30,6 +30,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Mirror(a) => Ok(parapply::mirror::run_cli(a)?),
         Command::Inspect(a) => {
             let source = Source::from_paths(&a.paths)?;
             let opts = InspectOptions {
