@@ -32,6 +32,15 @@
 //! [`position`] defines file positions and GTIDs with their invariants.
 //! `parapply inspect` ([`inspect`]) prints events or groups as text or JSON.
 //!
+//! # Mirror
+//!
+//! [`mirror`] (`parapply mirror`) connects to the primary as a replica and
+//! writes its binlog byte for byte (same file names, offsets and bytes, plus
+//! the index) into a directory the reader tails; it resumes after a crash
+//! without duplicate, gap or reorder. [`wire`] is the minimal client it and
+//! the workers use: raw-byte statements, the error of any statement of a
+//! multi-statement batch, raw binlog-dump packets.
+//!
 //! # Scheduler
 //!
 //! Not built yet (issue 3): shards groups by database; one shard in source

@@ -455,3 +455,75 @@ fn faults_are_reported_clearly() {
     );
     drop(second);
 }
+
+#[test]
+fn a_reader_tailing_the_mirror_lags_under_a_second() {
+    use parapply::binlog::Event;
+    use std::collections::HashMap;
+    use std::sync::mpsc;
+
+    let p = primary(32768);
+    workload(&p, 0, 5);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mirror");
+    let m = spawn_mirror(&p, &dir, 107, &[]);
+    wait_identical(&p, &dir, 0, Some(&m));
+    let stop = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = mpsc::channel::<(u64, Instant)>();
+    let reader = {
+        let (dir, stop) = (dir.clone(), stop.clone());
+        thread::spawn(move || {
+            let opts = ReaderOptions {
+                follow: true,
+                poll: Duration::from_millis(10),
+                stop: Some(stop),
+                ..ReaderOptions::default()
+            };
+            let mut r = BinlogReader::open(Source::dir(&dir).unwrap(), opts).unwrap();
+            while let Some(ev) = r.next().unwrap() {
+                if let Event::Gtid(g) = ev.decode().unwrap() {
+                    let _ = tx.send((g.seq_no, Instant::now()));
+                }
+            }
+        })
+    };
+    // Steady load: a transaction every 10 ms for 2 s, rotating by size.
+    let mut c = conn(&p);
+    let mut committed = HashMap::new();
+    for i in 0..200 {
+        let sql = format!(
+            "INSERT INTO w1.t VALUES ({}, REPEAT('l', 100))",
+            1_000_000 + i
+        );
+        c.execute(sql.as_bytes()).unwrap();
+        let gtid = c.query_value("SELECT @@last_gtid").unwrap().unwrap();
+        let seq: u64 = gtid.rsplit('-').next().unwrap().parse().unwrap();
+        committed.insert(seq, Instant::now());
+        thread::sleep(Duration::from_millis(10));
+    }
+    let last = *committed.keys().max().unwrap();
+    let mut lags = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lags.len() < committed.len() && Instant::now() < deadline {
+        if let Ok((seq, seen)) = rx.recv_timeout(Duration::from_millis(100)) {
+            if let Some(t) = committed.get(&seq) {
+                lags.push(seen.saturating_duration_since(*t));
+            }
+            if seq == last {
+                break;
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert_eq!(
+        lags.len(),
+        committed.len(),
+        "the reader saw every transaction"
+    );
+    lags.sort();
+    let (p50, max) = (lags[lags.len() / 2], lags[lags.len() - 1]);
+    eprintln!("commit → seen by a reader tailing the mirror: p50 {p50:?}, max {max:?}");
+    assert!(max < Duration::from_secs(1), "p50 {p50:?}, max {max:?}");
+    assert!(p.binlog_files().unwrap().len() >= 2, "the load rotated");
+}
