@@ -1,0 +1,520 @@
+----------------------------- MODULE Promotion -----------------------------
+(***************************************************************************)
+(* Parallel replication with per-shard watermarks, and the promotion of a  *)
+(* new primary after the old one crashed: DESIGN.md, "Pipeline", points   *)
+(* 4 to 7.                                                                 *)
+(*                                                                         *)
+(* One GTID domain.  The old primary commits transaction groups; each      *)
+(* touches a non-empty set of shards (databases).  Every replica runs      *)
+(* `parapply mirror`, which holds a prefix of the primary's binlog, and    *)
+(* `parapply apply`, which applies the groups of that mirror: in source    *)
+(* order within a shard, in any order across shards.  In the same target  *)
+(* transaction as a group, the applier sets the watermark of each shard   *)
+(* the group touches to the group's seq_no.  The applier decides what to  *)
+(* apply from persisted state only, so a crash and restart of it is       *)
+(* harmless.                                                               *)
+(*                                                                         *)
+(* When the old primary has crashed, `parapply promote` freezes appliers   *)
+(* and mirrors, checks that the mirrors are prefixes of one stream, picks  *)
+(* a candidate, applies to it the catch-up set read from the longest       *)
+(* mirror, then does the same for every other replica, so that all reach   *)
+(* one position; it then makes the candidate writable and re-points the    *)
+(* others at it.  The new primary continues the domain's sequence of       *)
+(* seq_nos, and replication goes on from it.                               *)
+(*                                                                         *)
+(* The constant Bug selects a deliberately broken variant, used to show    *)
+(* that the properties below catch the mistake; "none" is the design.      *)
+(* Every place where a variant departs from the design says BROKEN.        *)
+(***************************************************************************)
+EXTENDS Naturals, Sequences, FiniteSets
+
+CONSTANTS
+    Replicas,    \* the replica servers (model values)
+    Shards,      \* the shards (databases) of the domain (model values)
+    OldPrimary,  \* the server id of the primary that crashes (model value)
+    MaxOld,      \* how many groups the old primary commits at most
+    MaxNew,      \* how many groups the new primary commits at most
+    Bug          \* "none" (the design) or one of the broken variants:
+
+\* "own_mirror"    promotion catches the candidate up from the candidate's own
+\*                 mirror instead of the longest one;
+\* "split_persist" the applier commits a group's rows and its watermarks in two
+\*                 separate target transactions;
+\* "split_shards"  the applier commits a multi-shard group one shard at a time,
+\*                 each part in its own transaction with that shard's watermark;
+\* "low_max"       the low-watermark L is taken as the highest per-shard
+\*                 watermark instead of the end of the contiguously applied
+\*                 prefix.
+Bugs == {"none", "own_mirror", "split_persist", "split_shards", "low_max"}
+
+ASSUME
+    /\ Replicas # {} /\ Shards # {}
+    /\ OldPrimary \notin Replicas
+    /\ MaxOld \in Nat /\ MaxNew \in Nat
+    /\ Bug \in Bugs
+
+(***************************************************************************)
+(* Transaction groups.  A group is named by the server that wrote it and   *)
+(* its seq_no (a MariaDB GTID is domain-server-seq; there is one domain).  *)
+(* `shards` is the group's shard set, as the scheduler computes it.  The   *)
+(* rows a group writes in shard s are its "part" <<g, s>>; a replica holds *)
+(* the part once the target transaction that writes it has committed.      *)
+(***************************************************************************)
+Servers   == Replicas \cup {OldPrimary}
+ShardSets == (SUBSET Shards) \ {{}}
+MaxSeq    == MaxOld + MaxNew
+Groups    == [srv : Servers, seq : 1..MaxSeq, shards : ShardSets]
+Parts(g)  == {<<g, s>> : s \in g.shards}
+
+VARIABLES
+    log,          \* The domain's stream, as a sequence of groups: the binlog
+                  \* of the current primary.  Seq_nos increase along it.  At
+                  \* promotion it is cut back to the convergence point (what
+                  \* no mirror received died with the old primary); the new
+                  \* primary's writes follow.
+    primary,      \* The server that is, or is being made, the primary:
+                  \* OldPrimary, then the candidate from its choice on.
+    primaryUp,    \* TRUE while `primary` is up and accepts writes.
+    phase,        \* "replicating"      mirrors copy, appliers apply;
+                  \* "frozen",          promotion has stopped appliers and
+                  \* "catchup_candidate", mirrors and catches replicas up;
+                  \* "catchup_others"
+                  \* "promoted"         the candidate is the writable primary
+                  \*                    and the others replicate from it.
+    mirror,       \* mirror[r]: r's mirrored binlog, as a sequence of groups.
+    wm,           \* wm[r][s]: watermark W of shard s, persisted in r's
+                  \* progress table: the seq_no of the last group of s that r
+                  \* applied (0: none).
+    low,          \* low[r]: the persisted low-watermark L of r: every group
+                  \* up to it is applied, and the reader restarts after it.
+    applied,      \* applied[r]: the parts r's tables hold.  Ghost: the data
+                  \* itself, which no component reads; the properties state
+                  \* what the watermarks must say about it.
+    unpersisted,  \* unpersisted[r]: parts whose rows committed while their
+                  \* watermark is not persisted yet: applier memory, lost in
+                  \* a crash.  Always empty except in Bug "split_persist".
+    src,          \* The catch-up source of the promotion (the longest mirror
+                  \* when promotion checked the mirrors).
+    twice         \* Ghost: the <<r, part>> that r applied while it already
+                  \* held the part.  Empty while nothing is applied twice.
+
+vars == <<log, primary, primaryUp, phase, mirror, wm, low, applied,
+          unpersisted, src, twice>>
+
+-----------------------------------------------------------------------------
+(* Sequences and numbers. *)
+
+Elems(q)       == {q[i] : i \in 1..Len(q)}
+IsPrefix(p, q) == Len(p) <= Len(q) /\ SubSeq(q, 1, Len(p)) = p
+LastSeq(q)     == IF q = <<>> THEN 0 ELSE q[Len(q)].seq
+Max(S)         == CHOOSE m \in S : \A n \in S : n <= m
+
+(* The longest mirror.  When the mirrors are prefixes of one stream, the   *)
+(* mirrors of that length are all equal, so the choice is unique.          *)
+Longest == CHOOSE m \in {mirror[r] : r \in Replicas} :
+               \A r \in Replicas : Len(mirror[r]) <= Len(m)
+
+(* The check promotion makes first: any two mirrors are ordered by the     *)
+(* prefix relation, i.e. they are prefixes of one stream.                  *)
+MirrorsComparable ==
+    \A r1, r2 \in Replicas :
+        IsPrefix(mirror[r1], mirror[r2]) \/ IsPrefix(mirror[r2], mirror[r1])
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* What may be applied on replica r, decided from persisted state only:    *)
+(* r's watermarks and the sequence q being applied (r's mirror for the     *)
+(* applier, the catch-up source for promotion).                            *)
+(***************************************************************************)
+
+(* The part of group g in shard s is covered by r's watermark. *)
+Covered(r, g, s) == g.seq <= wm[r][s]
+
+(* The part of q[i] in shard s can be applied on r now: r does not have it *)
+(* (by its watermark), every earlier group of q in shard s is covered (a   *)
+(* shard is applied in source order), and r's applier has no transaction   *)
+(* on s half done (only in Bug "split_persist").                           *)
+PartReady(r, q, i, s) ==
+    /\ s \in q[i].shards
+    /\ ~Covered(r, q[i], s)
+    /\ \A j \in 1..(i - 1) : s \in q[j].shards => Covered(r, q[j], s)
+    /\ \A p \in unpersisted[r] : p[2] # s
+
+(* Group q[i] can be applied on r now.  A multi-shard group waits until    *)
+(* all its shards are ready.                                               *)
+GroupReady(r, q, i) == \A s \in q[i].shards : PartReady(r, q, i, s)
+
+(* r's watermarks after committing the parts P of group g. *)
+WmAfter(r, g, P) ==
+    [s \in Shards |-> IF <<g, s>> \in P THEN g.seq ELSE wm[r][s]]
+
+(* r's low-watermark L once its watermarks are w: the seq_no that ends the *)
+(* longest prefix of r's mirror whose groups w covers.  L never moves back. *)
+LowAfter(r, w) ==
+    LET q    == mirror[r]
+        ends == {n \in 0..Len(q) :
+                    \A i \in 1..n : \A s \in q[i].shards : q[i].seq <= w[s]}
+        n    == Max(ends)
+        L    == IF Bug = "low_max"
+                THEN Max({w[s] : s \in Shards})           \* BROKEN
+                ELSE IF n = 0 THEN 0 ELSE q[n].seq
+    IN  Max({low[r], L})
+
+(* Commit on r's target, in ONE transaction, the parts P of group g and    *)
+(* the watermarks of their shards.  `twice` records any part r held        *)
+(* already.  The applier's transactions also carry the low-watermark.      *)
+Commit(r, g, P) ==
+    /\ applied' = [applied EXCEPT ![r] = @ \cup P]
+    /\ wm' = [wm EXCEPT ![r] = WmAfter(r, g, P)]
+    /\ twice' = twice \cup {<<r, p>> : p \in P \cap applied[r]}
+
+-----------------------------------------------------------------------------
+Init ==
+    /\ log = <<>>
+    /\ primary = OldPrimary
+    /\ primaryUp = TRUE
+    /\ phase = "replicating"
+    /\ mirror = [r \in Replicas |-> <<>>]
+    /\ wm = [r \in Replicas |-> [s \in Shards |-> 0]]
+    /\ low = [r \in Replicas |-> 0]
+    /\ applied = [r \in Replicas |-> {}]
+    /\ unpersisted = [r \in Replicas |-> {}]
+    /\ src = <<>>
+    /\ twice = {}
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* The old primary.                                                        *)
+(***************************************************************************)
+
+(* It commits a group touching shards S, with the domain's next seq_no. *)
+OldPrimaryCommit(S) ==
+    /\ phase = "replicating" /\ primary = OldPrimary /\ primaryUp
+    /\ Len(log) < MaxOld
+    /\ log' = Append(log, [srv |-> OldPrimary, seq |-> LastSeq(log) + 1,
+                           shards |-> S])
+    /\ UNCHANGED <<primary, primaryUp, phase, mirror, wm, low, applied,
+                   unpersisted, src, twice>>
+
+(* It crashes for good.  Whatever of its binlog no mirror holds is lost;   *)
+(* no replica can have applied it.                                         *)
+OldPrimaryCrash ==
+    /\ phase = "replicating" /\ primary = OldPrimary /\ primaryUp
+    /\ primaryUp' = FALSE
+    /\ UNCHANGED <<log, primary, phase, mirror, wm, low, applied,
+                   unpersisted, src, twice>>
+
+(***************************************************************************)
+(* Mirrors (src/mirror.rs).  `parapply mirror` on r receives the next      *)
+(* group of the primary's binlog.  Promotion stops it.                     *)
+(***************************************************************************)
+MirrorReceive(r) ==
+    /\ phase \in {"replicating", "promoted"} /\ primaryUp /\ r # primary
+    /\ Len(mirror[r]) < Len(log)
+    /\ mirror' = [mirror EXCEPT ![r] = Append(@, log[Len(@) + 1])]
+    /\ UNCHANGED <<log, primary, primaryUp, phase, wm, low, applied,
+                   unpersisted, src, twice>>
+
+(***************************************************************************)
+(* Appliers (src/schedule.rs, src/apply/, src/progress.rs).  The applier   *)
+(* of r reads r's mirror after its low-watermark, skips what watermarks    *)
+(* cover, and commits groups.  It keeps running after the old primary      *)
+(* crashed, until promotion freezes it; the new primary's applier stays    *)
+(* stopped.                                                                *)
+(*                                                                         *)
+(* L is modelled as advanced in each group's transaction.  The design      *)
+(* persists it periodically, i.e. later and lower; but a lower L changes   *)
+(* nothing the applier does, since every group between it and the end of  *)
+(* the contiguous prefix is covered by the watermarks and skipped anyway,  *)
+(* so checking the highest L the design allows covers the others.          *)
+(***************************************************************************)
+ApplierRuns(r) == phase \in {"replicating", "promoted"} /\ r # primary
+
+(* Group i of r's mirror, with the watermarks of its shards and L, in one  *)
+(* target transaction.                                                     *)
+Apply(r, i) ==
+    /\ ApplierRuns(r)
+    /\ mirror[r][i].seq > low[r]
+    /\ GroupReady(r, mirror[r], i)
+    /\ Commit(r, mirror[r][i], Parts(mirror[r][i]))
+    /\ low' = [low EXCEPT ![r] =
+                  LowAfter(r, WmAfter(r, mirror[r][i], Parts(mirror[r][i])))]
+    /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, unpersisted, src>>
+
+(* BROKEN ("split_shards"): the part of group i in shard s alone, with     *)
+(* that shard's watermark.                                                 *)
+ApplyShard(r, i, s) ==
+    /\ ApplierRuns(r)
+    /\ mirror[r][i].seq > low[r]
+    /\ PartReady(r, mirror[r], i, s)
+    /\ Commit(r, mirror[r][i], {<<mirror[r][i], s>>})
+    /\ low' = [low EXCEPT ![r] =
+                  LowAfter(r, WmAfter(r, mirror[r][i], {<<mirror[r][i], s>>}))]
+    /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, unpersisted, src>>
+
+(* BROKEN ("split_persist"): group i's rows in a first transaction ...     *)
+ApplyRows(r, i) ==
+    /\ ApplierRuns(r)
+    /\ mirror[r][i].seq > low[r]
+    /\ GroupReady(r, mirror[r], i)
+    /\ applied' = [applied EXCEPT ![r] = @ \cup Parts(mirror[r][i])]
+    /\ unpersisted' = [unpersisted EXCEPT ![r] = @ \cup Parts(mirror[r][i])]
+    /\ twice' = twice \cup {<<r, p>> : p \in Parts(mirror[r][i]) \cap applied[r]}
+    /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, wm, low, src>>
+
+(* ... and its watermarks (and L) in a second one. *)
+PersistWatermarks(r, g) ==
+    /\ ApplierRuns(r)
+    /\ Parts(g) \subseteq unpersisted[r]
+    /\ wm' = [wm EXCEPT ![r] = WmAfter(r, g, Parts(g))]
+    /\ low' = [low EXCEPT ![r] = LowAfter(r, WmAfter(r, g, Parts(g)))]
+    /\ unpersisted' = [unpersisted EXCEPT ![r] = @ \ Parts(g)]
+    /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, applied, src,
+                   twice>>
+
+(* The applier of r crashes and restarts from what it persisted.  Its      *)
+(* memory is gone, and a target transaction open at the crash rolls back   *)
+(* without a trace.  The design's applier keeps nothing in memory that it  *)
+(* cannot rebuild from the progress table and the mirror, so there a crash *)
+(* changes no state at all (a stuttering step, which every TLA+ behaviour  *)
+(* may take); it is a step of its own only when there is memory to lose.   *)
+ApplierCrash(r) ==
+    /\ ApplierRuns(r)
+    /\ unpersisted[r] # {}
+    /\ unpersisted' = [unpersisted EXCEPT ![r] = {}]
+    /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, wm, low, applied,
+                   src, twice>>
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* Promotion (src/promote.rs): DESIGN.md point 7.  Every step reads and    *)
+(* writes persisted state only, so a crash of `parapply promote` or of a   *)
+(* target in the middle leaves a state from which it can be run again.     *)
+(***************************************************************************)
+
+(* Freeze appliers and mirrors, letting open transactions finish. *)
+Freeze ==
+    /\ phase = "replicating" /\ ~primaryUp
+    /\ \A r \in Replicas : unpersisted[r] = {}
+    /\ phase' = "frozen"
+    /\ UNCHANGED <<log, primary, primaryUp, mirror, wm, low, applied,
+                   unpersisted, src, twice>>
+
+(* Check that the mirrors are prefixes of one stream (else promotion       *)
+(* stops: no step is possible), and choose candidate c.  The operator may  *)
+(* name any replica; by default promotion takes the one with the longest  *)
+(* mirror, which is one of these choices.  The catch-up source is the      *)
+(* longest mirror.                                                         *)
+ChooseCandidate(c) ==
+    /\ phase = "frozen"
+    /\ MirrorsComparable
+    /\ phase' = "catchup_candidate"
+    /\ primary' = c
+    /\ src' = IF Bug = "own_mirror" THEN mirror[c]     \* BROKEN
+                                    ELSE Longest
+    /\ UNCHANGED <<log, primaryUp, mirror, wm, low, applied, unpersisted,
+                   twice>>
+
+(* r holds the whole source: for each shard s, W_r[s] reaches the last     *)
+(* group of s in the source.                                               *)
+CaughtUp(r) ==
+    \A i \in 1..Len(src) : \A s \in src[i].shards : Covered(r, src[i], s)
+
+(* Apply to r group i of the source, if it is in r's catch-up set: for     *)
+(* each shard s, the source's groups of s after W_r[s].  First the         *)
+(* candidate alone, then the others.  Per shard in source order, one group *)
+(* per transaction with its watermarks, as the applier does.              *)
+CatchUp(r, i) ==
+    /\ \/ phase = "catchup_candidate" /\ r = primary
+       \/ phase = "catchup_others" /\ r # primary
+    /\ GroupReady(r, src, i)
+    /\ Commit(r, src[i], Parts(src[i]))
+    /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, low, unpersisted,
+                   src>>
+
+CandidateCaughtUp ==
+    /\ phase = "catchup_candidate"
+    /\ CaughtUp(primary)
+    /\ phase' = "catchup_others"
+    /\ UNCHANGED <<log, primary, primaryUp, mirror, wm, low, applied,
+                   unpersisted, src, twice>>
+
+(* Every replica has reached the same position.  Make the candidate        *)
+(* writable, and re-point the others' mirrors at it, from where its binlog *)
+(* stood at this moment.  From here on the domain's stream is the source   *)
+(* followed by the new primary's writes, and every mirror holds (at the    *)
+(* level of groups) the source.                                            *)
+Promote ==
+    /\ phase = "catchup_others"
+    /\ \A r \in Replicas : CaughtUp(r)
+    /\ phase' = "promoted"
+    /\ primaryUp' = TRUE
+    /\ log' = src
+    /\ mirror' = [r \in Replicas |-> src]
+    /\ UNCHANGED <<primary, wm, low, applied, unpersisted, src, twice>>
+
+(***************************************************************************)
+(* The new primary.                                                        *)
+(***************************************************************************)
+
+(* It commits a group touching shards S.  It continues the domain's        *)
+(* sequence: the seq_no after the stream's last, the highest seq_no any    *)
+(* replica has applied.  Its own writes are not applied by an applier, so  *)
+(* its watermarks do not move.                                             *)
+NewPrimaryCommit(S) ==
+    /\ phase = "promoted" /\ primaryUp
+    /\ Len(log) - Len(src) < MaxNew
+    /\ log' = Append(log, [srv |-> primary, seq |-> LastSeq(log) + 1,
+                           shards |-> S])
+    /\ applied' = [applied EXCEPT ![primary] =
+                      @ \cup Parts([srv |-> primary, seq |-> LastSeq(log) + 1,
+                                    shards |-> S])]
+    /\ UNCHANGED <<primary, primaryUp, phase, mirror, wm, low, unpersisted,
+                   src, twice>>
+
+-----------------------------------------------------------------------------
+(* Every replica other than the primary holds the whole stream. *)
+AllApplied ==
+    \A r \in Replicas \ {primary} :
+        /\ mirror[r] = log
+        /\ \A i \in 1..Len(log) : Parts(log[i]) \subseteq applied[r]
+
+(* The end: promoted, the new primary wrote all it may, every replica      *)
+(* applied it.  An explicit stuttering step, so that the checker's         *)
+(* deadlock check still reports any other dead end (a promotion that       *)
+(* cannot finish, say).                                                    *)
+Finished ==
+    /\ phase = "promoted"
+    /\ Len(log) - Len(src) = MaxNew
+    /\ AllApplied
+    /\ UNCHANGED vars
+
+(* The next-state relation.  Each disjunct starts with a cheap test of the *)
+(* phase or of Bug; logically redundant with the action's own guards, it   *)
+(* keeps the checker from expanding actions that cannot be taken.          *)
+Next ==
+    \/ phase = "replicating" /\ \E S \in ShardSets : OldPrimaryCommit(S)
+    \/ phase = "replicating" /\ OldPrimaryCrash
+    \/ primaryUp /\ \E r \in Replicas : MirrorReceive(r)
+    \/ /\ phase \in {"replicating", "promoted"}
+       /\ Bug \notin {"split_shards", "split_persist"}
+       /\ \E r \in Replicas : \E i \in 1..Len(mirror[r]) : Apply(r, i)
+    \/ /\ phase \in {"replicating", "promoted"} /\ Bug = "split_shards"
+       /\ \E r \in Replicas : \E i \in 1..Len(mirror[r]), s \in Shards :
+              ApplyShard(r, i, s)
+    \/ /\ phase \in {"replicating", "promoted"} /\ Bug = "split_persist"
+       /\ \E r \in Replicas :
+              \/ \E i \in 1..Len(mirror[r]) : ApplyRows(r, i)
+              \/ \E p \in unpersisted[r] : PersistWatermarks(r, p[1])
+              \/ ApplierCrash(r)
+    \/ phase = "replicating" /\ Freeze
+    \/ phase = "frozen" /\ \E c \in Replicas : ChooseCandidate(c)
+    \/ /\ phase \in {"catchup_candidate", "catchup_others"}
+       /\ \E r \in Replicas, i \in 1..Len(src) : CatchUp(r, i)
+    \/ phase = "catchup_candidate" /\ CandidateCaughtUp
+    \/ phase = "catchup_others" /\ Promote
+    \/ phase = "promoted" /\ \E S \in ShardSets : NewPrimaryCommit(S)
+    \/ phase = "promoted" /\ Finished
+
+(* Fairness.  Once the old primary is down, promotion runs to its end; and *)
+(* mirrors and appliers keep going.  Nothing forces the old primary to     *)
+(* crash, or anyone to write.  (Fairness of each action as a whole is      *)
+(* enough: taking one never disables another, and there are finitely many  *)
+(* groups to receive and apply.)                                           *)
+Fairness ==
+    /\ WF_vars(Freeze)
+    /\ WF_vars(\E c \in Replicas : ChooseCandidate(c))
+    /\ WF_vars(\E r \in Replicas, i \in 1..Len(src) : CatchUp(r, i))
+    /\ WF_vars(CandidateCaughtUp)
+    /\ WF_vars(Promote)
+    /\ WF_vars(\E r \in Replicas : MirrorReceive(r))
+    /\ WF_vars(\E r \in Replicas : \E i \in 1..Len(mirror[r]) : Apply(r, i))
+
+Spec == Init /\ [][Next]_vars /\ Fairness
+
+-----------------------------------------------------------------------------
+(***************************************************************************)
+(* Properties.                                                             *)
+(***************************************************************************)
+
+TypeOK ==
+    /\ log \in Seq(Groups) /\ Len(log) <= MaxSeq
+    /\ primary \in Servers /\ primaryUp \in BOOLEAN
+    /\ phase \in {"replicating", "frozen", "catchup_candidate",
+                  "catchup_others", "promoted"}
+    /\ \A r \in Replicas : mirror[r] \in Seq(Groups)
+    /\ wm \in [Replicas -> [Shards -> 0..MaxSeq]]
+    /\ low \in [Replicas -> 0..MaxSeq]
+    /\ \A r \in Replicas : applied[r] \subseteq Groups \X Shards
+    /\ \A r \in Replicas : unpersisted[r] \subseteq applied[r]
+    /\ src \in Seq(Groups)
+    /\ twice \subseteq Replicas \X (Groups \X Shards)
+
+(* The parts, in shard s, of the stream's groups with seq_no <= w, leaving *)
+(* out those r wrote itself (a server does not apply its own writes).     *)
+StreamParts(r, s, w) ==
+    {<<g, s>> : g \in {h \in Elems(log) : /\ s \in h.shards
+                                          /\ h.srv # r
+                                          /\ h.seq <= w}}
+
+(* DESIGN.md point 4: the persisted watermarks describe exactly what each  *)
+(* replica holds.  For every shard s, the groups of s that r holds are the *)
+(* stream's groups of s with seq_no <= W_r[s], no more, no fewer.  This is *)
+(* what makes restart, catch-up sets and promotion sound.                  *)
+WatermarksExact ==
+    \A r \in Replicas, s \in Shards :
+        {p \in applied[r] : p[2] = s /\ p[1].srv # r}
+            = StreamParts(r, s, wm[r][s])
+
+(* No replica applied any part of a group twice. *)
+NoGroupAppliedTwice == twice = {}
+
+(* A replica holds all the parts of a multi-shard group, or none. *)
+MultiShardGroupsAtomic ==
+    \A r \in Replicas : \A p \in applied[r] : Parts(p[1]) \subseteq applied[r]
+
+(* Every group up to the persisted low-watermark L is applied, so the      *)
+(* reader, restarting after L, skips nothing that is missing.              *)
+LowWatermarkSound ==
+    \A r \in Replicas, s \in Shards : StreamParts(r, s, low[r]) \subseteq applied[r]
+
+(* Every mirror is a prefix of the domain's one stream. *)
+MirrorsArePrefixes == \A r \in Replicas : IsPrefix(mirror[r], log)
+
+(* A replica holds only groups of the stream. *)
+AppliedFromStream ==
+    \A r \in Replicas : \A p \in applied[r] : p[1] \in Elems(log)
+
+(* Seq_nos grow along the stream, across the change of primary. *)
+SeqNosIncrease ==
+    \A i, j \in 1..Len(log) : i < j => log[i].seq < log[j].seq
+
+OldParts(r) == {p \in applied[r] : p[1].srv = OldPrimary}
+
+(* Nothing is lost: once the candidate has caught up, it holds every part  *)
+(* of the old primary's groups that any replica holds.  A replica never    *)
+(* loses a part, so this covers all that any replica applied before the    *)
+(* crash.                                                                  *)
+NoAppliedGroupLost ==
+    phase \in {"catchup_others", "promoted"} =>
+        \A r \in Replicas : OldParts(r) \subseteq applied[primary]
+
+(* After promotion all replicas hold the same groups of the old primary:   *)
+(* exactly the groups of the catch-up source, whole.                       *)
+ReplicasConverged ==
+    phase = "promoted" =>
+        \A r \in Replicas : OldParts(r) = UNION {Parts(g) : g \in Elems(src)}
+
+(* Watermarks and low-watermarks never go back, across the promotion too. *)
+ProgressMonotonic ==
+    [][\A r \in Replicas : /\ low'[r] >= low[r]
+                           /\ \A s \in Shards : wm'[r][s] >= wm[r][s]]_<<wm, low>>
+
+(* Liveness: once the old primary is down, promotion finishes. *)
+PromotionFinishes == ~primaryUp ~> (phase = "promoted")
+
+(* Liveness: after a promotion, every replica ends up holding the whole    *)
+(* stream of the new primary.                                              *)
+ReplicasCatchUpWithNewPrimary == <>[](phase = "promoted" => AllApplied)
+
+=============================================================================
