@@ -734,7 +734,11 @@ impl Scheduler {
                 })
                 .collect();
             assert_eq!(running.len(), s.running, "{shard:?} running");
-            assert!(running.iter().all(|&w| Some(w) == s.bound), "{shard:?}");
+            assert!(
+                running.iter().all(|&w| Some(w) == s.bound),
+                "{shard:?} has groups running on workers {running:?} but is bound to {:?}",
+                s.bound
+            );
         }
         for id in &self.ready {
             assert_eq!(

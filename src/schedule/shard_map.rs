@@ -9,6 +9,13 @@
 //! | `StatementDml` | as `RowDml` if the server listed the databases it updated, else a barrier; with [`ShardBy::Table`] a barrier unless all its databases are merged |
 //! | `Ddl`, `NonTransactional`, `Xa`, `Unknown` | a barrier |
 //!
+//! The databases the server lists for a statement are those it *updated*.
+//! A statement that also reads another database (`INSERT INTO a.t SELECT …
+//! FROM b.s`) may see that database at a different point than the primary
+//! did, as with MySQL's database-parallel applier: with statement-format
+//! binlogs, merge such databases into one shard (row format is immune: the
+//! rows themselves are logged).
+//!
 //! A group that touches no database at all (a transaction without row
 //! events, a statement that updated nothing) goes to [`Shard::none`], the
 //! shard named `""`: such groups are ordered among themselves, in parallel
@@ -70,7 +77,7 @@ impl FromStr for ShardBy {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
-            "database" | "db" => Ok(ShardBy::Database),
+            "database" => Ok(ShardBy::Database),
             "table" => Ok(ShardBy::Table),
             other => Err(format!(
                 "unknown shard key `{other}`: expected `database` or `table`"
@@ -79,35 +86,36 @@ impl FromStr for ShardBy {
     }
 }
 
-/// A `--shard-map` that does not parse.
+/// A `--shard-map` that does not parse. The messages leave out the
+/// option's name, for the caller to add.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ShardMapError {
     /// An entry without `=`.
-    #[error("--shard-map entry `{entry}`: expected NAME=DB[,DB...]")]
+    #[error("entry `{entry}`: expected NAME=DB[,DB...]")]
     MissingEquals {
         /// The entry.
         entry: String,
     },
     /// `=db1,db2`.
-    #[error("--shard-map entry `{entry}`: the shard name is empty")]
+    #[error("entry `{entry}`: the shard name is empty")]
     EmptyShardName {
         /// The entry.
         entry: String,
     },
     /// `app=` or `app=db1,,db2`.
-    #[error("--shard-map shard `{shard}`: a database name is empty")]
+    #[error("shard `{shard}`: a database name is empty")]
     EmptyDatabase {
         /// The shard.
         shard: String,
     },
     /// `app=db1;app=db2`.
-    #[error("--shard-map: shard `{shard}` is defined twice")]
+    #[error("shard `{shard}` is defined twice")]
     DuplicateShard {
         /// The shard.
         shard: String,
     },
     /// `app=db1;other=db1` (or `app=db1,db1`).
-    #[error("--shard-map: database `{db}` is in shard `{first}` and in shard `{second}`")]
+    #[error("database `{db}` is in shard `{first}` and in shard `{second}`")]
     DatabaseInTwoShards {
         /// The database.
         db: String,
@@ -364,32 +372,17 @@ mod tests {
         };
         assert_eq!(
             err("app=db1,db2;other=db2"),
-            "--shard-map: database `db2` is in shard `app` and in shard `other`"
+            "database `db2` is in shard `app` and in shard `other`"
         );
         assert_eq!(
             err("app=db1,db1"),
-            "--shard-map: database `db1` is in shard `app` and in shard `app`"
+            "database `db1` is in shard `app` and in shard `app`"
         );
-        assert_eq!(
-            err("app=db1;app=db2"),
-            "--shard-map: shard `app` is defined twice"
-        );
-        assert_eq!(
-            err("=db1"),
-            "--shard-map entry `=db1`: the shard name is empty"
-        );
-        assert_eq!(
-            err("app="),
-            "--shard-map shard `app`: a database name is empty"
-        );
-        assert_eq!(
-            err("app=db1,,db2"),
-            "--shard-map shard `app`: a database name is empty"
-        );
-        assert_eq!(
-            err("app"),
-            "--shard-map entry `app`: expected NAME=DB[,DB...]"
-        );
+        assert_eq!(err("app=db1;app=db2"), "shard `app` is defined twice");
+        assert_eq!(err("=db1"), "entry `=db1`: the shard name is empty");
+        assert_eq!(err("app="), "shard `app`: a database name is empty");
+        assert_eq!(err("app=db1,,db2"), "shard `app`: a database name is empty");
+        assert_eq!(err("app"), "entry `app`: expected NAME=DB[,DB...]");
     }
 
     #[test]

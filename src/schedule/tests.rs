@@ -185,10 +185,26 @@ fn run_script(name: &str, text: &str) -> (Vec<String>, String) {
             expected.push(lines[i].trim_start_matches('>').trim().to_string());
             i += 1;
         }
-        let actual = run_command(&mut sched, trimmed).unwrap_or_else(|e| {
-            failures.push(format!("{name}:{lineno}: {e}"));
-            vec![]
-        });
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_command(&mut sched, trimmed)
+        }));
+        let actual = match run {
+            Ok(Ok(out)) => out,
+            Ok(Err(e)) => {
+                failures.push(format!("{name}:{lineno}: {e}"));
+                vec![]
+            }
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                failures.push(format!("{name}:{lineno}: `{trimmed}` panicked: {msg}"));
+                // The state may be inconsistent: the rest of the file is moot.
+                break;
+            }
+        };
         let _ = writeln!(rewritten, "{line}");
         for out in &actual {
             let _ = writeln!(rewritten, "> {out}");
