@@ -24,6 +24,121 @@ pub enum Command {
     /// Mirror the primary's binlog byte for byte into a directory, as a
     /// replica (in place of the replica's IO thread).
     Mirror(MirrorArgs),
+    /// Apply a mirrored binlog or relay logs to a target server, in parallel
+    /// by database (the replica's SQL thread, replaced).
+    Apply(ApplyArgs),
+    /// Show what a target has applied: per-shard watermarks, low-watermark,
+    /// and what is left in the source.
+    Status(StatusArgs),
+}
+
+/// How to reach the target; its password is never taken from the command line.
+#[derive(Debug, clap::Args)]
+pub struct TargetArgs {
+    /// The target server: mysql://USER@HOST:PORT/ (no password in the URL:
+    /// set PARAPPLY_TARGET_PASSWORD or use --target-password-file).
+    #[arg(long)]
+    pub target: String,
+    /// A file holding the target user's password (first line).
+    #[arg(long)]
+    pub target_password_file: Option<PathBuf>,
+    /// Schema of parapply's progress tables on the target.
+    #[arg(long, default_value = "parapply")]
+    pub progress_schema: String,
+}
+
+/// How shards are formed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ShardByArg {
+    /// One shard per database (after --shard-map merges).
+    Database,
+    /// One shard per table.
+    Table,
+}
+
+/// `parapply apply`.
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// The mirror or relay-log directory (holding its index file), or an
+    /// index file.
+    #[arg(long)]
+    pub source: PathBuf,
+    /// The target server.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Keep tailing the source for new events (stop with SIGINT/SIGTERM).
+    #[arg(long)]
+    pub follow: bool,
+    /// Stop after the group with this GTID, or the group ending at or after
+    /// this FILE:POS.
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Where to start on a target without progress (FILE:POS or GTID).
+    #[arg(long, value_parser = parse_start)]
+    pub from: Option<StartAt>,
+    /// Worker threads, each with its own connection to the target.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
+    pub workers: u16,
+    /// Up to this many consecutive groups of one shard are committed as one
+    /// target transaction when they are waiting (1 turns batching off).
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    pub batch: u16,
+    /// Bytes of events per batched transaction at most (K, M, G suffixes).
+    #[arg(long, default_value = "4M", value_parser = parse_bytes)]
+    pub batch_bytes: u64,
+    /// Bytes of groups read but not yet applied at most (K, M, G suffixes).
+    #[arg(long, default_value = "64M", value_parser = parse_bytes)]
+    pub max_inflight_bytes: u64,
+    /// Merge databases into shards: `name=db1,db2;other=db3` (for
+    /// cross-database foreign keys).
+    #[arg(long)]
+    pub shard_map: Option<String>,
+    /// Shard by database (default) or by table.
+    #[arg(long, value_enum, default_value = "database")]
+    pub shard_by: ShardByArg,
+    /// Seconds to keep reconnecting to a target that went away.
+    #[arg(long, default_value_t = 300)]
+    pub reconnect_timeout: u64,
+    /// Print the final report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `parapply status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The target server.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The source directory, to show what is left to apply.
+    #[arg(long)]
+    pub source: Option<PathBuf>,
+    /// Shard map the progress was written with (as given to apply).
+    #[arg(long)]
+    pub shard_map: Option<String>,
+    /// Shard by database (default) or by table.
+    #[arg(long, value_enum, default_value = "database")]
+    pub shard_by: ShardByArg,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses `123`, `64K`, `4M`, `1G` (powers of 1024; a trailing `iB`/`B` is allowed).
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let t = s.trim().trim_end_matches("iB").trim_end_matches('B');
+    let (num, mult) = match t.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("`{s}` is not a size (e.g. 65536, 64K, 4M, 1G)"))
 }
 
 /// `parapply mirror`.

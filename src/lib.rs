@@ -76,6 +76,7 @@
 pub mod apply;
 pub mod binlog;
 pub mod cli;
+pub mod commands;
 pub mod group;
 pub mod inspect;
 pub mod mirror;

@@ -30,6 +30,8 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Apply(a) => parapply::commands::apply(a),
+        Command::Status(a) => parapply::commands::status(a),
         Command::Mirror(a) => Ok(parapply::mirror::run_cli(a)?),
         Command::Inspect(a) => {
             let source = Source::from_paths(&a.paths)?;

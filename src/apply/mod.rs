@@ -1,4 +1,9 @@
 //! The apply engine: scheduler-driven workers replay transaction groups on
 //! the target (in progress).
 
+pub mod engine;
+pub mod error;
 pub mod replay;
+pub mod worker;
+
+pub use error::ApplyError;

@@ -22,6 +22,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 
+use crate::binlog::constants::LOG_EVENT_SUPPRESS_USE_F;
 use crate::binlog::events::{FormatDescription, QueryEvent, UserVarEvent};
 use crate::binlog::{DecodeError, Event, EventHeader, EventType};
 use crate::group::Group;
@@ -273,7 +274,10 @@ fn plan_query(
     if !pending.is_empty() {
         out.push(Step::sql(pending));
     }
-    if session.db.as_deref() != Some(q.db) && !q.db.is_empty() {
+    // CREATE/DROP DATABASE and the like carry LOG_EVENT_SUPPRESS_USE_F:
+    // their default database may not exist (yet, or any more).
+    let suppress_use = header.flags & LOG_EVENT_SUPPRESS_USE_F != 0;
+    if !suppress_use && session.db.as_deref() != Some(q.db) && !q.db.is_empty() {
         let mut u = b"USE `".to_vec();
         u.extend(
             q.db.iter()

@@ -16,6 +16,9 @@ pub const MAX_EVENT_SIZE: u32 = 1024 * 1024 * 1024 + 1024;
 /// Event header flag: set in a Format_description event while the file is
 /// being written; cleared when the server closes the file cleanly.
 pub const LOG_EVENT_BINLOG_IN_USE_F: u16 = 0x1;
+/// Event header flag: the statement must run without `USE` of its default
+/// database (CREATE/DROP DATABASE: the database may not exist).
+pub const LOG_EVENT_SUPPRESS_USE_F: u16 = 0x8;
 /// Event header flag: the event was made up by the sender, not read from a
 /// binlog (e.g. the fake Rotate a primary sends first).
 pub const LOG_EVENT_ARTIFICIAL_F: u16 = 0x20;

@@ -514,6 +514,16 @@ impl BinlogReader {
                         continue;
                     }
                     Next::End { have, need } => {
+                        // Starting exactly at the end of a file is starting
+                        // at a boundary with nothing (yet) after it.
+                        if have == 0 {
+                            if let Some(StartAt::Pos(p)) = &self.skip_to {
+                                let f = self.cur.as_ref().expect("open");
+                                if *p.file == *f.name && p.pos == f.pos() {
+                                    self.skip_to = None;
+                                }
+                            }
+                        }
                         if self.has_next_file()? {
                             // The current file is complete: a partial event is corruption.
                             let f = self.cur.as_mut().expect("open");
