@@ -12,6 +12,8 @@
 //!   settings, and the INTVAR / RAND / USER_VAR events before them.
 //! * BEGIN, COMMIT, XID, GTID and ANNOTATE_ROWS are not replayed: the worker
 //!   opens and commits its own transaction (and records progress inside it).
+//!   The GTID event of an XA prepare stands for `XA START <xid>`, and the
+//!   XA_PREPARE event for `XA PREPARE <xid>` (or `XA COMMIT … ONE PHASE`).
 //!
 //! A `BINLOG` statement must be the **last** statement of a multi-statement
 //! query (DESIGN.md, "Facts measured"), so every [`Step`] says whether it may
@@ -22,7 +24,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 
-use crate::binlog::constants::LOG_EVENT_SUPPRESS_USE_F;
+use crate::binlog::constants::{gtid_flags, LOG_EVENT_SUPPRESS_USE_F};
 use crate::binlog::events::{FormatDescription, QueryEvent, UserVarEvent};
 use crate::binlog::{DecodeError, Event, EventHeader, EventType};
 use crate::group::Group;
@@ -144,8 +146,20 @@ pub fn plan_group(
             cause,
         };
         match t {
-            EventType::GTID
-            | EventType::MYSQL_GTID
+            // MariaDB's GTID event of an XA prepare stands for `XA START`.
+            EventType::GTID => {
+                if let Event::Gtid(g) = decode(bytes, t, fde).map_err(err)? {
+                    if let (true, Some(x)) = (g.flags & gtid_flags::PREPARED_XA != 0, &g.xa_xid) {
+                        out.push(Step::sql(format!(
+                            "XA START X'{}',X'{}',{}",
+                            hex(&x.gtrid),
+                            hex(&x.bqual),
+                            x.format_id
+                        )));
+                    }
+                }
+            }
+            EventType::MYSQL_GTID
             | EventType::ANONYMOUS_GTID
             | EventType::XID
             | EventType::ANNOTATE_ROWS
@@ -168,6 +182,18 @@ pub fn plan_group(
                     continue;
                 }
                 plan_query(&header, &q, session, std::mem::take(&mut pending), out);
+            }
+            EventType::XA_PREPARE => {
+                flush_rows(&mut rows, session, out);
+                let Event::XaPrepare(x) = decode(bytes, t, fde).map_err(err)? else {
+                    unreachable!("an XA_PREPARE type decodes to XaPrepare")
+                };
+                let xid = format!("X'{}',X'{}',{}", hex(x.gtrid), hex(x.bqual), x.format_id);
+                out.push(Step::sql(if x.one_phase {
+                    format!("XA COMMIT {xid} ONE PHASE")
+                } else {
+                    format!("XA PREPARE {xid}")
+                }));
             }
             _ => {
                 return Err(ReplayError::Unsupported {
@@ -400,6 +426,10 @@ fn append_user_var(
         }
     }
     Ok(())
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02X}")).collect()
 }
 
 /// Escapes a string literal's content for single quotes.

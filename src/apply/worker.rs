@@ -35,6 +35,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::error::ApplyError;
 use super::replay::{plan_group, Collations, Session, Step};
+use crate::binlog::constants::gtid_flags;
 use crate::group::{Group, GroupKind};
 use crate::position::MariaGtid;
 use crate::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark};
@@ -384,6 +385,19 @@ impl Worker {
         }
         if !self.buf.is_empty() {
             self.round_trip(batch, &owners)?;
+        }
+        if last.group.gtid_flags & gtid_flags::PREPARED_XA != 0 {
+            // A prepared XA transaction stays attached to its connection,
+            // which can run nothing else until it ends. Like the server's own
+            // replica, detach it: it survives the disconnect, and its XA
+            // COMMIT may come on any connection.
+            match Conn::connect(&self.cfg.target) {
+                Ok(c) => {
+                    self.conn = c;
+                    self.session.reset();
+                }
+                Err(e) => return Err(Failure::Lost(e)),
+            }
         }
         Ok(())
     }
