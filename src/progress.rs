@@ -15,7 +15,17 @@
 //!   written periodically by the engine, and after every barrier.
 //!
 //! A third table, `config`, keeps the shard-map fingerprint: watermarks are
-//! only meaningful under the shard map that wrote them.
+//! only meaningful under the shard map that wrote them. A fourth,
+//! `sessions`, lists the connection ids of the running applier's workers.
+//!
+//! # A dead applier's statements
+//!
+//! When an applier dies (SIGKILL, a crash of its host), a statement it sent
+//! may still be running on the target — a long DDL, say — and commit after a
+//! new applier has read the state. So before reading the state, a new
+//! applier takes the lock [`ProgressTables::applier_lock`] (only one applier
+//! per target and schema) and waits until every connection listed in
+//! `sessions` has left the server's process list; then the state is final.
 //!
 //! # The restart rule (exactly once)
 //!
@@ -199,7 +209,35 @@ impl ProgressTables {
                  name VARCHAR(64) CHARACTER SET ascii NOT NULL PRIMARY KEY, \
                  value TEXT CHARACTER SET utf8mb4 NOT NULL) ENGINE=InnoDB"
             ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS `{s}`.`sessions` (\
+                 conn_id BIGINT UNSIGNED NOT NULL PRIMARY KEY, \
+                 started_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6)) ENGINE=InnoDB"
+            ),
         ]
+    }
+
+    /// The name of the lock one running applier holds on the target.
+    pub fn applier_lock(&self) -> String {
+        format!("parapply:{}", self.schema)
+    }
+
+    /// Records the connection running it as one of this applier's sessions.
+    pub fn register_session_sql(&self) -> String {
+        format!(
+            "REPLACE INTO `{}`.`sessions` (conn_id) VALUES (CONNECTION_ID())",
+            self.schema
+        )
+    }
+
+    /// The connection ids a previous applier recorded.
+    pub fn select_sessions_sql(&self) -> String {
+        format!("SELECT conn_id FROM `{}`.`sessions`", self.schema)
+    }
+
+    /// Forgets the recorded sessions.
+    pub fn clear_sessions_sql(&self) -> String {
+        format!("DELETE FROM `{}`.`sessions`", self.schema)
     }
 
     /// The query that reads the shard rows: domain, shard, seq, server, file, end.

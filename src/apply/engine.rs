@@ -566,6 +566,7 @@ fn preflight(c: &mut Conn, opts: &ApplyOptions) -> Result<Setup, ApplyError> {
         c.execute(sql.as_bytes())
             .map_err(|e| sql_err("creating the progress tables", e))?;
     }
+    take_over(c, opts)?;
     let shards = c
         .query_rows(&opts.progress.select_shards_sql())
         .map_err(|e| sql_err("reading progress", e))?;
@@ -615,6 +616,87 @@ fn preflight(c: &mut Conn, opts: &ApplyOptions) -> Result<Setup, ApplyError> {
         binlog_state,
         collations,
     })
+}
+
+/// Becomes the one applier of this target and schema, and waits until the
+/// sessions of a previous (dead) applier have left the server, so that what
+/// they were running is committed or rolled back before the state is read.
+fn take_over(c: &mut Conn, opts: &ApplyOptions) -> Result<(), ApplyError> {
+    let addr = opts.target.addr();
+    let lock = opts.progress.applier_lock();
+    let got = c
+        .query_value(&format!(
+            "SELECT GET_LOCK('{}', 30)",
+            crate::progress::escape(&lock)
+        ))
+        .map_err(|e| ApplyError::Preflight(format!("{addr}: taking the applier lock: {e}")))?;
+    if got.as_deref() != Some("1") {
+        let holder = c
+            .query_value(&format!(
+                "SELECT IS_USED_LOCK('{}')",
+                crate::progress::escape(&lock)
+            ))
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "?".into());
+        return Err(ApplyError::Preflight(format!(
+            "{addr}: another parapply apply is running against this target (connection \
+             {holder} holds the lock `{lock}`); stop it first"
+        )));
+    }
+    let rows = c
+        .query_rows(&opts.progress.select_sessions_sql())
+        .map_err(|e| ApplyError::Preflight(format!("{addr}: reading sessions: {e}")))?;
+    let ids: Vec<String> = rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .filter(|id| id.chars().all(|c| c.is_ascii_digit()) && !id.is_empty())
+        .collect();
+    if !ids.is_empty() {
+        let list = ids.join(",");
+        let started = Instant::now();
+        let mut told = Instant::now() - Duration::from_secs(60);
+        loop {
+            let running = c
+                .query_rows(&format!(
+                    "SELECT ID, COALESCE(LEFT(INFO, 80), '') FROM information_schema.PROCESSLIST \
+                     WHERE ID IN ({list}) AND ID <> CONNECTION_ID()"
+                ))
+                .map_err(|e| {
+                    ApplyError::Preflight(format!("{addr}: reading the process list: {e}"))
+                })?;
+            if running.is_empty() {
+                break;
+            }
+            if told.elapsed() >= Duration::from_secs(5) {
+                let what: Vec<String> = running
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|v| {
+                                String::from_utf8_lossy(v.as_deref().unwrap_or(b"")).into_owned()
+                            })
+                            .collect::<Vec<_>>()
+                            .join(": ")
+                    })
+                    .collect();
+                tracing::warn!(
+                    waited_s = started.elapsed().as_secs(),
+                    sessions = %what.join("; "),
+                    "waiting for a previous applier's statements to finish on the target"
+                );
+                told = Instant::now();
+            }
+            if opts.abort.load(Ordering::Relaxed) || opts.stop.load(Ordering::Relaxed) {
+                return Err(ApplyError::Aborted);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    c.execute(opts.progress.clear_sessions_sql().as_bytes())
+        .map_err(|e| ApplyError::Preflight(format!("{addr}: clearing sessions: {e}")))?;
+    Ok(())
 }
 
 fn persist_low(

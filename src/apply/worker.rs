@@ -180,7 +180,7 @@ enum Failure {
 
 impl Worker {
     fn connect(cfg: WorkerConfig) -> Result<Worker, ApplyError> {
-        let conn = Conn::connect(&cfg.target).map_err(|error| ApplyError::Target {
+        let conn = open(&cfg).map_err(|error| ApplyError::Target {
             addr: cfg.target.addr(),
             error: Box::new(error),
         })?;
@@ -253,7 +253,7 @@ impl Worker {
             if self.cfg.abort.load(Ordering::Relaxed) {
                 return Err(ApplyError::Aborted);
             }
-            match Conn::connect(&self.cfg.target) {
+            match open(&self.cfg) {
                 Ok(c) => {
                     self.conn = c;
                     self.session.reset();
@@ -391,7 +391,7 @@ impl Worker {
             // which can run nothing else until it ends. Like the server's own
             // replica, detach it: it survives the disconnect, and its XA
             // COMMIT may come on any connection.
-            match Conn::connect(&self.cfg.target) {
+            match open(&self.cfg) {
                 Ok(c) => {
                     self.conn = c;
                     self.session.reset();
@@ -420,6 +420,14 @@ impl Worker {
             }
         }
     }
+}
+
+/// Connects and records the connection in the sessions table, so that a
+/// later applier can wait for its statements if this process dies.
+fn open(cfg: &WorkerConfig) -> Result<Conn, WireError> {
+    let mut c = Conn::connect(&cfg.target)?;
+    c.execute(cfg.progress.register_session_sql().as_bytes())?;
+    Ok(c)
 }
 
 /// The last group of each (domain, shard) in the batch.
