@@ -93,38 +93,51 @@ fn run(o: ApplyOptions) -> ApplyReport {
 }
 
 #[test]
-fn row_transactions_over_16_databases_apply_in_parallel_exactly_once() {
+fn twenty_thousand_row_transactions_over_16_databases_apply_in_parallel_exactly_once() {
     let p = primary(BinlogFormat::Row);
     let t = target();
-    let mut sql = String::new();
-    for d in 0..16 {
-        sql.push_str(&format!(
-            "CREATE DATABASE db{d}; CREATE TABLE db{d}.t (id INT PRIMARY KEY AUTO_INCREMENT, k INT, v VARCHAR(64));"
-        ));
-    }
-    p.exec(&sql).unwrap();
-    let mut c = p.conn().unwrap();
-    use mysql::prelude::Queryable;
-    for i in 0..2000 {
-        let d = i % 16;
-        c.query_drop(format!("INSERT INTO db{d}.t (k, v) VALUES ({i}, 'v{i}')"))
-            .unwrap();
-        if i % 97 == 0 {
-            // A cross-database transaction.
-            c.query_drop(format!(
-                "START TRANSACTION; UPDATE db{d}.t SET k = k + 1 WHERE id = 1; UPDATE db{}.t SET k = k + 1 WHERE id = 1; COMMIT",
-                (d + 1) % 16
-            ))
-            .unwrap();
-        }
+    common::load_small_transactions(&p, "db", 16, 20_000);
+    // Cross-database transactions.
+    for i in 0..40 {
+        p.exec(&format!(
+            "START TRANSACTION; UPDATE db{}.t SET k = k + 1 WHERE id = 0; UPDATE db{}.t SET k = k + 1 WHERE id = 0; COMMIT",
+            i % 16,
+            (i + 5) % 16
+        ))
+        .unwrap();
     }
     let r = run(options(&p, &t));
-    assert!(r.applied > 2000, "{r:?}");
+    assert_eq!(r.applied, 16 * 3 + 20_000 + 40, "{r:?}");
     assert!(r.drained);
     assert_same_data(&p, &t);
     // A second run finds everything applied.
     let again = run(options(&p, &t));
-    assert_eq!(again.applied, 0, "{again:?}");
+    assert_eq!((again.applied, again.skipped), (0, 0), "{again:?}");
+    assert_same_data(&p, &t);
+}
+
+#[test]
+fn a_50_mb_transaction_and_tables_without_primary_key_apply() {
+    let p = primary(BinlogFormat::Row);
+    let t = target();
+    p.exec(
+        "CREATE DATABASE big; CREATE TABLE big.t (id INT PRIMARY KEY, pad VARCHAR(2000));
+         CREATE TABLE big.nopk (a INT, b VARCHAR(100))",
+    )
+    .unwrap();
+    p.exec(
+        "START TRANSACTION;
+         INSERT INTO big.t SELECT seq, REPEAT(CHAR(65 + seq % 26), 1000) FROM big.seq_1_to_52000;
+         COMMIT",
+    )
+    .unwrap();
+    p.exec("INSERT INTO big.nopk VALUES (1,'a'),(1,'a'),(2,'b'),(2,'b'),(2,'b')")
+        .unwrap();
+    p.exec("DELETE FROM big.nopk WHERE a = 2 LIMIT 2").unwrap();
+    p.exec("UPDATE big.nopk SET b = 'c' WHERE a = 1 LIMIT 1")
+        .unwrap();
+    let r = run(options(&p, &t));
+    assert!(r.bytes > 50_000_000, "{r:?}");
     assert_same_data(&p, &t);
 }
 

@@ -29,6 +29,11 @@ use crate::binlog::events::{FormatDescription, QueryEvent, UserVarEvent};
 use crate::binlog::{DecodeError, Event, EventHeader, EventType};
 use crate::group::Group;
 
+/// Row events per `BINLOG` statement, at most (bytes, before base64): the
+/// cost of one statement grows faster than its size (DESIGN.md), and a
+/// large transaction must not exceed the target's `max_allowed_packet`.
+pub const BINLOG_CHUNK: usize = 1 << 20;
+
 /// One statement to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
@@ -129,6 +134,8 @@ pub fn plan_group(
 ) -> Result<(), ReplayError> {
     let fde = &group.format;
     let mut rows: Vec<u8> = Vec::new();
+    // Table_map events of the statement whose Rows events are being sent.
+    let mut maps: Vec<u8> = Vec::new();
     // INTVAR/RAND/USER_VAR settings waiting for their Query.
     let mut pending: Vec<u8> = Vec::new();
     let flush_rows = |rows: &mut Vec<u8>, session: &mut Session, out: &mut Vec<Step>| {
@@ -165,8 +172,26 @@ pub fn plan_group(
             | EventType::ANNOTATE_ROWS
             | EventType::ROWS_QUERY
             | EventType::IGNORABLE => {}
-            EventType::TABLE_MAP => rows.extend_from_slice(bytes),
-            t if t.is_rows() => rows.extend_from_slice(bytes),
+            EventType::TABLE_MAP => {
+                maps.extend_from_slice(bytes);
+                rows.extend_from_slice(bytes)
+            }
+            t if t.is_rows() => {
+                // Keep each BINLOG statement small: whole events, at most
+                // about BINLOG_CHUNK bytes. A BINLOG statement forgets the
+                // table maps of the one before, so a chunk that continues a
+                // statement starts with that statement's Table_map events.
+                if rows.len() > maps.len() && rows.len() + bytes.len() > BINLOG_CHUNK {
+                    flush_rows(&mut rows, session, out);
+                    rows.extend_from_slice(&maps);
+                }
+                rows.extend_from_slice(bytes);
+                if let Event::Rows(r) = decode(bytes, t, fde).map_err(err)? {
+                    if r.stmt_end() {
+                        maps.clear();
+                    }
+                }
+            }
             EventType::INTVAR | EventType::RAND | EventType::USER_VAR => {
                 flush_rows(&mut rows, session, out);
                 let ev = decode(bytes, t, fde).map_err(err)?;

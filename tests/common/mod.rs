@@ -114,3 +114,36 @@ pub fn assert_agrees_with_mariadb_binlog(f: &Path) {
     assert_eq!(our_pos, positions, "{}: positions", f.display());
     assert_eq!(our_headers, headers, "{}: headers", f.display());
 }
+
+/// Commits `n` small row transactions (an insert and an update each) over
+/// `dbs` databases `{prefix}0…`, each with a table `t`, from 4 connections.
+pub fn load_small_transactions(p: &parapply::sandbox::Server, prefix: &str, dbs: usize, n: usize) {
+    use mysql::prelude::Queryable;
+    let mut ddl = String::new();
+    for d in 0..dbs {
+        ddl.push_str(&format!(
+            "CREATE DATABASE {prefix}{d}; CREATE TABLE {prefix}{d}.t (id INT PRIMARY KEY, k INT NOT NULL, v VARCHAR(64));
+             INSERT INTO {prefix}{d}.t VALUES (0, 0, 'counter');"
+        ));
+    }
+    p.exec(&ddl).unwrap();
+    std::thread::scope(|s| {
+        for part in 0..4 {
+            s.spawn(move || {
+                let mut c = p.conn().unwrap();
+                for i in (part..n).step_by(4) {
+                    let d = i % dbs;
+                    c.query_drop("START TRANSACTION").unwrap();
+                    c.query_drop(format!(
+                        "INSERT INTO {prefix}{d}.t VALUES ({}, {i}, 'v{i}')",
+                        i + 1
+                    ))
+                    .unwrap();
+                    c.query_drop(format!("UPDATE {prefix}{d}.t SET k = k + 1 WHERE id = 0"))
+                        .unwrap();
+                    c.query_drop("COMMIT").unwrap();
+                }
+            });
+        }
+    });
+}
