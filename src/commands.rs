@@ -158,11 +158,8 @@ pub fn status(a: StatusArgs) -> anyhow::Result<()> {
         None => None,
     };
     if a.json {
-        let v = serde_json::json!({
-            "state": state,
-            "drained": state.is_drained(),
-            "pending": pending,
-        });
+        let mut v = state.to_json();
+        v["pending"] = serde_json::to_value(&pending)?;
         println!("{v}");
         return Ok(());
     }

@@ -69,7 +69,7 @@ pub struct Watermark {
 }
 
 /// What a target has applied: its watermarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplicaState {
     /// `(domain, shard) → W`.
     pub shards: BTreeMap<(u32, String), Watermark>,
@@ -141,6 +141,30 @@ impl ReplicaState {
         self.shards
             .iter()
             .all(|((d, _), w)| self.low.get(d).is_some_and(|l| w.seq_no <= l.seq_no))
+    }
+
+    /// The state as JSON: the low-watermark and the shards as lists of
+    /// objects (`domain_id`, `shard`, `gtid`, `seq_no`, `server_id`, `end`).
+    pub fn to_json(&self) -> serde_json::Value {
+        let wm = |d: u32, shard: Option<&str>, w: &Watermark| {
+            let mut v = serde_json::json!({
+                "domain_id": d,
+                "gtid": format!("{d}-{}-{}", w.server_id, w.seq_no),
+                "seq_no": w.seq_no,
+                "server_id": w.server_id,
+                "end": w.end.to_string(),
+            });
+            if let Some(s) = shard {
+                v["shard"] = s.into();
+            }
+            v
+        };
+        serde_json::json!({
+            "low_watermark": self.low.iter().map(|(d, w)| wm(*d, None, w)).collect::<Vec<_>>(),
+            "shards": self.shards.iter().map(|((d, s), w)| wm(*d, Some(s), w)).collect::<Vec<_>>(),
+            "shard_map": self.shard_map,
+            "drained": self.is_drained(),
+        })
     }
 
     /// The GTID position of a drained state, for `SET GLOBAL gtid_slave_pos`.

@@ -1,0 +1,192 @@
+//! The `parapply apply` and `status` commands as an operator runs them:
+//! the password from the environment (never argv or a log line), clear
+//! preflight errors for a wrong password and a missing privilege, `--follow`
+//! tailing a live binlog, SIGINT draining to one consistent position and
+//! printing the statement that hands over to the server's own SQL thread,
+//! and `status` reporting the watermarks and what is left.
+//!
+//! Run: `cargo test --test apply_cli` (needs mariadb-server installed).
+
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use parapply::sandbox::{Server, ServerOptions};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_parapply")
+}
+
+fn servers() -> (Server, Server) {
+    let p = Server::start(ServerOptions::new().server_id(1).log_bin("mariadb-bin")).unwrap();
+    let t = Server::start(
+        ServerOptions::new()
+            .server_id(2)
+            .log_bin("t-bin")
+            .log_slave_updates(true),
+    )
+    .unwrap();
+    p.exec("CREATE DATABASE s1; CREATE DATABASE s2; CREATE TABLE s1.t (i INT PRIMARY KEY); CREATE TABLE s2.t (i INT PRIMARY KEY)")
+        .unwrap();
+    for i in 0..50 {
+        p.exec(&format!("INSERT INTO s{}.t VALUES ({i})", 1 + i % 2))
+            .unwrap();
+    }
+    (p, t)
+}
+
+fn apply(p: &Server, user: &str, port: u16, password: Option<&str>, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["apply", "--workers", "4", "--source"])
+        .arg(p.binlog_dir())
+        .args(["--target", &format!("mysql://{user}@127.0.0.1:{port}/")])
+        .args(extra)
+        .env_remove("PARAPPLY_TARGET_PASSWORD");
+    if let Some(pw) = password {
+        c.env("PARAPPLY_TARGET_PASSWORD", pw);
+    }
+    c
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn wrong_password_and_missing_privilege_are_clear_errors_without_the_secret() {
+    let (p, t) = servers();
+    t.exec(
+        "CREATE USER 'app'@'%' IDENTIFIED BY 'right-secret-1';
+         GRANT ALL ON *.* TO 'app'@'%';
+         CREATE USER 'weak'@'%' IDENTIFIED BY 'weak-secret-2';
+         GRANT SELECT, INSERT, UPDATE, DELETE, CREATE ON *.* TO 'weak'@'%'",
+    )
+    .unwrap();
+    let out = apply(&p, "app", t.port(), Some("not-the-password-3"), &[])
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("cannot log in as `app`") && err.contains("1045"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("not-the-password-3"),
+        "the secret leaked: {err}"
+    );
+
+    let out = apply(&p, "weak", t.port(), Some("weak-secret-2"), &[])
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(err.contains("replaying binlog events is refused"), "{err}");
+    assert!(err.contains("BINLOG REPLAY"), "{err}");
+    assert!(!err.contains("weak-secret-2"));
+
+    // A password in the URL is refused (it would show in `ps`).
+    let out = Command::new(bin())
+        .args(["apply", "--source"])
+        .arg(p.binlog_dir())
+        .args([
+            "--target",
+            &format!("mysql://app:right-secret-1@127.0.0.1:{}/", t.port()),
+        ])
+        .output()
+        .unwrap();
+    let (_, err) = text(&out);
+    assert!(!out.status.success());
+    assert!(!err.contains("right-secret-1"), "{err}");
+
+    // The right password from the environment works.
+    let out = apply(&p, "app", t.port(), Some("right-secret-1"), &[])
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(stdout.contains("applied 54 groups"), "{stdout}");
+}
+
+#[test]
+fn follow_tails_new_writes_and_sigint_drains_to_one_position() {
+    let (p, t) = servers();
+    let mut child = apply(&p, "root", t.port(), None, &["--follow"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let count = |t: &Server| -> u64 {
+        let a: Option<u64> = t.query_first("SELECT COUNT(*) FROM s1.t").unwrap_or(None);
+        let b: Option<u64> = t.query_first("SELECT COUNT(*) FROM s2.t").unwrap_or(None);
+        a.unwrap_or(0) + b.unwrap_or(0)
+    };
+    let wait_for = |n: u64| {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while count(&t) != n {
+            assert!(
+                Instant::now() < deadline,
+                "target has {} rows, want {n}",
+                count(&t)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    wait_for(50);
+    for i in 50..80 {
+        p.exec(&format!("INSERT INTO s{}.t VALUES ({i})", 1 + i % 2))
+            .unwrap();
+    }
+    p.exec("FLUSH BINARY LOGS").unwrap();
+    for i in 80..100 {
+        p.exec(&format!("INSERT INTO s{}.t VALUES ({i})", 1 + i % 2))
+            .unwrap();
+    }
+    wait_for(100);
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "apply did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let pos = p.gtid_binlog_pos().unwrap();
+    assert!(
+        stdout.contains(&format!("SET GLOBAL gtid_slave_pos='{pos}'")),
+        "{stdout}\n{err}"
+    );
+
+    // status: every shard reported, nothing pending.
+    let out = Command::new(bin())
+        .args([
+            "status",
+            "--json",
+            "--target",
+            &format!("mysql://root@127.0.0.1:{}/", t.port()),
+        ])
+        .arg("--source")
+        .arg(p.binlog_dir())
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(v["pending"]["groups"], 0, "{v}");
+    assert_eq!(v["drained"], true, "{v}");
+    let shards: Vec<&str> = v["shards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["shard"].as_str().unwrap())
+        .collect();
+    assert_eq!(shards, ["s1", "s2"], "{v}");
+    assert_eq!(v["low_watermark"][0]["gtid"], pos.as_str(), "{v}");
+}
