@@ -43,19 +43,31 @@
 //!
 //! # Scheduler
 //!
-//! Not built yet (issue 3): shards groups by database; one shard in source
-//! order, different shards in parallel; barriers for DDL, unclassifiable
-//! statements and non-transactional groups.
+//! [`schedule::Scheduler`] is a pure state machine (no I/O): shards of a
+//! group are its databases ([`schedule::ShardMap`] merges databases or
+//! narrows to tables); one shard's groups run in source order on the worker
+//! the shard is bound to, different shards in parallel; a group of several
+//! shards waits until they are on one worker; barriers (DDL, XA,
+//! non-transactional or unclassifiable groups) run alone. A byte budget
+//! bounds what is in flight.
 //!
 //! # Workers
 //!
-//! Not built yet (issue 3): one target connection each, row groups replayed
-//! with `BINLOG`, the primary's GTIDs kept.
+//! [`apply::worker`]: one [`wire`] connection each. [`apply::replay`] turns a
+//! group into statements: row events as `BINLOG '<base64>'` after the
+//! binlog's Format_description event, Query events with the session context
+//! they carry. The primary's GTID is kept. A backlog of one shard is
+//! committed as one transaction (batching). Deadlocks are retried; a lost
+//! connection is re-established and an in-doubt commit checked.
+//! [`apply::engine`] wires reader, scheduler and workers and drains on a
+//! signal; `parapply apply` and `parapply status` are in [`commands`].
 //!
 //! # Progress
 //!
-//! Not built yet (issue 3): per-shard applied-GTID watermarks written in the
-//! same transaction as each group.
+//! [`progress`]: the per-shard watermark rows written in each group's
+//! transaction, the low-watermark, and the restart rule that makes a crash
+//! lose nothing and repeat nothing (DDL included, through the target's
+//! binlog state).
 //!
 //! # Promotion
 //!
