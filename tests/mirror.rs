@@ -527,3 +527,94 @@ fn a_reader_tailing_the_mirror_lags_under_a_second() {
     assert!(max < Duration::from_secs(1), "p50 {p50:?}, max {max:?}");
     assert!(p.binlog_files().unwrap().len() >= 2, "the load rotated");
 }
+
+/// Not a correctness test: mirror throughput against MariaDB's own IO
+/// thread (relay log) on the same primary binlog, for docs/benchmarks.md.
+/// Run: `cargo test --release --test mirror -- --ignored --nocapture bench`.
+#[test]
+#[ignore]
+fn bench_mirror_against_the_io_thread() {
+    let p = primary(64 << 20);
+    let mut c = conn(&p);
+    c.execute(b"CREATE DATABASE b; CREATE TABLE b.t (id INT PRIMARY KEY, v VARCHAR(200))")
+        .unwrap();
+    // Many small transactions (one GTID + Annotate + Table_map + Rows + Xid each).
+    for batch in 0..60 {
+        let mut sql = String::new();
+        for i in 0..1000 {
+            let id = batch * 1000 + i;
+            sql.push_str(&format!("INSERT INTO b.t VALUES ({id}, REPEAT('s', 100));"));
+        }
+        sql.pop();
+        c.execute(sql.as_bytes()).unwrap();
+    }
+    // And some large row events.
+    c.execute(b"CREATE TABLE b.big (id INT PRIMARY KEY, v VARCHAR(200)); INSERT INTO b.big SELECT seq, REPEAT('b', 150) FROM b.seq_1_to_300000").unwrap();
+    let files = p.binlog_files().unwrap();
+    let total: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
+    let last = files
+        .last()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let last_len = fs::metadata(files.last().unwrap()).unwrap().len();
+    let mb = total as f64 / 1048576.0;
+
+    // parapply mirror, from an empty directory until the last byte.
+    let mut mirror_s = Vec::new();
+    for sync in ["never", "1000"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("mirror");
+        let t = Instant::now();
+        let m = spawn_mirror(&p, &dir, 201, &["--sync", sync]);
+        while fs::metadata(dir.join(&last)).map(|m| m.len()).unwrap_or(0) != last_len {
+            thread::sleep(Duration::from_millis(2));
+        }
+        mirror_s.push((sync, t.elapsed().as_secs_f64()));
+        drop(m);
+        compare(&p, &dir, 0).unwrap();
+    }
+
+    // MariaDB's IO thread on a fresh replica, same start, until the same byte.
+    let r = Server::start(ServerOptions::new().server_id(2)).unwrap();
+    let mut rc = conn(&r);
+    let t = Instant::now();
+    rc.execute(
+        format!(
+            "CHANGE MASTER TO MASTER_HOST='127.0.0.1', MASTER_PORT={}, MASTER_USER='root', \
+             MASTER_USE_GTID=no, MASTER_LOG_FILE='{}', MASTER_LOG_POS=4; START SLAVE IO_THREAD",
+            p.port(),
+            files[0].file_name().unwrap().to_string_lossy()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    loop {
+        let out = rc.execute(b"SHOW SLAVE STATUS").unwrap();
+        let col = |name: &str| {
+            let i = out[0].columns.iter().position(|c| c == name).unwrap();
+            out[0].rows[0][i]
+                .clone()
+                .map(|v| String::from_utf8(v).unwrap())
+                .unwrap_or_default()
+        };
+        if col("Master_Log_File") == last && col("Read_Master_Log_Pos") == last_len.to_string() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+    let io_s = t.elapsed().as_secs_f64();
+    for (sync, secs) in mirror_s {
+        eprintln!(
+            "parapply mirror --sync {sync}: {secs:.2} s = {:.0} MiB/s",
+            mb / secs
+        );
+    }
+    eprintln!(
+        "binlog: {} files, {mb:.1} MiB; MariaDB IO thread (relay log, default sync): {io_s:.2} s = {:.0} MiB/s",
+        files.len(),
+        mb / io_s
+    );
+}
