@@ -303,3 +303,58 @@ fn the_shared_workload_matches_the_reference_replay() {
     assert!(a.len() >= 4, "{a:?}");
     assert_eq!(a, b);
 }
+
+/// A lock-wait timeout is retried until the lock goes away; a real conflict
+/// (the replica diverged) stops the engine with an error naming the GTID,
+/// position, database and the server's message, and nothing of the failing
+/// transaction is committed.
+#[test]
+fn lock_waits_are_retried_and_divergence_is_a_clear_error() {
+    let p = primary(BinlogFormat::Row);
+    let t = target();
+    p.exec("CREATE DATABASE l; CREATE TABLE l.t (id INT PRIMARY KEY, v INT); INSERT INTO l.t VALUES (1, 0)")
+        .unwrap();
+    let mut o = options(&p, &t);
+    o.until = Some("0-1-3".parse::<Until>().unwrap());
+    run(o);
+    for i in 1..=5 {
+        p.exec(&format!("UPDATE l.t SET v = {i} WHERE id = 1"))
+            .unwrap();
+    }
+    // Another client holds the row; the target gives up waiting after 1 s.
+    t.exec("SET GLOBAL innodb_lock_wait_timeout = 1").unwrap();
+    let mut holder = t.conn().unwrap();
+    use mysql::prelude::Queryable;
+    holder.query_drop("START TRANSACTION").unwrap();
+    holder
+        .query_drop("SELECT * FROM l.t WHERE id = 1 FOR UPDATE")
+        .unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2500));
+        holder.query_drop("COMMIT").unwrap();
+    });
+    let r = run(options(&p, &t));
+    release.join().unwrap();
+    assert_eq!(r.applied, 5, "{r:?}");
+    assert_same_data(&p, &t);
+
+    // Divergence: the replica already has a row the primary inserts.
+    t.exec("INSERT INTO l.t VALUES (2, 99)").unwrap();
+    p.exec("INSERT INTO l.t VALUES (2, 2)").unwrap();
+    p.exec("UPDATE l.t SET v = 7 WHERE id = 1").unwrap();
+    let e = engine::run(options(&p, &t)).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, ApplyError::Group { .. }), "{msg}");
+    assert!(
+        msg.starts_with("apply failed at 0-1-9 (mariadb-bin.000001:"),
+        "{msg}"
+    );
+    assert!(msg.contains(") in l: server error 1062"), "{msg}");
+    assert!(msg.contains("Duplicate entry '2'"), "{msg}");
+    let v: Option<i64> = t.query_first("SELECT v FROM l.t WHERE id = 2").unwrap();
+    assert_eq!(
+        v,
+        Some(99),
+        "nothing of the failing transaction is committed"
+    );
+}
