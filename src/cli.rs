@@ -30,6 +30,9 @@ pub enum Command {
     /// Show what a target has applied: per-shard watermarks, low-watermark,
     /// and what is left in the source.
     Status(StatusArgs),
+    /// Measure apply throughput end to end on throwaway servers: parapply
+    /// against MariaDB's own replication, on durable replicas.
+    Bench(BenchArgs),
 }
 
 /// How to reach the target; its password is never taken from the command line.
@@ -201,4 +204,30 @@ pub struct InspectArgs {
 
 fn parse_start(s: &str) -> Result<StartAt, String> {
     s.parse()
+}
+
+/// `parapply bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Small row transactions generated on the primary (each its own GTID).
+    #[arg(long, default_value_t = 20000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub transactions: u64,
+    /// Databases (one table each) the transactions are spread over.
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub databases: u32,
+    /// Runs of each configuration (each on a fresh replica); the median is
+    /// reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub runs: u32,
+    /// Configurations, comma-separated: native-single,
+    /// native-{optimistic,conservative,aggressive}-N (N threads),
+    /// parapply-N (N workers, default batching), parapply-N-batch-K.
+    #[arg(long, value_delimiter = ',', default_value = crate::bench::DEFAULT_CONFIGS)]
+    pub configs: Vec<crate::bench::BenchConfig>,
+    /// Client connections generating the workload on the primary.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub clients: u16,
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
 }

@@ -86,6 +86,7 @@
 //! port, removed on drop) for the integration tests, the demo and benchmarks.
 
 pub mod apply;
+pub mod bench;
 pub mod binlog;
 pub mod cli;
 pub mod commands;

@@ -32,6 +32,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Apply(a) => parapply::commands::apply(a),
         Command::Status(a) => parapply::commands::status(a),
+        Command::Bench(a) => Ok(parapply::bench::run_cli(a)?),
         Command::Mirror(a) => Ok(parapply::mirror::run_cli(a)?),
         Command::Inspect(a) => {
             let source = Source::from_paths(&a.paths)?;
