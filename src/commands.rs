@@ -84,26 +84,21 @@ pub fn apply(a: ApplyArgs) -> anyhow::Result<()> {
         .map(str::parse::<Until>)
         .transpose()
         .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
-    let opts = ApplyOptions {
-        source: source_of(&a.source)?,
-        target: target_options(&a.target)?,
-        workers: usize::from(a.workers),
-        batch_groups: usize::from(a.batch),
-        batch_bytes: usize::try_from(a.batch_bytes).unwrap_or(usize::MAX),
-        max_inflight_bytes: a.max_inflight_bytes,
-        follow: a.follow,
-        from: a.from,
-        until,
-        shard_map: shard_map(a.shard_map.as_deref(), a.shard_by)?,
-        progress: ProgressTables::new(&a.target.progress_schema)
-            .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?,
-        reconnect_timeout: Duration::from_secs(a.reconnect_timeout),
-        max_retries: 10,
-        low_watermark_interval: Duration::from_secs(1),
-        stop: stop.clone(),
-        abort,
-        status_line: true,
-    };
+    let mut opts = ApplyOptions::new(source_of(&a.source)?, target_options(&a.target)?);
+    opts.workers = usize::from(a.workers);
+    opts.batch_groups = usize::from(a.batch);
+    opts.batch_bytes = usize::try_from(a.batch_bytes).unwrap_or(usize::MAX);
+    opts.max_inflight_bytes = a.max_inflight_bytes;
+    opts.follow = a.follow;
+    opts.from = a.from;
+    opts.until = until;
+    opts.shard_map = shard_map(a.shard_map.as_deref(), a.shard_by)?;
+    opts.progress = ProgressTables::new(&a.target.progress_schema)
+        .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
+    opts.reconnect_timeout = Duration::from_secs(a.reconnect_timeout);
+    opts.stop = stop.clone();
+    opts.abort = abort;
+    opts.status_line = true;
     let report = engine::run(opts)?;
     if a.json {
         println!("{}", serde_json::to_string(&report)?);

@@ -51,7 +51,6 @@
 //! cover is skipped).
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::Serialize;
 
@@ -302,58 +301,30 @@ impl ProgressTables {
     /// `(domain, shard, watermark)` — to the given groups; run inside the
     /// transaction that applies them.
     pub fn upsert_shards_sql(&self, rows: &[(u32, &str, &Watermark)]) -> String {
-        let mut sql = format!(
-            "INSERT INTO `{}`.`shard_progress` (domain_id, shard, seq_no, server_id, file, end_pos) VALUES ",
-            self.schema
-        );
-        for (i, (d, shard, w)) in rows.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            let _ = write!(
-                sql,
-                "({d},'{}',{},{},'{}',{})",
-                escape(shard),
-                w.seq_no,
-                w.server_id,
-                escape(&w.end.file),
-                w.end.pos
-            );
-        }
-        sql.push_str(
-            " ON DUPLICATE KEY UPDATE seq_no = VALUES(seq_no), server_id = VALUES(server_id), \
-             file = VALUES(file), end_pos = VALUES(end_pos)",
-        );
-        sql
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(d, shard, w)| format!("({d},'{}',{})", escape(shard), watermark_values(w)))
+            .collect();
+        self.upsert("shard_progress", "domain_id, shard", &values)
     }
 
     /// One statement that stores the low-watermark of each domain.
     pub fn upsert_low_sql(&self, rows: &BTreeMap<u32, Watermark>) -> Option<String> {
-        if rows.is_empty() {
-            return None;
-        }
-        let mut sql = format!(
-            "INSERT INTO `{}`.`low_watermark` (domain_id, seq_no, server_id, file, end_pos) VALUES ",
-            self.schema
-        );
-        for (i, (d, w)) in rows.iter().enumerate() {
-            if i > 0 {
-                sql.push(',');
-            }
-            let _ = write!(
-                sql,
-                "({d},{},{},'{}',{})",
-                w.seq_no,
-                w.server_id,
-                escape(&w.end.file),
-                w.end.pos
-            );
-        }
-        sql.push_str(
-            " ON DUPLICATE KEY UPDATE seq_no = VALUES(seq_no), server_id = VALUES(server_id), \
+        let values: Vec<String> = rows
+            .iter()
+            .map(|(d, w)| format!("({d},{})", watermark_values(w)))
+            .collect();
+        (!values.is_empty()).then(|| self.upsert("low_watermark", "domain_id", &values))
+    }
+
+    fn upsert(&self, table: &str, key: &str, values: &[String]) -> String {
+        format!(
+            "INSERT INTO `{}`.`{table}` ({key}, seq_no, server_id, file, end_pos) VALUES {} \
+             ON DUPLICATE KEY UPDATE seq_no = VALUES(seq_no), server_id = VALUES(server_id), \
              file = VALUES(file), end_pos = VALUES(end_pos)",
-        );
-        Some(sql)
+            self.schema,
+            values.join(",")
+        )
     }
 
     /// Builds the state from the rows the three queries returned (text
@@ -398,6 +369,17 @@ impl ProgressTables {
         }
         Ok(st)
     }
+}
+
+/// `seq_no,server_id,'file',end_pos` of a watermark, for a VALUES list.
+fn watermark_values(w: &Watermark) -> String {
+    format!(
+        "{},{},'{}',{}",
+        w.seq_no,
+        w.server_id,
+        escape(&w.end.file),
+        w.end.pos
+    )
 }
 
 /// Escapes text for a single-quoted SQL literal (backslash and quote).

@@ -13,16 +13,12 @@
 
 mod common;
 
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 use parapply::apply::engine::{self, ApplyOptions, ApplyReport, Until};
 use parapply::apply::ApplyError;
 use parapply::binlog::Source;
-use parapply::progress::ProgressTables;
 use parapply::sandbox::{BinlogFormat, Server, ServerOptions};
-use parapply::schedule::{ShardBy, ShardMap};
 use parapply::wire::ConnectOptions;
 
 fn primary(format: BinlogFormat) -> Server {
@@ -47,25 +43,15 @@ fn target() -> Server {
 }
 
 fn options(source: &Server, target: &Server) -> ApplyOptions {
-    ApplyOptions {
-        source: Source::dir(source.binlog_dir()).unwrap(),
-        target: ConnectOptions::new("127.0.0.1", target.port(), "root"),
-        workers: 8,
-        batch_groups: 16,
-        batch_bytes: 4 << 20,
-        max_inflight_bytes: 16 << 20,
-        follow: false,
-        from: None,
-        until: None,
-        shard_map: ShardMap::parse("", ShardBy::Database).unwrap(),
-        progress: ProgressTables::new("parapply").unwrap(),
-        reconnect_timeout: Duration::from_secs(30),
-        max_retries: 10,
-        low_watermark_interval: Duration::from_millis(200),
-        stop: Arc::new(AtomicBool::new(false)),
-        abort: Arc::new(AtomicBool::new(false)),
-        status_line: false,
-    }
+    let mut o = ApplyOptions::new(
+        Source::dir(source.binlog_dir()).unwrap(),
+        ConnectOptions::new("127.0.0.1", target.port(), "root"),
+    );
+    o.workers = 8;
+    o.max_inflight_bytes = 16 << 20;
+    o.reconnect_timeout = Duration::from_secs(30);
+    o.low_watermark_interval = Duration::from_millis(200);
+    o
 }
 
 fn user_dbs(s: &Server) -> Vec<String> {

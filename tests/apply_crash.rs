@@ -11,15 +11,11 @@
 //! The random moments come from a seed printed by the test.
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parapply::apply::engine::{self, ApplyOptions};
 use parapply::binlog::Source;
-use parapply::progress::ProgressTables;
 use parapply::sandbox::{Server, ServerOptions};
-use parapply::schedule::{ShardBy, ShardMap};
 use parapply::wire::ConnectOptions;
 
 const DBS: usize = 6;
@@ -205,26 +201,20 @@ fn the_target_killed_and_restarted_mid_run_is_reconnected_and_nothing_is_lost() 
     let p = primary_with_ledger(1500);
     let mut t = target();
     let port = t.port();
-    let stop = Arc::new(AtomicBool::new(false));
-    let opts = ApplyOptions {
-        source: Source::dir(p.binlog_dir()).unwrap(),
-        target: ConnectOptions::new("127.0.0.1", port, "root"),
-        workers: 6,
-        batch_groups: 4,
-        batch_bytes: 1 << 20,
-        max_inflight_bytes: 4 << 20,
-        follow: false,
-        from: None,
-        until: None,
-        shard_map: ShardMap::parse("", ShardBy::Database).unwrap(),
-        progress: ProgressTables::new("parapply").unwrap(),
-        reconnect_timeout: Duration::from_secs(60),
-        max_retries: 10,
-        low_watermark_interval: Duration::from_millis(100),
-        stop: stop.clone(),
-        abort: Arc::new(AtomicBool::new(false)),
-        status_line: false,
+    let options = || {
+        let mut o = ApplyOptions::new(
+            Source::dir(p.binlog_dir()).unwrap(),
+            ConnectOptions::new("127.0.0.1", port, "root"),
+        );
+        o.workers = 6;
+        o.batch_groups = 4;
+        o.batch_bytes = 1 << 20;
+        o.max_inflight_bytes = 4 << 20;
+        o.reconnect_timeout = Duration::from_secs(60);
+        o.low_watermark_interval = Duration::from_millis(100);
+        o
     };
+    let opts = options();
     let runner = std::thread::spawn(move || engine::run(opts));
     // Kill the target once some progress is there.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -247,25 +237,7 @@ fn the_target_killed_and_restarted_mid_run_is_reconnected_and_nothing_is_lost() 
         Err(e) => {
             // Exiting clearly is allowed too; a second run must then finish.
             eprintln!("the run stopped: {e}");
-            let mut o2 = ApplyOptions {
-                source: Source::dir(p.binlog_dir()).unwrap(),
-                target: ConnectOptions::new("127.0.0.1", port, "root"),
-                workers: 6,
-                batch_groups: 4,
-                batch_bytes: 1 << 20,
-                max_inflight_bytes: 4 << 20,
-                follow: false,
-                from: None,
-                until: None,
-                shard_map: ShardMap::parse("", ShardBy::Database).unwrap(),
-                progress: ProgressTables::new("parapply").unwrap(),
-                reconnect_timeout: Duration::from_secs(60),
-                max_retries: 10,
-                low_watermark_interval: Duration::from_millis(100),
-                stop,
-                abort: Arc::new(AtomicBool::new(false)),
-                status_line: false,
-            };
+            let mut o2 = options();
             o2.workers = 4;
             engine::run(o2).unwrap();
         }

@@ -120,6 +120,35 @@ pub struct ApplyOptions {
     pub status_line: bool,
 }
 
+impl ApplyOptions {
+    /// The defaults of `parapply apply` for this source and target: 16
+    /// workers, batches of up to 16 groups or 4 MiB, 64 MiB in flight, one
+    /// shard per database, progress in schema `parapply`, 300 s of
+    /// reconnecting, 10 retries of a deadlock, the low-watermark persisted
+    /// every second, no status line.
+    pub fn new(source: Source, target: ConnectOptions) -> Self {
+        ApplyOptions {
+            source,
+            target,
+            workers: 16,
+            batch_groups: 16,
+            batch_bytes: 4 << 20,
+            max_inflight_bytes: 64 << 20,
+            follow: false,
+            from: None,
+            until: None,
+            shard_map: ShardMap::new(crate::schedule::ShardBy::Database),
+            progress: ProgressTables::new("parapply").expect("a valid schema name"),
+            reconnect_timeout: Duration::from_secs(300),
+            max_retries: 10,
+            low_watermark_interval: Duration::from_secs(1),
+            stop: Arc::new(AtomicBool::new(false)),
+            abort: Arc::new(AtomicBool::new(false)),
+            status_line: false,
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ApplyReport {

@@ -391,12 +391,35 @@ impl Worker {
             // which can run nothing else until it ends. Like the server's own
             // replica, detach it: it survives the disconnect, and its XA
             // COMMIT may come on any connection.
+            let old = self.conn.connection_id();
             match open(&self.cfg) {
                 Ok(c) => {
                     self.conn = c;
                     self.session.reset();
                 }
                 Err(e) => return Err(Failure::Lost(e)),
+            }
+            // The server detaches the transaction when it has processed the
+            // disconnect, which is asynchronous: wait for that, so that the
+            // XA COMMIT that follows finds the transaction.
+            let gone =
+                format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {old}");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match self.conn.query_value(&gone) {
+                    Ok(Some(n)) if n == "0" => break,
+                    Ok(_) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Ok(_) => {
+                        return Err(Failure::Fatal(ApplyError::Internal(format!(
+                            "connection {old} holding the prepared XA transaction of {} did not \
+                             go away",
+                            last.group.describe()
+                        ))))
+                    }
+                    Err(e) => return Err(Failure::Lost(e)),
+                }
             }
         }
         Ok(())
