@@ -344,3 +344,37 @@ fn lock_waits_are_retried_and_divergence_is_a_clear_error() {
         "nothing of the failing transaction is committed"
     );
 }
+
+/// Relay logs as the source: a replica's IO thread writes them; parapply
+/// applies them to another server, stops half-way and resumes (by GTID, as
+/// the relay log's file names are not the primary's).
+#[test]
+fn relay_logs_apply_and_resume() {
+    let p = primary(BinlogFormat::Row);
+    let relay = Server::start(ServerOptions::new().server_id(5).relay_log_purge(false)).unwrap();
+    let t = target();
+    common::load_small_transactions(&p, "r", 4, 400);
+    p.exec("FLUSH BINARY LOGS").unwrap();
+    common::load_small_transactions(&p, "q", 4, 200);
+    relay.replicate_from(&p).unwrap();
+    relay.wait_caught_up(&p, Duration::from_secs(60)).unwrap();
+    let relay_source = || Source::Index(relay.relay_log_index());
+    let mut o = options(&p, &t);
+    o.source = relay_source();
+    o.until = Some("0-1-300".parse::<Until>().unwrap());
+    let first = run(o);
+    assert_eq!(first.gtid_position, "0-1-300", "{first:?}");
+    let mut o = options(&p, &t);
+    o.source = relay_source();
+    let second = run(o);
+    assert_eq!(
+        first.applied + second.applied,
+        4 * 3 + 400 + 4 * 3 + 200,
+        "{second:?}"
+    );
+    assert_eq!(
+        second.skipped, 1,
+        "only the group at the resume point is seen again"
+    );
+    assert_same_data(&p, &t);
+}

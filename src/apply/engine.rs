@@ -189,7 +189,7 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
     let collations = Arc::new(setup.collations);
 
     let start = match (state.resume_position(), &opts.from) {
-        (Some(p), None) => StartAt::Pos(p),
+        (Some(p), None) => resume_start(&opts.source, &state, p)?,
         (Some(p), Some(_)) => {
             return Err(ApplyError::Preflight(format!(
                 "the target already has progress (applied up to {p}); drop --from, or reset the \
@@ -406,6 +406,39 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
         position: low_position,
         drained,
     })
+}
+
+/// Where reading resumes. In a mirror the prefix's end position names a
+/// file of the source; relay logs have other file names (the position is in
+/// the primary's coordinates), so there the GTID of the prefix's last group
+/// is looked up instead (it is applied, and skipped again).
+fn resume_start(
+    source: &Source,
+    state: &ReplicaState,
+    end: BinlogPos,
+) -> Result<StartAt, ApplyError> {
+    let listed = match source {
+        Source::Files(v) => v.clone(),
+        Source::Index(index) => crate::binlog::reader::read_index(index)?,
+    };
+    if listed.iter().any(|f| {
+        f.file_name()
+            .is_some_and(|n| n.to_string_lossy() == end.file)
+    }) {
+        return Ok(StartAt::Pos(end));
+    }
+    let last = state
+        .low
+        .iter()
+        .find(|(_, w)| w.end == end)
+        .map(|(d, w)| MariaGtid {
+            domain: *d,
+            server: w.server_id,
+            seq: w.seq_no,
+        })
+        .ok_or_else(|| ApplyError::Preflight(format!("no low-watermark row ends at {end}")))?;
+    tracing::info!(%end, gtid = %last, "the source has no file {}: resuming by GTID", end.file);
+    Ok(StartAt::Gtid(last))
 }
 
 /// Classifies one group: skipped (already applied) or pushed to the
