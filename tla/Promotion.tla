@@ -130,19 +130,19 @@ MirrorsComparable ==
 (* The part of group g in shard s is covered by r's watermark. *)
 Covered(r, g, s) == g.seq <= wm[r][s]
 
-(* The part of q[i] in shard s can be applied on r now: r does not have it *)
-(* (by its watermark), every earlier group of q in shard s is covered (a   *)
-(* shard is applied in source order), and r's applier has no transaction   *)
-(* on s half done (only in Bug "split_persist").                           *)
-PartReady(r, q, i, s) ==
-    /\ s \in q[i].shards
-    /\ ~Covered(r, q[i], s)
-    /\ \A j \in 1..(i - 1) : s \in q[j].shards => Covered(r, q[j], s)
+(* The part in shard s of group g of q can be applied on r now: r does    *)
+(* not have it (by its watermark), every earlier group of q in shard s is  *)
+(* covered (a shard is applied in source order; seq_nos grow along q), and *)
+(* r's applier has no transaction on s half done (only in Bug              *)
+(* "split_persist").                                                       *)
+PartReady(r, q, g, s) ==
+    /\ ~Covered(r, g, s)
+    /\ \A h \in Elems(q) : (h.seq < g.seq /\ s \in h.shards) => Covered(r, h, s)
     /\ \A p \in unpersisted[r] : p[2] # s
 
-(* Group q[i] can be applied on r now.  A multi-shard group waits until    *)
+(* Group g of q can be applied on r now.  A multi-shard group waits until  *)
 (* all its shards are ready.                                               *)
-GroupReady(r, q, i) == \A s \in q[i].shards : PartReady(r, q, i, s)
+GroupReady(r, q, g) == \A s \in g.shards : PartReady(r, q, g, s)
 
 (* r's watermarks after committing the parts P of group g. *)
 WmAfter(r, g, P) ==
@@ -184,20 +184,24 @@ Init ==
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
-(* The old primary.                                                        *)
+(* Actions.  Each starts with the cheap tests (phase, Bug) before its      *)
+(* quantifiers: the same formula either way, and it spares the checker     *)
+(* from expanding actions that cannot be taken.                            *)
 (***************************************************************************)
 
-(* It commits a group touching shards S, with the domain's next seq_no. *)
-OldPrimaryCommit(S) ==
+(* The old primary commits a group touching a set of shards, with the      *)
+(* domain's next seq_no.                                                   *)
+OldPrimaryCommit ==
     /\ phase = "replicating" /\ primary = OldPrimary /\ primaryUp
     /\ Len(log) < MaxOld
-    /\ log' = Append(log, [srv |-> OldPrimary, seq |-> LastSeq(log) + 1,
-                           shards |-> S])
+    /\ \E S \in ShardSets :
+           log' = Append(log, [srv |-> OldPrimary, seq |-> LastSeq(log) + 1,
+                               shards |-> S])
     /\ UNCHANGED <<primary, primaryUp, phase, mirror, wm, low, applied,
                    unpersisted, src, twice>>
 
-(* It crashes for good.  Whatever of its binlog no mirror holds is lost;   *)
-(* no replica can have applied it.                                         *)
+(* The old primary crashes for good.  What of its binlog no mirror holds   *)
+(* is lost; no replica can have applied it.                                *)
 OldPrimaryCrash ==
     /\ phase = "replicating" /\ primary = OldPrimary /\ primaryUp
     /\ primaryUp' = FALSE
@@ -205,21 +209,23 @@ OldPrimaryCrash ==
                    unpersisted, src, twice>>
 
 (***************************************************************************)
-(* Mirrors (src/mirror.rs).  `parapply mirror` on r receives the next      *)
-(* group of the primary's binlog.  Promotion stops it.                     *)
+(* Mirrors (src/mirror.rs): `parapply mirror` on replica r receives the    *)
+(* next group of the primary's binlog.  Promotion stops it.                *)
 (***************************************************************************)
-MirrorReceive(r) ==
-    /\ phase \in {"replicating", "promoted"} /\ primaryUp /\ r # primary
-    /\ Len(mirror[r]) < Len(log)
-    /\ mirror' = [mirror EXCEPT ![r] = Append(@, log[Len(@) + 1])]
+MirrorReceive ==
+    /\ phase \in {"replicating", "promoted"} /\ primaryUp
+    /\ \E r \in Replicas \ {primary} :
+           /\ Len(mirror[r]) < Len(log)
+           /\ mirror' = [mirror EXCEPT ![r] = Append(@, log[Len(@) + 1])]
     /\ UNCHANGED <<log, primary, primaryUp, phase, wm, low, applied,
                    unpersisted, src, twice>>
 
 (***************************************************************************)
 (* Appliers (src/schedule.rs, src/apply/, src/progress.rs).  The applier   *)
-(* of r reads r's mirror after its low-watermark, skips what watermarks    *)
-(* cover, and commits groups.  It keeps running after the old primary      *)
-(* crashed, until promotion freezes it; the new primary's applier stays    *)
+(* of replica r reads r's mirror after its low-watermark L, skips what the *)
+(* watermarks cover, and commits groups: per shard in source order, across *)
+(* shards in any order.  Appliers keep running after the old primary      *)
+(* crashed, until promotion freezes them; the new primary's applier stays  *)
 (* stopped.                                                                *)
 (*                                                                         *)
 (* L is modelled as advanced in each group's transaction.  The design      *)
@@ -228,47 +234,55 @@ MirrorReceive(r) ==
 (* the contiguous prefix is covered by the watermarks and skipped anyway,  *)
 (* so checking the highest L the design allows covers the others.          *)
 (***************************************************************************)
-ApplierRuns(r) == phase \in {"replicating", "promoted"} /\ r # primary
+AppliersRun == phase \in {"replicating", "promoted"}
 
-(* Group i of r's mirror, with the watermarks of its shards and L, in one  *)
-(* target transaction.                                                     *)
-Apply(r, i) ==
-    /\ ApplierRuns(r)
-    /\ mirror[r][i].seq > low[r]
-    /\ GroupReady(r, mirror[r], i)
-    /\ Commit(r, mirror[r][i], Parts(mirror[r][i]))
-    /\ low' = [low EXCEPT ![r] =
-                  LowAfter(r, WmAfter(r, mirror[r][i], Parts(mirror[r][i])))]
+(* The applier of r commits group g of its mirror, the watermarks of g's   *)
+(* shards and L, all in one target transaction.                            *)
+Apply ==
+    /\ AppliersRun
+    /\ Bug \notin {"split_persist", "split_shards"}
+    /\ \E r \in Replicas \ {primary} : \E g \in Elems(mirror[r]) :
+           /\ g.seq > low[r]
+           /\ GroupReady(r, mirror[r], g)
+           /\ Commit(r, g, Parts(g))
+           /\ low' = [low EXCEPT ![r] = LowAfter(r, WmAfter(r, g, Parts(g)))]
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, unpersisted, src>>
 
-(* BROKEN ("split_shards"): the part of group i in shard s alone, with     *)
-(* that shard's watermark.                                                 *)
-ApplyShard(r, i, s) ==
-    /\ ApplierRuns(r)
-    /\ mirror[r][i].seq > low[r]
-    /\ PartReady(r, mirror[r], i, s)
-    /\ Commit(r, mirror[r][i], {<<mirror[r][i], s>>})
-    /\ low' = [low EXCEPT ![r] =
-                  LowAfter(r, WmAfter(r, mirror[r][i], {<<mirror[r][i], s>>}))]
+(* BROKEN ("split_shards"): the applier commits the part of g in shard s   *)
+(* alone, with that shard's watermark.                                     *)
+ApplyShard ==
+    /\ AppliersRun
+    /\ Bug = "split_shards"
+    /\ \E r \in Replicas \ {primary} : \E g \in Elems(mirror[r]) :
+       \E s \in g.shards :
+           /\ g.seq > low[r]
+           /\ PartReady(r, mirror[r], g, s)
+           /\ Commit(r, g, {<<g, s>>})
+           /\ low' = [low EXCEPT ![r] = LowAfter(r, WmAfter(r, g, {<<g, s>>}))]
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, unpersisted, src>>
 
-(* BROKEN ("split_persist"): group i's rows in a first transaction ...     *)
-ApplyRows(r, i) ==
-    /\ ApplierRuns(r)
-    /\ mirror[r][i].seq > low[r]
-    /\ GroupReady(r, mirror[r], i)
-    /\ applied' = [applied EXCEPT ![r] = @ \cup Parts(mirror[r][i])]
-    /\ unpersisted' = [unpersisted EXCEPT ![r] = @ \cup Parts(mirror[r][i])]
-    /\ twice' = twice \cup {<<r, p>> : p \in Parts(mirror[r][i]) \cap applied[r]}
+(* BROKEN ("split_persist"): the applier commits the rows of g in a first  *)
+(* transaction ...                                                         *)
+ApplyRows ==
+    /\ AppliersRun
+    /\ Bug = "split_persist"
+    /\ \E r \in Replicas \ {primary} : \E g \in Elems(mirror[r]) :
+           /\ g.seq > low[r]
+           /\ GroupReady(r, mirror[r], g)
+           /\ applied' = [applied EXCEPT ![r] = @ \cup Parts(g)]
+           /\ unpersisted' = [unpersisted EXCEPT ![r] = @ \cup Parts(g)]
+           /\ twice' = twice \cup {<<r, p>> : p \in Parts(g) \cap applied[r]}
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, wm, low, src>>
 
-(* ... and its watermarks (and L) in a second one. *)
-PersistWatermarks(r, g) ==
-    /\ ApplierRuns(r)
-    /\ Parts(g) \subseteq unpersisted[r]
-    /\ wm' = [wm EXCEPT ![r] = WmAfter(r, g, Parts(g))]
-    /\ low' = [low EXCEPT ![r] = LowAfter(r, WmAfter(r, g, Parts(g)))]
-    /\ unpersisted' = [unpersisted EXCEPT ![r] = @ \ Parts(g)]
+(* ... and the watermarks of g's shards and L in a second one. *)
+PersistWatermarks ==
+    /\ AppliersRun
+    /\ Bug = "split_persist"
+    /\ \E r \in Replicas \ {primary} : \E p \in unpersisted[r] :
+           /\ wm' = [wm EXCEPT ![r] = WmAfter(r, p[1], Parts(p[1]))]
+           /\ low' = [low EXCEPT ![r] =
+                         LowAfter(r, WmAfter(r, p[1], Parts(p[1])))]
+           /\ unpersisted' = [unpersisted EXCEPT ![r] = @ \ Parts(p[1])]
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, applied, src,
                    twice>>
 
@@ -276,20 +290,21 @@ PersistWatermarks(r, g) ==
 (* memory is gone, and a target transaction open at the crash rolls back   *)
 (* without a trace.  The design's applier keeps nothing in memory that it  *)
 (* cannot rebuild from the progress table and the mirror, so there a crash *)
-(* changes no state at all (a stuttering step, which every TLA+ behaviour  *)
-(* may take); it is a step of its own only when there is memory to lose.   *)
-ApplierCrash(r) ==
-    /\ ApplierRuns(r)
-    /\ unpersisted[r] # {}
-    /\ unpersisted' = [unpersisted EXCEPT ![r] = {}]
+(* changes no state at all: a stuttering step, which every behaviour may   *)
+(* take anywhere.  It is a step of its own only when there is memory to    *)
+(* lose (Bug "split_persist").                                             *)
+ApplierCrash ==
+    /\ AppliersRun
+    /\ \E r \in Replicas \ {primary} :
+           /\ unpersisted[r] # {}
+           /\ unpersisted' = [unpersisted EXCEPT ![r] = {}]
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, wm, low, applied,
                    src, twice>>
 
------------------------------------------------------------------------------
 (***************************************************************************)
 (* Promotion (src/promote.rs): DESIGN.md point 7.  Every step reads and    *)
-(* writes persisted state only, so a crash of `parapply promote` or of a   *)
-(* target in the middle leaves a state from which it can be run again.     *)
+(* writes persisted state only, so after a crash of `parapply promote` or  *)
+(* of a target in the middle, running promotion again continues it.        *)
 (***************************************************************************)
 
 (* Freeze appliers and mirrors, letting open transactions finish. *)
@@ -300,38 +315,43 @@ Freeze ==
     /\ UNCHANGED <<log, primary, primaryUp, mirror, wm, low, applied,
                    unpersisted, src, twice>>
 
-(* Check that the mirrors are prefixes of one stream (else promotion       *)
-(* stops: no step is possible), and choose candidate c.  The operator may  *)
-(* name any replica; by default promotion takes the one with the longest  *)
-(* mirror, which is one of these choices.  The catch-up source is the      *)
-(* longest mirror.                                                         *)
-ChooseCandidate(c) ==
+(* Check that the mirrors are prefixes of one stream (if not, promotion    *)
+(* stops here: no step is possible), and choose the candidate c.  The      *)
+(* operator may name any replica; by default promotion takes the one with  *)
+(* the longest mirror, which is one of these choices.  The catch-up source *)
+(* is the longest mirror.                                                  *)
+ChooseCandidate ==
     /\ phase = "frozen"
     /\ MirrorsComparable
+    /\ \E c \in Replicas :
+           /\ primary' = c
+           /\ src' = IF Bug = "own_mirror" THEN mirror[c]     \* BROKEN
+                                           ELSE Longest
     /\ phase' = "catchup_candidate"
-    /\ primary' = c
-    /\ src' = IF Bug = "own_mirror" THEN mirror[c]     \* BROKEN
-                                    ELSE Longest
     /\ UNCHANGED <<log, primaryUp, mirror, wm, low, applied, unpersisted,
                    twice>>
 
-(* r holds the whole source: for each shard s, W_r[s] reaches the last     *)
-(* group of s in the source.                                               *)
-CaughtUp(r) ==
-    \A i \in 1..Len(src) : \A s \in src[i].shards : Covered(r, src[i], s)
+(* The replicas being caught up: the candidate first, then the others. *)
+CatchingUp == IF phase = "catchup_candidate" THEN {primary}
+                                             ELSE Replicas \ {primary}
 
-(* Apply to r group i of the source, if it is in r's catch-up set: for     *)
-(* each shard s, the source's groups of s after W_r[s].  First the         *)
-(* candidate alone, then the others.  Per shard in source order, one group *)
-(* per transaction with its watermarks, as the applier does.              *)
-CatchUp(r, i) ==
-    /\ \/ phase = "catchup_candidate" /\ r = primary
-       \/ phase = "catchup_others" /\ r # primary
-    /\ GroupReady(r, src, i)
-    /\ Commit(r, src[i], Parts(src[i]))
+(* Apply to replica r a group g of r's catch-up set (for each shard s, the *)
+(* source's groups of s after W_r[s]), read from the source: per shard in  *)
+(* source order, one group per transaction with its watermarks, as the     *)
+(* applier does.                                                           *)
+CatchUp ==
+    /\ phase \in {"catchup_candidate", "catchup_others"}
+    /\ \E r \in CatchingUp : \E g \in Elems(src) :
+           /\ GroupReady(r, src, g)
+           /\ Commit(r, g, Parts(g))
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, low, unpersisted,
                    src>>
 
+(* r holds the whole source: for each shard s, W_r[s] reaches the last     *)
+(* group of s in the source.                                               *)
+CaughtUp(r) == \A g \in Elems(src) : \A s \in g.shards : Covered(r, g, s)
+
+(* The candidate has caught up; the others' turn. *)
 CandidateCaughtUp ==
     /\ phase = "catchup_candidate"
     /\ CaughtUp(primary)
@@ -341,9 +361,9 @@ CandidateCaughtUp ==
 
 (* Every replica has reached the same position.  Make the candidate        *)
 (* writable, and re-point the others' mirrors at it, from where its binlog *)
-(* stood at this moment.  From here on the domain's stream is the source   *)
-(* followed by the new primary's writes, and every mirror holds (at the    *)
-(* level of groups) the source.                                            *)
+(* stands now.  From here on the domain's stream is the source followed by *)
+(* the new primary's writes, and each mirror holds (seen as groups) the    *)
+(* source.                                                                 *)
 Promote ==
     /\ phase = "catchup_others"
     /\ \A r \in Replicas : CaughtUp(r)
@@ -353,21 +373,18 @@ Promote ==
     /\ mirror' = [r \in Replicas |-> src]
     /\ UNCHANGED <<primary, wm, low, applied, unpersisted, src, twice>>
 
-(***************************************************************************)
-(* The new primary.                                                        *)
-(***************************************************************************)
-
-(* It commits a group touching shards S.  It continues the domain's        *)
-(* sequence: the seq_no after the stream's last, the highest seq_no any    *)
-(* replica has applied.  Its own writes are not applied by an applier, so  *)
-(* its watermarks do not move.                                             *)
-NewPrimaryCommit(S) ==
+(* The new primary commits a group touching a set of shards.  It continues *)
+(* the domain's sequence: the seq_no after the stream's last, which is the *)
+(* highest seq_no any replica applied.  No applier applies its own writes, *)
+(* so its watermarks do not move.                                          *)
+NewPrimaryCommit ==
     /\ phase = "promoted" /\ primaryUp
     /\ Len(log) - Len(src) < MaxNew
-    /\ log' = Append(log, [srv |-> primary, seq |-> LastSeq(log) + 1,
-                           shards |-> S])
-    /\ applied' = [applied EXCEPT ![primary] =
-                      @ \cup Parts([srv |-> primary, seq |-> LastSeq(log) + 1,
+    /\ \E S \in ShardSets :
+           /\ log' = Append(log, [srv |-> primary, seq |-> LastSeq(log) + 1,
+                                  shards |-> S])
+           /\ applied' = [applied EXCEPT ![primary] = @ \cup
+                             Parts([srv |-> primary, seq |-> LastSeq(log) + 1,
                                     shards |-> S])]
     /\ UNCHANGED <<primary, primaryUp, phase, mirror, wm, low, unpersisted,
                    src, twice>>
@@ -377,9 +394,9 @@ NewPrimaryCommit(S) ==
 AllApplied ==
     \A r \in Replicas \ {primary} :
         /\ mirror[r] = log
-        /\ \A i \in 1..Len(log) : Parts(log[i]) \subseteq applied[r]
+        /\ \A g \in Elems(log) : Parts(g) \subseteq applied[r]
 
-(* The end: promoted, the new primary wrote all it may, every replica      *)
+(* The end: promoted, the new primary wrote all it may, and every replica  *)
 (* applied it.  An explicit stuttering step, so that the checker's         *)
 (* deadlock check still reports any other dead end (a promotion that       *)
 (* cannot finish, say).                                                    *)
@@ -389,46 +406,36 @@ Finished ==
     /\ AllApplied
     /\ UNCHANGED vars
 
-(* The next-state relation.  Each disjunct starts with a cheap test of the *)
-(* phase or of Bug; logically redundant with the action's own guards, it   *)
-(* keeps the checker from expanding actions that cannot be taken.          *)
 Next ==
-    \/ phase = "replicating" /\ \E S \in ShardSets : OldPrimaryCommit(S)
-    \/ phase = "replicating" /\ OldPrimaryCrash
-    \/ primaryUp /\ \E r \in Replicas : MirrorReceive(r)
-    \/ /\ phase \in {"replicating", "promoted"}
-       /\ Bug \notin {"split_shards", "split_persist"}
-       /\ \E r \in Replicas : \E i \in 1..Len(mirror[r]) : Apply(r, i)
-    \/ /\ phase \in {"replicating", "promoted"} /\ Bug = "split_shards"
-       /\ \E r \in Replicas : \E i \in 1..Len(mirror[r]), s \in Shards :
-              ApplyShard(r, i, s)
-    \/ /\ phase \in {"replicating", "promoted"} /\ Bug = "split_persist"
-       /\ \E r \in Replicas :
-              \/ \E i \in 1..Len(mirror[r]) : ApplyRows(r, i)
-              \/ \E p \in unpersisted[r] : PersistWatermarks(r, p[1])
-              \/ ApplierCrash(r)
-    \/ phase = "replicating" /\ Freeze
-    \/ phase = "frozen" /\ \E c \in Replicas : ChooseCandidate(c)
-    \/ /\ phase \in {"catchup_candidate", "catchup_others"}
-       /\ \E r \in Replicas, i \in 1..Len(src) : CatchUp(r, i)
-    \/ phase = "catchup_candidate" /\ CandidateCaughtUp
-    \/ phase = "catchup_others" /\ Promote
-    \/ phase = "promoted" /\ \E S \in ShardSets : NewPrimaryCommit(S)
-    \/ phase = "promoted" /\ Finished
+    \/ OldPrimaryCommit
+    \/ OldPrimaryCrash
+    \/ MirrorReceive
+    \/ Apply
+    \/ ApplyShard
+    \/ ApplyRows
+    \/ PersistWatermarks
+    \/ ApplierCrash
+    \/ Freeze
+    \/ ChooseCandidate
+    \/ CatchUp
+    \/ CandidateCaughtUp
+    \/ Promote
+    \/ NewPrimaryCommit
+    \/ Finished
 
 (* Fairness.  Once the old primary is down, promotion runs to its end; and *)
 (* mirrors and appliers keep going.  Nothing forces the old primary to     *)
-(* crash, or anyone to write.  (Fairness of each action as a whole is      *)
-(* enough: taking one never disables another, and there are finitely many  *)
-(* groups to receive and apply.)                                           *)
+(* crash, or anyone to write.  Weak fairness of each action as a whole is  *)
+(* enough: a step of one replica never disables the steps of another, and  *)
+(* there are finitely many groups to receive and apply.                    *)
 Fairness ==
     /\ WF_vars(Freeze)
-    /\ WF_vars(\E c \in Replicas : ChooseCandidate(c))
-    /\ WF_vars(\E r \in Replicas, i \in 1..Len(src) : CatchUp(r, i))
+    /\ WF_vars(ChooseCandidate)
+    /\ WF_vars(CatchUp)
     /\ WF_vars(CandidateCaughtUp)
     /\ WF_vars(Promote)
-    /\ WF_vars(\E r \in Replicas : MirrorReceive(r))
-    /\ WF_vars(\E r \in Replicas : \E i \in 1..Len(mirror[r]) : Apply(r, i))
+    /\ WF_vars(MirrorReceive)
+    /\ WF_vars(Apply)
 
 Spec == Init /\ [][Next]_vars /\ Fairness
 
