@@ -51,7 +51,7 @@ fn source_of(path: &Path) -> anyhow::Result<Source> {
 }
 
 /// Installs SIGINT/SIGTERM handling: the first sets `stop`, the second `abort`.
-fn signals(stop: Arc<AtomicBool>, abort: Arc<AtomicBool>) -> anyhow::Result<()> {
+pub fn signals(stop: Arc<AtomicBool>, abort: Arc<AtomicBool>) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut sigs = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
         .context("installing signal handlers")?;
@@ -63,9 +63,7 @@ fn signals(stop: Arc<AtomicBool>, abort: Arc<AtomicBool>) -> anyhow::Result<()> 
                     abort.store(true, Ordering::SeqCst);
                     eprintln!("parapply: second signal: aborting (open transactions roll back)");
                 } else {
-                    eprintln!(
-                        "parapply: draining to one consistent position (signal again to abort)"
-                    );
+                    eprintln!("parapply: stopping cleanly (signal again to abort)");
                 }
             }
         })

@@ -42,7 +42,7 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_parapply");
-    let _mirror = Killed(
+    let mut mirror = Killed(
         Command::new(bin)
             .args(["mirror", "--server-id", "77", "--primary"])
             .arg(format!("mysql://root@127.0.0.1:{}/", p.port()))
@@ -62,7 +62,7 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
         assert!(Instant::now() < deadline, "the mirror wrote no index");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let _apply = Killed(
+    let mut apply = Killed(
         Command::new(bin)
             .args(["apply", "--follow", "--workers", "4", "--source"])
             .arg(dir.path())

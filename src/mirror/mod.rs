@@ -251,6 +251,11 @@ pub fn run_cli(a: crate::cli::MirrorArgs) -> Result<(), MirrorError> {
             .map(crate::wire::Secret::new),
     };
     let mut o = MirrorOptions::new(primary, a.dir, a.server_id);
+    // SIGINT/SIGTERM: finish the event being written, fsync, exit 0.
+    let stop = Arc::new(AtomicBool::new(false));
+    crate::commands::signals(stop.clone(), Arc::new(AtomicBool::new(false)))
+        .map_err(|e| MirrorError::Usage(format!("{e:#}")))?;
+    o.stop = Some(stop);
     o.sync = a
         .sync
         .parse()
