@@ -42,7 +42,7 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_parapply");
-    let mut mirror = Killed(
+    let mirror = Killed(
         Command::new(bin)
             .args(["mirror", "--server-id", "77", "--primary"])
             .arg(format!("mysql://root@127.0.0.1:{}/", p.port()))
@@ -62,7 +62,7 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
         assert!(Instant::now() < deadline, "the mirror wrote no index");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let mut apply = Killed(
+    let apply = Killed(
         Command::new(bin)
             .args(["apply", "--follow", "--workers", "4", "--source"])
             .arg(dir.path())
@@ -124,5 +124,26 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
             "replica never caught up: {a:?} vs {b:?}"
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+    // SIGINT stops both cleanly (exit 0).
+    for (name, mut child) in [("mirror", mirror), ("apply", apply)] {
+        let ok = Command::new("kill")
+            .args(["-INT", &child.0.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(st) = child.0.try_wait().unwrap() {
+                break st;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} did not stop after SIGINT"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(status.success(), "{name} exited with {status}");
     }
 }
