@@ -1,17 +1,17 @@
 ----------------------------- MODULE Promotion -----------------------------
 (***************************************************************************)
 (* Parallel replication with per-shard watermarks, and the promotion of a  *)
-(* new primary after the old one crashed: DESIGN.md, "Pipeline", points   *)
-(* 4 to 7.                                                                 *)
+(* new primary after the old one crashed: DESIGN.md, "Pipeline", points 4  *)
+(* to 7.                                                                   *)
 (*                                                                         *)
 (* One GTID domain.  The old primary commits transaction groups; each      *)
 (* touches a non-empty set of shards (databases).  Every replica runs      *)
 (* `parapply mirror`, which holds a prefix of the primary's binlog, and    *)
 (* `parapply apply`, which applies the groups of that mirror: in source    *)
-(* order within a shard, in any order across shards.  In the same target  *)
-(* transaction as a group, the applier sets the watermark of each shard   *)
-(* the group touches to the group's seq_no.  The applier decides what to  *)
-(* apply from persisted state only, so a crash and restart of it is       *)
+(* order within a shard, in any order across shards.  In the same target   *)
+(* transaction as a group, the applier sets the watermark of each shard    *)
+(* the group touches to the group's seq_no.  The applier decides what to   *)
+(* apply from persisted state only, so a crash and restart of it is        *)
 (* harmless.                                                               *)
 (*                                                                         *)
 (* When the old primary has crashed, `parapply promote` freezes appliers   *)
@@ -41,7 +41,8 @@ CONSTANTS
 \* "split_persist" the applier commits a group's rows and its watermarks in two
 \*                 separate target transactions;
 \* "split_shards"  the applier commits a multi-shard group one shard at a time,
-\*                 each part in its own transaction with that shard's watermark;
+\*                 each part in a transaction of its own with that shard's
+\*                 watermark;
 \* "low_max"       the low-watermark L is taken as the highest per-shard
 \*                 watermark instead of the end of the contiguously applied
 \*                 prefix.
@@ -75,12 +76,11 @@ VARIABLES
     primary,      \* The server that is, or is being made, the primary:
                   \* OldPrimary, then the candidate from its choice on.
     primaryUp,    \* TRUE while `primary` is up and accepts writes.
-    phase,        \* "replicating"      mirrors copy, appliers apply;
-                  \* "frozen",          promotion has stopped appliers and
-                  \* "catchup_candidate", mirrors and catches replicas up;
-                  \* "catchup_others"
-                  \* "promoted"         the candidate is the writable primary
-                  \*                    and the others replicate from it.
+    phase,        \* "replicating": mirrors copy, appliers apply.
+                  \* "frozen", "catchup_candidate", "catchup_others": the
+                  \*   steps of promotion; appliers and mirrors are stopped.
+                  \* "promoted": the candidate is the writable primary, and
+                  \*   the others replicate from it.
     mirror,       \* mirror[r]: r's mirrored binlog, as a sequence of groups.
     wm,           \* wm[r][s]: watermark W of shard s, persisted in r's
                   \* progress table: the seq_no of the last group of s that r
@@ -130,14 +130,15 @@ MirrorsComparable ==
 (* The part of group g in shard s is covered by r's watermark. *)
 Covered(r, g, s) == g.seq <= wm[r][s]
 
-(* The part in shard s of group g of q can be applied on r now: r does    *)
-(* not have it (by its watermark), every earlier group of q in shard s is  *)
+(* The part in shard s of group g of q can be applied on r now: r does not *)
+(* have it (by its watermark), every earlier group of q in shard s is      *)
 (* covered (a shard is applied in source order; seq_nos grow along q), and *)
 (* r's applier has no transaction on s half done (only in Bug              *)
 (* "split_persist").                                                       *)
 PartReady(r, q, g, s) ==
     /\ ~Covered(r, g, s)
-    /\ \A h \in Elems(q) : (h.seq < g.seq /\ s \in h.shards) => Covered(r, h, s)
+    /\ \A h \in Elems(q) :
+           (h.seq < g.seq /\ s \in h.shards) => Covered(r, h, s)
     /\ \A p \in unpersisted[r] : p[2] # s
 
 (* Group g of q can be applied on r now.  A multi-shard group waits until  *)
@@ -149,7 +150,8 @@ WmAfter(r, g, P) ==
     [s \in Shards |-> IF <<g, s>> \in P THEN g.seq ELSE wm[r][s]]
 
 (* r's low-watermark L once its watermarks are w: the seq_no that ends the *)
-(* longest prefix of r's mirror whose groups w covers.  L never moves back. *)
+(* longest prefix of r's mirror whose groups w covers.  L never moves      *)
+(* back.                                                                   *)
 LowAfter(r, w) ==
     LET q    == mirror[r]
         ends == {n \in 0..Len(q) :
@@ -161,8 +163,8 @@ LowAfter(r, w) ==
     IN  Max({low[r], L})
 
 (* Commit on r's target, in ONE transaction, the parts P of group g and    *)
-(* the watermarks of their shards.  `twice` records any part r held        *)
-(* already.  The applier's transactions also carry the low-watermark.      *)
+(* the watermarks of their shards (the applier's transactions also carry   *)
+(* L, see Apply).  `twice` records any part r held already.                *)
 Commit(r, g, P) ==
     /\ applied' = [applied EXCEPT ![r] = @ \cup P]
     /\ wm' = [wm EXCEPT ![r] = WmAfter(r, g, P)]
@@ -224,13 +226,13 @@ MirrorReceive ==
 (* Appliers (src/schedule.rs, src/apply/, src/progress.rs).  The applier   *)
 (* of replica r reads r's mirror after its low-watermark L, skips what the *)
 (* watermarks cover, and commits groups: per shard in source order, across *)
-(* shards in any order.  Appliers keep running after the old primary      *)
+(* shards in any order.  Appliers keep running after the old primary       *)
 (* crashed, until promotion freezes them; the new primary's applier stays  *)
 (* stopped.                                                                *)
 (*                                                                         *)
 (* L is modelled as advanced in each group's transaction.  The design      *)
 (* persists it periodically, i.e. later and lower; but a lower L changes   *)
-(* nothing the applier does, since every group between it and the end of  *)
+(* nothing the applier does, since every group between it and the end of   *)
 (* the contiguous prefix is covered by the watermarks and skipped anyway,  *)
 (* so checking the highest L the design allows covers the others.          *)
 (***************************************************************************)
@@ -458,7 +460,7 @@ TypeOK ==
     /\ twice \subseteq Replicas \X (Groups \X Shards)
 
 (* The parts, in shard s, of the stream's groups with seq_no <= w, leaving *)
-(* out those r wrote itself (a server does not apply its own writes).     *)
+(* out those r wrote itself (a server does not apply its own writes).      *)
 StreamParts(r, s, w) ==
     {<<g, s>> : g \in {h \in Elems(log) : /\ s \in h.shards
                                           /\ h.srv # r
@@ -483,7 +485,8 @@ MultiShardGroupsAtomic ==
 (* Every group up to the persisted low-watermark L is applied, so the      *)
 (* reader, restarting after L, skips nothing that is missing.              *)
 LowWatermarkSound ==
-    \A r \in Replicas, s \in Shards : StreamParts(r, s, low[r]) \subseteq applied[r]
+    \A r \in Replicas, s \in Shards :
+        StreamParts(r, s, low[r]) \subseteq applied[r]
 
 (* Every mirror is a prefix of the domain's one stream. *)
 MirrorsArePrefixes == \A r \in Replicas : IsPrefix(mirror[r], log)
@@ -514,8 +517,9 @@ ReplicasConverged ==
 
 (* Watermarks and low-watermarks never go back, across the promotion too. *)
 ProgressMonotonic ==
-    [][\A r \in Replicas : /\ low'[r] >= low[r]
-                           /\ \A s \in Shards : wm'[r][s] >= wm[r][s]]_<<wm, low>>
+    [][\A r \in Replicas :
+           /\ low'[r] >= low[r]
+           /\ \A s \in Shards : wm'[r][s] >= wm[r][s]]_<<wm, low>>
 
 (* Liveness: once the old primary is down, promotion finishes. *)
 PromotionFinishes == ~primaryUp ~> (phase = "promoted")
