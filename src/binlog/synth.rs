@@ -52,7 +52,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::constants::{
-    gtid_flags, rows_flags, EventType, CHECKSUM_ALG_CRC32, CHECKSUM_LEN, HEADER_LEN, MAGIC,
+    gtid_flags, rows_flags, EventType, CHECKSUM_ALG_CRC32, CHECKSUM_LEN, HEADER_LEN,
+    LOG_EVENT_SUPPRESS_USE_F, MAGIC,
 };
 use super::events::FormatDescription;
 use crate::position::MariaGtid;
@@ -66,9 +67,6 @@ const SERVER_VERSION_LEN: usize = 50;
 /// Number of event types a MariaDB 10.11 Format_description event declares
 /// a post-header length for (types 1 to 171).
 pub const POST_HEADER_TYPES: usize = 171;
-
-/// Header flag MariaDB sets on GTID events (`LOG_EVENT_SUPPRESS_USE_F`).
-const SUPPRESS_USE_F: u16 = 0x8;
 
 /// Table_map flag: `TM_BIT_LEN_EXACT_F`, set by every server since 5.1.
 const TM_BIT_LEN_EXACT_F: u16 = 0x1;
@@ -603,7 +601,8 @@ impl<'o> Generator<'o> {
             gtid_flags::TRANSACTIONAL | gtid_flags::ALLOW_PARALLEL,
         );
 
-        self.emit(SUPPRESS_USE_F, EventType::GTID, &body)?;
+        // MariaDB sets this flag on GTID events.
+        self.emit(LOG_EVENT_SUPPRESS_USE_F, EventType::GTID, &body)?;
         if o.annotate {
             self.emit(0, EventType::ANNOTATE_ROWS, &text)?;
         }
