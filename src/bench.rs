@@ -263,7 +263,38 @@ pub struct ConfigResult {
     /// Best native median divided by this median (above 1: faster than the
     /// best native configuration); `None` without a native configuration.
     pub vs_best_native: Option<f64>,
+    /// Resource use of each run's timed part, in run order.
+    pub runs: Vec<RunStats>,
 }
+
+/// What the timed part of one run used: CPU of the replica server and of the
+/// applier, and the replica's status counters (deltas).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RunStats {
+    /// Wall seconds.
+    pub seconds: f64,
+    /// CPU seconds (user + system) of the replica's `mariadbd`.
+    pub replica_cpu_seconds: f64,
+    /// CPU seconds of this process: parapply's threads in a `parapply-…`
+    /// run, next to nothing in a native one.
+    pub applier_cpu_seconds: f64,
+    /// Increase of the replica's [`COUNTERS`] during the run.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// The replica's `SHOW GLOBAL STATUS` counters recorded per run: client
+/// statements, commits and how the binlog group commit merged them, InnoDB
+/// fsyncs (on 10.11 `Innodb_os_log_fsyncs` stays 0: the redo log's count here),
+/// and the conflicts optimistic replication retried.
+pub const COUNTERS: [&str; 7] = [
+    "Questions",
+    "Binlog_commits",
+    "Binlog_group_commits",
+    "Innodb_data_fsyncs",
+    "Handler_rollback",
+    "Innodb_row_lock_waits",
+    "Slave_retried_transactions",
+];
 
 /// A whole benchmark.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -363,14 +394,14 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
         gtid,
     };
 
-    let mut seconds: Vec<Vec<f64>> = vec![Vec::new(); opts.configs.len()];
+    let mut stats: Vec<Vec<RunStats>> = vec![Vec::new(); opts.configs.len()];
     let mut server_id = 100;
     for run in 1..=opts.runs {
         for (i, &config) in opts.configs.iter().enumerate() {
             server_id += 1;
             eprintln!("bench: run {run}/{} {config} …", opts.runs);
             let replica = Server::start(replica_options(config, server_id))?;
-            let secs = match config {
+            let st = match config {
                 BenchConfig::Native { .. } => {
                     run_native(&primary, &primary_at, &replica, config, run)?
                 }
@@ -387,16 +418,25 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
                 });
             }
             eprintln!(
-                "bench: run {run}/{} {config}: {secs:.2} s, {:.0} transactions/s, checksums equal",
+                "bench: run {run}/{} {config}: {:.2} s, {:.0} transactions/s, checksums equal; \
+                 CPU s: replica {:.2}, applier {:.2}; {}",
                 opts.runs,
-                opts.transactions as f64 / secs
+                st.seconds,
+                opts.transactions as f64 / st.seconds,
+                st.replica_cpu_seconds,
+                st.applier_cpu_seconds,
+                st.counters
+                    .iter()
+                    .map(|(k, v)| format!("{k} {v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
-            seconds[i].push(secs);
+            stats[i].push(st);
         }
     }
     let results = summarize(
         opts.transactions,
-        opts.configs.iter().copied().zip(seconds).collect(),
+        opts.configs.iter().copied().zip(stats).collect(),
     );
     let best_native = best_native(&results).map(|r| r.config.clone());
     Ok(BenchReport {
@@ -522,7 +562,7 @@ fn run_native(
     replica: &Server,
     config: BenchConfig,
     run: u32,
-) -> Result<f64> {
+) -> Result<RunStats> {
     let port = replica.port();
     let fail = |detail: String| BenchError::Replication {
         config,
@@ -558,6 +598,7 @@ fn run_native(
         std::thread::sleep(POLL);
     }
     let wait_sql = format!("SELECT MASTER_GTID_WAIT('{}', 1)", at.gtid);
+    let before = Probe::take(replica)?;
     let started = Instant::now();
     conn.query_drop("START SLAVE SQL_THREAD")
         .map_err(sql_error(port, "START SLAVE SQL_THREAD"))?;
@@ -578,7 +619,8 @@ fn run_native(
             )));
         }
     }
-    Ok(started.elapsed().as_secs_f64())
+    let seconds = started.elapsed().as_secs_f64();
+    before.finish(replica, seconds)
 }
 
 /// `SHOW SLAVE STATUS`; `None` if the server is not a replica.
@@ -638,7 +680,7 @@ fn run_parapply(
     batch: Option<u16>,
     config: BenchConfig,
     run: u32,
-) -> Result<f64> {
+) -> Result<RunStats> {
     let d = apply_defaults();
     let fail = |error: ApplyError| BenchError::Apply {
         config,
@@ -670,9 +712,86 @@ fn run_parapply(
         abort: Arc::new(AtomicBool::new(false)),
         status_line: false,
     };
+    let before = Probe::take(replica)?;
     let started = Instant::now();
     engine::run(opts).map_err(fail)?;
-    Ok(started.elapsed().as_secs_f64())
+    let seconds = started.elapsed().as_secs_f64();
+    before.finish(replica, seconds)
+}
+
+/// CPU times and counters at the start of a timed part.
+struct Probe {
+    replica_cpu: f64,
+    own_cpu: f64,
+    counters: BTreeMap<String, u64>,
+}
+
+impl Probe {
+    fn take(replica: &Server) -> Result<Probe> {
+        Ok(Probe {
+            counters: status_counters(replica)?,
+            replica_cpu: replica.pid().map_or(0.0, |p| cpu_seconds(&p.to_string())),
+            own_cpu: cpu_seconds("self"),
+        })
+    }
+
+    fn finish(self, replica: &Server, seconds: f64) -> Result<RunStats> {
+        let own_cpu = cpu_seconds("self") - self.own_cpu;
+        let replica_cpu =
+            replica.pid().map_or(0.0, |p| cpu_seconds(&p.to_string())) - self.replica_cpu;
+        let after = status_counters(replica)?;
+        Ok(RunStats {
+            seconds,
+            replica_cpu_seconds: replica_cpu,
+            applier_cpu_seconds: own_cpu,
+            counters: after
+                .into_iter()
+                .map(|(k, v)| {
+                    let d = v.saturating_sub(self.counters.get(&k).copied().unwrap_or(0));
+                    (k, d)
+                })
+                .collect(),
+        })
+    }
+}
+
+/// The replica's [`COUNTERS`].
+fn status_counters(replica: &Server) -> Result<BTreeMap<String, u64>> {
+    let sql = format!(
+        "SHOW GLOBAL STATUS WHERE Variable_name IN ({})",
+        COUNTERS.map(|c| format!("'{c}'")).join(", ")
+    );
+    let rows: Vec<(String, String)> = replica
+        .conn()?
+        .query(&sql)
+        .map_err(sql_error(replica.port(), sql))?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect())
+}
+
+/// User + system CPU seconds of `/proc/<pid>` (`self` for this process,
+/// all threads); 0 where unreadable.
+fn cpu_seconds(pid: &str) -> f64 {
+    /// Linux reports these times in USER_HZ, 100 per second.
+    const TICKS_PER_SECOND: f64 = 100.0;
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // The fields after the command name (which may hold spaces) in
+    // parentheses: state is field 3, utime 14, stime 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / TICKS_PER_SECOND
 }
 
 fn checksum_diff(expected: &BTreeMap<String, u64>, got: &BTreeMap<String, u64>) -> String {
@@ -710,10 +829,11 @@ pub fn median(values: &[f64]) -> f64 {
 }
 
 /// Medians, rates and ratios to the best (fastest) native configuration.
-pub fn summarize(transactions: u64, runs: Vec<(BenchConfig, Vec<f64>)>) -> Vec<ConfigResult> {
+pub fn summarize(transactions: u64, runs: Vec<(BenchConfig, Vec<RunStats>)>) -> Vec<ConfigResult> {
     let mut results: Vec<ConfigResult> = runs
         .into_iter()
-        .map(|(config, seconds)| {
+        .map(|(config, runs)| {
+            let seconds: Vec<f64> = runs.iter().map(|r| r.seconds).collect();
             let m = median(&seconds);
             ConfigResult {
                 config: config.to_string(),
@@ -726,6 +846,7 @@ pub fn summarize(transactions: u64, runs: Vec<(BenchConfig, Vec<f64>)>) -> Vec<C
                 },
                 seconds,
                 vs_best_native: None,
+                runs,
             }
         })
         .collect();
@@ -781,7 +902,34 @@ pub fn render_table(report: &BenchReport) -> String {
             r.config, r.median_seconds, r.transactions_per_second
         ));
     }
+    out.push_str(
+        "\nWhere the time goes (timed part of each run, median over runs; counters of the \
+         replica's SHOW GLOBAL STATUS):\n\n\
+         | configuration | replica CPU s | applier CPU s | statements/transaction | binlog commits \
+         | group commits | commits per group commit | InnoDB fsyncs | retries + rollbacks |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in &report.results {
+        let m = |f: &dyn Fn(&RunStats) -> f64| median(&r.runs.iter().map(f).collect::<Vec<_>>());
+        let c = |name: &'static str| move |s: &RunStats| counter(s, name);
+        let commits = m(&c("Binlog_commits"));
+        let groups = m(&c("Binlog_group_commits"));
+        out.push_str(&format!(
+            "| {} | {:.2} | {:.2} | {:.2} | {commits:.0} | {groups:.0} | {:.1} | {:.0} | {:.0} |\n",
+            r.config,
+            m(&|s| s.replica_cpu_seconds),
+            m(&|s| s.applier_cpu_seconds),
+            m(&c("Questions")) / report.transactions.max(1) as f64,
+            if groups > 0.0 { commits / groups } else { 0.0 },
+            m(&c("Innodb_data_fsyncs")),
+            m(&|s| counter(s, "Slave_retried_transactions") + counter(s, "Handler_rollback")),
+        ));
+    }
     out
+}
+
+fn counter(s: &RunStats, name: &str) -> f64 {
+    s.counters.get(name).copied().unwrap_or(0) as f64
 }
 
 #[cfg(test)]
@@ -825,12 +973,27 @@ mod tests {
     #[test]
     fn ratios_are_against_the_fastest_native_configuration() {
         let c = |s: &str| s.parse::<BenchConfig>().unwrap();
+        let runs = |secs: [f64; 3]| -> Vec<RunStats> {
+            secs.iter()
+                .map(|&seconds| RunStats {
+                    seconds,
+                    replica_cpu_seconds: seconds / 2.0,
+                    applier_cpu_seconds: 0.5,
+                    counters: [
+                        ("Questions".to_owned(), 40_000),
+                        ("Binlog_commits".to_owned(), 20_000),
+                        ("Binlog_group_commits".to_owned(), 5_000),
+                    ]
+                    .into(),
+                })
+                .collect()
+        };
         let results = summarize(
             20_000,
             vec![
-                (c("native-single"), vec![8.0, 7.0, 7.5]),
-                (c("native-optimistic-32"), vec![2.5, 2.6, 2.4]),
-                (c("parapply-16"), vec![1.0, 1.25, 1.5]),
+                (c("native-single"), runs([8.0, 7.0, 7.5])),
+                (c("native-optimistic-32"), runs([2.5, 2.6, 2.4])),
+                (c("parapply-16"), runs([1.0, 1.25, 1.5])),
             ],
         );
         assert_eq!(results[1].median_seconds, 2.5);
@@ -857,6 +1020,7 @@ mod tests {
         assert!(table.contains("| vs best native (native-optimistic-32) |"));
         assert!(table.contains("| parapply-16 | 1.25 | 16000 | 2.00× | 1.00, 1.25, 1.50 |"));
         assert!(table.contains("| native-single | 7.50 | 2667 | 0.33× | 8.00, 7.00, 7.50 |"));
+        assert!(table.contains("| parapply-16 | 0.62 | 0.50 | 2.00 | 20000 | 5000 | 4.0 | 0 | 0 |"));
     }
 
     #[test]
