@@ -31,12 +31,11 @@
 //! the raw bytes of its events (header and checksum included) with each
 //! event's offset, ready to be replayed.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::binlog::events::{FormatDescription, QueryEvent, UpdatedDbs};
+use crate::binlog::events::{FormatDescription, GtidEvent, QueryEvent, TableMapEvent, UpdatedDbs};
 use crate::binlog::{BinlogReader, Event, EventType, RawEvent, ReadError};
 use crate::position::{BinlogPos, Gtid, MariaGtid};
 
@@ -172,9 +171,11 @@ struct Open {
     saw_unknown: bool,
     /// Ended by a Query COMMIT rather than an XID.
     ended_by_commit: bool,
-    dbs: BTreeSet<String>,
+    /// Databases and tables seen (few per group: a Vec with a linear
+    /// check beats a tree; sorted in `finish`).
+    dbs: Vec<String>,
     dbs_exact: bool,
-    tables: BTreeSet<(String, String)>,
+    tables: Vec<(String, String)>,
 }
 
 /// Counters of what the grouper saw.
@@ -266,7 +267,12 @@ fn step(
                 );
             }
             let mut o = start(ev, true);
-            match ev.decode()? {
+            let decoded = if t == EventType::GTID {
+                Event::Gtid(GtidEvent::decode(ev.body()).map_err(|cause| decode_error(ev, cause))?)
+            } else {
+                ev.decode()?
+            };
+            match decoded {
                 Event::Gtid(g) => {
                     o.group.gtid = Some(Gtid::Maria(MariaGtid {
                         domain: g.domain_id,
@@ -309,11 +315,18 @@ fn step(
             on_query(o, &q)
         }
         EventType::TABLE_MAP => {
-            if let Event::TableMap(tm) = ev.decode()? {
+            let phl = ev.fde.post_header_len(t).unwrap_or(8);
+            let tm =
+                TableMapEvent::decode(ev.body(), phl).map_err(|cause| decode_error(ev, cause))?;
+            if !o
+                .tables
+                .iter()
+                .any(|(d, x)| d.as_bytes() == tm.db && x.as_bytes() == tm.table)
+            {
                 let db = String::from_utf8_lossy(tm.db).into_owned();
                 let table = String::from_utf8_lossy(tm.table).into_owned();
-                o.dbs.insert(db.clone());
-                o.tables.insert((db, table));
+                add_db(&mut o.dbs, &db);
+                o.tables.push((db, table));
             }
             false
         }
@@ -359,6 +372,21 @@ fn step(
     }
 }
 
+fn add_db(dbs: &mut Vec<String>, db: &str) {
+    if !dbs.iter().any(|d| d == db) {
+        dbs.push(db.to_string());
+    }
+}
+
+fn decode_error(ev: &RawEvent<'_>, cause: crate::binlog::DecodeError) -> ReadError {
+    ReadError::Decode {
+        file: ev.file.to_string(),
+        pos: ev.pos,
+        type_name: ev.event_type().name(),
+        cause,
+    }
+}
+
 fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
     Open {
         group: Group {
@@ -376,8 +404,10 @@ fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
             gtid_flags: 0,
             commit_id: None,
             timestamp: ev.header.timestamp,
-            events: Vec::new(),
-            bytes: Vec::new(),
+            // Typical small transactions: GTID, annotation, table map, rows,
+            // XID in about a kilobyte; bigger ones grow from there.
+            events: Vec::with_capacity(8),
+            bytes: Vec::with_capacity(1024),
             format: ev.fde.clone(),
         },
         begun: false,
@@ -388,9 +418,9 @@ fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
         saw_xa: false,
         saw_unknown: false,
         ended_by_commit: false,
-        dbs: BTreeSet::new(),
+        dbs: Vec::new(),
         dbs_exact: true,
-        tables: BTreeSet::new(),
+        tables: Vec::new(),
     }
 }
 
@@ -431,14 +461,14 @@ fn on_query(o: &mut Open, q: &QueryEvent<'_>) -> bool {
     match &q.status.updated_db_names {
         Some(UpdatedDbs::Listed(dbs)) => {
             for db in dbs.iter().filter(|d| !d.is_empty()) {
-                o.dbs.insert(String::from_utf8_lossy(db).into_owned());
+                add_db(&mut o.dbs, &String::from_utf8_lossy(db));
             }
         }
         Some(UpdatedDbs::TooMany) => o.dbs_exact = false,
         None => {
             o.dbs_exact = false;
             if !q.db.is_empty() {
-                o.dbs.insert(String::from_utf8_lossy(q.db).into_owned());
+                add_db(&mut o.dbs, &String::from_utf8_lossy(q.db));
             }
         }
     }
@@ -521,8 +551,10 @@ fn finish(o: Open) -> Group {
         GroupKind::RowDml
     };
     g.databases_exact = o.dbs_exact && !matches!(g.kind, GroupKind::Ddl | GroupKind::Unknown);
-    g.databases = o.dbs.into_iter().collect();
-    g.tables = o.tables.into_iter().collect();
+    g.databases = o.dbs;
+    g.databases.sort();
+    g.tables = o.tables;
+    g.tables.sort();
     g
 }
 

@@ -464,3 +464,72 @@ fn follow_mode_waits_for_a_half_written_event_and_a_new_file() {
     stop.store(true, Ordering::Relaxed);
     reader.join().unwrap();
 }
+
+/// Peak resident memory of this process (VmHWM), in KiB.
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Found by fuzzing: a header announcing a ~770 MB event in a 300-byte file
+/// made the reader allocate and zero the whole size before reading any of
+/// it. The reader now allocates only what the file holds.
+#[test]
+fn a_huge_announced_event_size_allocates_nothing_it_cannot_read() {
+    let (_d, path, bytes) = copy_of("mariadb-bin.000001");
+    let mut data = bytes[..256].to_vec(); // magic + FDE
+    data.extend_from_slice(&[
+        0x13, 0x30, 0x30, 0x32, 0xff, 0xff, 0x0f, 0x00, 0x00, 0x30, 0x30, 0x32, 0x32, 0x30, 0x30,
+        0x32, 0x32, 0x30, 0x32, 0x32,
+    ]);
+    std::fs::write(&path, &data).unwrap();
+    let before = peak_rss_kib();
+    let (ev, err) = list_events(file_source(&path), StartAt::Beginning);
+    let grown_mib = (peak_rss_kib() - before) / 1024;
+    assert_eq!(ev.len(), 1, "the FDE");
+    assert!(
+        matches!(err, Some(ReadError::Truncated { pos: 256, .. })),
+        "{err:?}"
+    );
+    assert!(
+        grown_mib < 64,
+        "reading a 276-byte file grew the peak RSS by {grown_mib} MiB"
+    );
+}
+
+/// Found by the bench: when the read buffer moved its unread bytes to the
+/// front for an event that was not complete yet, the reader took the moved
+/// buffer for a file whose magic was still unread ("not a binlog"). A file
+/// cut in such an event is a truncation, and the same file completed later
+/// reads to the end in follow mode.
+#[test]
+fn an_event_cut_across_the_read_buffer_boundary_is_a_truncation_not_a_foreign_file() {
+    use parapply::binlog::synth::{generate, SynthOptions, Until};
+    let dir = tempfile::tempdir().unwrap();
+    let out = generate(
+        dir.path(),
+        &SynthOptions {
+            until: Until::Bytes(2 << 20),
+            ..SynthOptions::default()
+        },
+    )
+    .unwrap();
+    let file = &out.files[0];
+    let whole = std::fs::read(file).unwrap();
+    // Cut at every byte around the first 1 MiB buffer's end: each cut is
+    // either an event boundary (a clean end) or a truncation.
+    for cut in (1 << 20) - 64..(1 << 20) + 64 {
+        std::fs::write(file, &whole[..cut]).unwrap();
+        let (ev, err) = list_events(file_source(file), StartAt::Beginning);
+        let end = ev.last().map(|e| e.1).unwrap_or(0);
+        match err {
+            None => assert_eq!(end, cut as u64, "cut at {cut}"),
+            Some(ReadError::Truncated { pos, .. }) => assert_eq!(pos, end, "cut at {cut}"),
+            Some(e) => panic!("cut at {cut}: {e}"),
+        }
+    }
+}

@@ -7,7 +7,8 @@
 //!    is an error naming the file and position; nothing after it is yielded.
 //! 2. It never yields a partial trailing event. In follow mode it waits for
 //!    the writer to finish the event; otherwise, after a short grace period
-//!    for a writer that is finishing it, the stream ends with
+//!    for a writer that is finishing it ([`ReaderOptions::partial_grace`]),
+//!    the stream ends with
 //!    [`ReadError::Truncated`] naming the file and position.
 //! 3. Files come from an explicit list, or from a directory's index file
 //!    (re-read whenever the current file is exhausted, so new files appear).
@@ -45,9 +46,9 @@ use super::events::{FormatDescription, GtidEvent, GtidListEvent, RotateEvent};
 use crate::position::{BinlogPos, MariaGtid, StartAt};
 
 const MIN_BUF: usize = 1 << 20;
-/// Looks (20 ms apart) at a partial trailing event before calling it
-/// truncated when not following.
-const PARTIAL_GRACE_LOOKS: u32 = 10;
+/// Interval between looks at a partial trailing event (see
+/// [`ReaderOptions::partial_grace`]).
+const GRACE_LOOK: Duration = Duration::from_millis(20);
 
 /// Where the files come from.
 #[derive(Debug, Clone)]
@@ -157,6 +158,10 @@ pub struct ReaderOptions {
     pub poll: Duration,
     /// Set to end a follow-mode stream at the next look.
     pub stop: Option<Arc<AtomicBool>>,
+    /// Without follow: how long a partial trailing event may take to be
+    /// completed by its writer before it is a truncation (zero for files
+    /// nobody writes).
+    pub partial_grace: Duration,
 }
 
 impl Default for ReaderOptions {
@@ -166,6 +171,7 @@ impl Default for ReaderOptions {
             follow: false,
             poll: Duration::from_millis(50),
             stop: None,
+            partial_grace: Duration::from_millis(200),
         }
     }
 }
@@ -246,6 +252,8 @@ struct OpenFile {
     at: u64,
     /// Server id of the file's first FDE: the writer of this file.
     owner: u32,
+    /// The magic bytes have been read and checked.
+    magic: bool,
 }
 
 enum Next {
@@ -275,6 +283,7 @@ impl OpenFile {
             tail: 0,
             at: 0,
             owner: 0,
+            magic: false,
         })
     }
 
@@ -286,6 +295,10 @@ impl OpenFile {
     }
 
     /// Reads until at least `n` bytes are buffered or the file ends.
+    ///
+    /// The buffer grows only as far as the file has bytes, so a corrupt size
+    /// field cannot make the reader allocate what is not there; a growing
+    /// file (follow mode) grows it again at the next call.
     fn fill(&mut self, n: usize) -> Result<(), ReadError> {
         if self.tail - self.head >= n {
             return Ok(());
@@ -296,10 +309,15 @@ impl OpenFile {
             self.at += self.head as u64;
             self.head = 0;
             if n > self.buf.len() {
-                self.buf.resize(n.next_power_of_two(), 0);
+                let len = self.file.metadata().map_err(|e| self.io(e))?.len();
+                let in_file = usize::try_from(len.saturating_sub(self.at)).unwrap_or(usize::MAX);
+                let want = n.min(in_file);
+                if want > self.buf.len() {
+                    self.buf.resize(want.next_power_of_two().min(n), 0);
+                }
             }
         }
-        while self.tail - self.head < n {
+        while self.tail - self.head < n && self.tail < self.buf.len() {
             match self.file.read(&mut self.buf[self.tail..]) {
                 Ok(0) => break,
                 Ok(k) => self.tail += k,
@@ -452,6 +470,7 @@ impl BinlogReader {
             });
         }
         f.head = MAGIC.len();
+        f.magic = true;
         if self.relay_origin.is_none() {
             self.fde = None;
         }
@@ -483,7 +502,7 @@ impl BinlogReader {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<RawEvent<'_>>, ReadError> {
         let mut sleep = Duration::from_millis(1);
-        let mut grace = 0;
+        let mut grace = Duration::ZERO;
         let size = loop {
             if self.cur.is_none() {
                 if self.idx >= self.files.len() {
@@ -492,7 +511,7 @@ impl BinlogReader {
                 self.open_current()?;
             }
             let f = self.cur.as_mut().expect("opened above");
-            if f.head == 0 {
+            if !f.magic {
                 // Waiting for the magic of a brand-new file.
                 f.fill(MAGIC.len())?;
                 if f.tail >= MAGIC.len() {
@@ -502,6 +521,7 @@ impl BinlogReader {
                         });
                     }
                     f.head = MAGIC.len();
+                    f.magic = true;
                     continue;
                 }
             } else {
@@ -546,9 +566,9 @@ impl BinlogReader {
                             if have > 0 {
                                 // A writer finishes an event within moments:
                                 // give it that long before calling it truncated.
-                                if grace < PARTIAL_GRACE_LOOKS {
-                                    grace += 1;
-                                    std::thread::sleep(Duration::from_millis(20));
+                                if grace < self.opts.partial_grace {
+                                    grace += GRACE_LOOK;
+                                    std::thread::sleep(GRACE_LOOK);
                                     continue;
                                 }
                                 let f = self.cur.as_ref().expect("open");

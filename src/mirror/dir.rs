@@ -349,7 +349,12 @@ fn scan_last_file(path: &Path) -> Result<Scan, MirrorError> {
     scan.end = MAGIC.len() as u64;
     let mut r = BinlogReader::open(
         Source::Files(vec![path.to_path_buf()]),
-        ReaderOptions::default(),
+        // The mirror is the only writer and it is not running: a partial
+        // trailing event will not be completed by anyone.
+        ReaderOptions {
+            partial_grace: std::time::Duration::ZERO,
+            ..ReaderOptions::default()
+        },
     )?;
     loop {
         match r.next() {

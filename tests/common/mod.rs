@@ -15,6 +15,7 @@ pub type Listing = Vec<(u64, u64, u32, u8)>;
 pub fn list_events(source: Source, start: StartAt) -> (Listing, Option<ReadError>) {
     let opts = ReaderOptions {
         start,
+        partial_grace: std::time::Duration::ZERO,
         ..ReaderOptions::default()
     };
     let mut out = Vec::new();
