@@ -117,7 +117,7 @@ impl Rng {
 
 #[test]
 fn kill_9_of_the_applier_at_random_moments_loses_and_repeats_nothing() {
-    let p = primary_with_ledger(8000);
+    let p = primary_with_ledger(12_000);
     let t = target();
     let seed = std::env::var("PARAPPLY_CRASH_SEED")
         .ok()
@@ -147,7 +147,7 @@ fn kill_9_of_the_applier_at_random_moments_loses_and_repeats_nothing() {
     let mut finished_early = 0;
     while kills < 20 {
         let mut child = apply();
-        let wait = Duration::from_millis(40 + rng.next() % 200);
+        let wait = Duration::from_millis(25 + rng.next() % 120);
         let deadline = Instant::now() + wait;
         let mut exited = None;
         while Instant::now() < deadline {

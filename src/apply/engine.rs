@@ -232,7 +232,8 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
 
     // Reader.
     let reader_stop = Arc::new(AtomicBool::new(false));
-    let (group_tx, group_rx) = bounded::<Result<Group, ReadError>>(4);
+    // Groups travel in chunks (fewer thread wake-ups; see `read_groups`).
+    let (group_tx, group_rx) = bounded::<Result<Vec<Group>, ReadError>>(2);
     let reader = {
         let ropts = ReaderOptions {
             start,
@@ -241,9 +242,10 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
             ..ReaderOptions::default()
         };
         let source = opts.source.clone();
+        let chunk = if opts.follow { 1 } else { READ_CHUNK_GROUPS };
         std::thread::Builder::new()
             .name("reader".into())
-            .spawn(move || read_groups(source, ropts, group_tx))
+            .spawn(move || read_groups(source, ropts, chunk, group_tx))
             .map_err(|e| ApplyError::Internal(format!("spawning the reader: {e}")))?
     };
 
@@ -258,7 +260,7 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
     let mut low_position: Option<BinlogPos> = state.resume_position();
     let mut low_dirty = false;
     let mut last_persist = Instant::now();
-    let mut waiting: Option<Group> = None;
+    let mut waiting: VecDeque<Group> = VecDeque::new();
     let mut reading = true;
     let mut next_id: u64 = 0;
     let (mut applied, mut skipped, mut bytes) = (0u64, 0u64, 0u64);
@@ -279,59 +281,74 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
         }
         if failure.is_some() || opts.stop.load(Ordering::Relaxed) {
             reading = false;
-            waiting = None;
+            waiting.clear();
         }
-        if failure.is_some() || (!reading && waiting.is_none() && sched.is_idle()) {
+        if failure.is_some() || (!reading && waiting.is_empty() && sched.is_idle()) {
             break;
         }
-        // Take a waiting group once there is room for it.
-        if let Some(g) = waiting.take() {
-            if sched.has_room(g.bytes.len() as u64) {
-                let (is_last, err) = admit(
-                    g,
-                    &opts,
-                    &state,
-                    &binlog_state,
-                    &mut sched,
-                    &mut items,
-                    &mut track,
-                    &mut next_id,
-                    &mut skipped,
-                );
-                if let Some(e) = err {
-                    failure = Some(e);
-                    continue;
-                }
-                if is_last {
-                    reading = false;
-                }
-                continue;
+        // Take waiting groups while there is room for them.
+        let mut admitted = false;
+        while waiting
+            .front()
+            .is_some_and(|g| sched.has_room(g.bytes.len() as u64))
+        {
+            let g = waiting.pop_front().expect("front exists");
+            let (is_last, err) = admit(
+                g,
+                &opts,
+                &state,
+                &binlog_state,
+                &mut sched,
+                &mut items,
+                &mut track,
+                &mut next_id,
+                &mut skipped,
+            );
+            if let Some(e) = err {
+                failure = Some(e);
+                break;
             }
-            waiting = Some(g);
+            if is_last {
+                reading = false;
+                waiting.clear();
+            }
+            admitted = true;
         }
-        let group_rx_now = if reading && waiting.is_none() {
+        if admitted || failure.is_some() {
+            continue;
+        }
+        let group_rx_now = if reading && waiting.is_empty() {
             group_rx.clone()
         } else {
             never()
         };
+        let mut on_report = |r: Report, failure: &mut Option<ApplyError>| match r {
+            Report::Applied { ids, .. } => {
+                for id in ids {
+                    if let Err(e) = sched.complete(id) {
+                        *failure = Some(ApplyError::Internal(format!("scheduler: {e}")));
+                    }
+                    completed.insert(id);
+                }
+            }
+            Report::Failed { error, .. } => {
+                opts.abort.store(true, Ordering::Relaxed);
+                *failure = Some(error);
+            }
+        };
         select! {
             recv(report_rx) -> r => match r {
-                Ok(Report::Applied { ids, .. }) => {
-                    for id in ids {
-                        if let Err(e) = sched.complete(id) {
-                            failure = Some(ApplyError::Internal(format!("scheduler: {e}")));
-                        }
-                        completed.insert(id);
+                Ok(r) => {
+                    on_report(r, &mut failure);
+                    // Everything else already reported, in one wake-up.
+                    for r in report_rx.try_iter() {
+                        on_report(r, &mut failure);
                     }
-                }
-                Ok(Report::Failed { error, .. }) => {
-                    opts.abort.store(true, Ordering::Relaxed);
-                    failure = Some(error);
                 }
                 Err(_) => failure = Some(ApplyError::Internal("every worker is gone".into())),
             },
             recv(group_rx_now) -> g => match g {
-                Ok(Ok(g)) => waiting = Some(g),
+                Ok(Ok(chunk)) => waiting.extend(chunk),
                 Ok(Err(e)) => failure = Some(ApplyError::from(e)),
                 Err(_) => reading = false,
             },
@@ -538,7 +555,20 @@ fn pop_done(track: &mut VecDeque<Tracked>, completed: &mut HashSet<u64>) -> Opti
     }
 }
 
-fn read_groups(source: Source, opts: ReaderOptions, tx: Sender<Result<Group, ReadError>>) {
+/// Groups per chunk handed from the reader to the engine (when not tailing).
+const READ_CHUNK_GROUPS: usize = 64;
+/// Bytes per chunk at most.
+const READ_CHUNK_BYTES: usize = 1 << 20;
+
+/// The reader thread: groups in chunks of up to `chunk` groups (and
+/// [`READ_CHUNK_BYTES`]), so that the engine wakes once per chunk. Tailing
+/// uses chunks of one: a group must not wait for others that may not come.
+fn read_groups(
+    source: Source,
+    opts: ReaderOptions,
+    chunk: usize,
+    tx: Sender<Result<Vec<Group>, ReadError>>,
+) {
     let reader = match BinlogReader::open(source, opts) {
         Ok(r) => r,
         Err(e) => {
@@ -547,15 +577,30 @@ fn read_groups(source: Source, opts: ReaderOptions, tx: Sender<Result<Group, Rea
         }
     };
     let mut grouper = Grouper::new(reader);
+    let mut out: Vec<Group> = Vec::new();
+    let mut bytes = 0;
     loop {
         match grouper.next() {
             Ok(Some(g)) => {
-                if tx.send(Ok(g)).is_err() {
-                    return;
+                bytes += g.bytes.len();
+                out.push(g);
+                if out.len() >= chunk || bytes >= READ_CHUNK_BYTES {
+                    bytes = 0;
+                    if tx.send(Ok(std::mem::take(&mut out))).is_err() {
+                        return;
+                    }
                 }
             }
-            Ok(None) => return,
+            Ok(None) => {
+                if !out.is_empty() {
+                    let _ = tx.send(Ok(out));
+                }
+                return;
+            }
             Err(e) => {
+                if !out.is_empty() && tx.send(Ok(std::mem::take(&mut out))).is_err() {
+                    return;
+                }
                 let _ = tx.send(Err(e));
                 return;
             }
