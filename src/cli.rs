@@ -84,7 +84,7 @@ pub struct ApplyArgs {
     pub workers: u16,
     /// Up to this many consecutive groups of one shard are committed as one
     /// target transaction when they are waiting (1 turns batching off).
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=10000))]
     pub batch: u16,
     /// Bytes of events per batched transaction at most (K, M, G suffixes).
     #[arg(long, default_value = "4M", value_parser = parse_bytes)]

@@ -122,7 +122,8 @@ pub struct ApplyOptions {
 
 impl ApplyOptions {
     /// The defaults of `parapply apply` for this source and target: 16
-    /// workers, batches of up to 16 groups or 4 MiB, 64 MiB in flight, one
+    /// workers, batches of up to 32 groups or 4 MiB (measured best:
+    /// docs/benchmarks.md), 64 MiB in flight, one
     /// shard per database, progress in schema `parapply`, 300 s of
     /// reconnecting, 10 retries of a deadlock, the low-watermark persisted
     /// every second, no status line.
@@ -131,7 +132,7 @@ impl ApplyOptions {
             source,
             target,
             workers: 16,
-            batch_groups: 16,
+            batch_groups: 32,
             batch_bytes: 4 << 20,
             max_inflight_bytes: 64 << 20,
             follow: false,
