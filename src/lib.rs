@@ -80,6 +80,12 @@
 //! checksum mismatch …`), [`binlog::DecodeError`] the field and offset inside
 //! the event. `anyhow` is used only in the binary's `main`.
 //!
+//! # Benchmarks
+//!
+//! [`bench`] (`parapply bench`): the end-to-end comparison with MariaDB's
+//! own replication on fresh durable replicas; `benches/` holds the criterion
+//! suites (reader and grouper).
+//!
 //! # Testing support
 //!
 //! [`sandbox`] starts throwaway `mariadbd` servers (temp dir, free loopback
