@@ -82,7 +82,7 @@
 //!
 //! # Benchmarks
 //!
-//! [`bench`] (`parapply bench`): the end-to-end comparison with MariaDB's
+//! [`mod@bench`] (`parapply bench`): the end-to-end comparison with MariaDB's
 //! own replication on fresh durable replicas; `benches/` holds the criterion
 //! suites (reader and grouper).
 //!

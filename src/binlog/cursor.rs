@@ -92,6 +92,16 @@ impl<'a> Cursor<'a> {
         ]))
     }
 
+    /// A table id: 6 bytes, or 4 in the old (5.1.0–5.1.15) layout whose
+    /// post-header is 6 bytes long.
+    pub fn table_id(&mut self, post_header_len: usize) -> Result<u64, DecodeError> {
+        if post_header_len == 6 {
+            Ok(u64::from(self.u32("table_id")?))
+        } else {
+            self.u48("table_id")
+        }
+    }
+
     /// Little-endian u64.
     pub fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
         Ok(u64::from_le_bytes(self.array(field)?))

@@ -14,7 +14,7 @@
 //! 3. `COM_REGISTER_SLAVE`, then `COM_BINLOG_DUMP` from the mirror's end
 //!    (always by file and position) with `BINLOG_SEND_ANNOTATE_ROWS_EVENT`.
 //! 4. Each event is checked and written at the offset the primary has it
-//!    ([`dir`]): its `log_pos` must be the mirror file's length plus its
+//!    (`dir`): its `log_pos` must be the mirror file's length plus its
 //!    size, its CRC32 must match; anything else is an error, never a silent
 //!    gap.
 //!

@@ -74,11 +74,7 @@ impl<'a> RowsEvent<'a> {
             }
         };
         let mut c = Cursor::new(body);
-        let table_id = if post_header_len == 6 {
-            u64::from(c.u32("table_id")?)
-        } else {
-            c.u48("table_id")?
-        };
+        let table_id = c.table_id(post_header_len)?;
         let flags = c.u16("flags")?;
         let mut extra_data: &[u8] = &[];
         if version == 2 && post_header_len >= 10 {

@@ -44,11 +44,7 @@ impl<'a> TableMapEvent<'a> {
     /// Decodes a TABLE_MAP body; `post_header_len` from the FDE (8, or 6).
     pub fn decode(body: &'a [u8], post_header_len: usize) -> Result<Self, DecodeError> {
         let mut c = Cursor::new(body);
-        let table_id = if post_header_len == 6 {
-            u64::from(c.u32("table_id")?)
-        } else {
-            c.u48("table_id")?
-        };
+        let table_id = c.table_id(post_header_len)?;
         let flags = c.u16("flags")?;
         if post_header_len > 8 {
             c.skip(post_header_len - 8, "post_header")?;
