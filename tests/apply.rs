@@ -33,13 +33,7 @@ fn primary(format: BinlogFormat) -> Server {
 }
 
 fn target() -> Server {
-    Server::start(
-        ServerOptions::new()
-            .server_id(2)
-            .log_bin("target-bin")
-            .log_slave_updates(true),
-    )
-    .unwrap()
+    common::replica_target()
 }
 
 fn options(source: &Server, target: &Server) -> ApplyOptions {

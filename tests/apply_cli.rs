@@ -7,6 +7,8 @@
 //!
 //! Run: `cargo test --test apply_cli` (needs mariadb-server installed).
 
+mod common;
+
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -18,13 +20,7 @@ fn bin() -> &'static str {
 
 fn servers() -> (Server, Server) {
     let p = Server::start(ServerOptions::new().server_id(1).log_bin("mariadb-bin")).unwrap();
-    let t = Server::start(
-        ServerOptions::new()
-            .server_id(2)
-            .log_bin("t-bin")
-            .log_slave_updates(true),
-    )
-    .unwrap();
+    let t = common::replica_target();
     p.exec("CREATE DATABASE s1; CREATE DATABASE s2; CREATE TABLE s1.t (i INT PRIMARY KEY); CREATE TABLE s2.t (i INT PRIMARY KEY)")
         .unwrap();
     for i in 0..50 {

@@ -10,6 +10,8 @@
 //! Run: `cargo test --test apply_crash` (needs mariadb-server installed).
 //! The random moments come from a seed printed by the test.
 
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -66,13 +68,7 @@ fn primary_with_ledger(transactions: usize) -> Server {
 }
 
 fn target() -> Server {
-    Server::start(
-        ServerOptions::new()
-            .server_id(2)
-            .log_bin("target-bin")
-            .log_slave_updates(true),
-    )
-    .unwrap()
+    common::replica_target()
 }
 
 fn dbs() -> Vec<String> {

@@ -6,6 +6,8 @@
 //!
 //! Run: `cargo test --test mirror_apply -- --nocapture` (needs mariadb-server).
 
+mod common;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,13 +30,7 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
             .max_binlog_size(64 * 1024),
     )
     .unwrap();
-    let t = Server::start(
-        ServerOptions::new()
-            .server_id(2)
-            .log_bin("t-bin")
-            .log_slave_updates(true),
-    )
-    .unwrap();
+    let t = common::replica_target();
     p.exec(
         "CREATE DATABASE m1; CREATE DATABASE m2;
          CREATE TABLE m1.t (id INT PRIMARY KEY, at DOUBLE); CREATE TABLE m2.t (id INT PRIMARY KEY, at DOUBLE)",

@@ -148,3 +148,16 @@ pub fn load_small_transactions(p: &parapply::sandbox::Server, prefix: &str, dbs:
         }
     });
 }
+
+/// A throwaway server as a replica target is set up for parapply: server id
+/// 2, its own binary log with `log_slave_updates`.
+pub fn replica_target() -> parapply::sandbox::Server {
+    use parapply::sandbox::{Server, ServerOptions};
+    Server::start(
+        ServerOptions::new()
+            .server_id(2)
+            .log_bin("target-bin")
+            .log_slave_updates(true),
+    )
+    .unwrap()
+}
