@@ -63,7 +63,9 @@ use crate::apply::ApplyError;
 use crate::binlog::Source;
 use crate::cli::{ApplyArgs, BenchArgs, ShardByArg};
 use crate::progress::ProgressTables;
-use crate::sandbox::{SandboxError, Server, ServerOptions, SlaveParallelMode};
+use crate::sandbox::{
+    column, describe_slave_status, SandboxError, Server, ServerOptions, SlaveParallelMode,
+};
 use crate::schedule::{ShardBy, ShardMap};
 use crate::wire::ConnectOptions;
 
@@ -592,7 +594,7 @@ fn run_native(
                 "the IO thread did not fetch up to {}:{}: {}",
                 at.file,
                 at.position,
-                describe(&status)
+                describe_slave_status(&status)
             )));
         }
         std::thread::sleep(POLL);
@@ -615,7 +617,7 @@ fn run_native(
             return Err(fail(format!(
                 "the SQL thread did not reach {}: {}",
                 at.gtid,
-                describe(&status)
+                describe_slave_status(&status)
             )));
         }
     }
@@ -627,29 +629,6 @@ fn run_native(
 fn slave_status(conn: &mut Conn, port: u16) -> Result<Option<Row>> {
     let sql = "SHOW SLAVE STATUS";
     conn.query_first(sql).map_err(sql_error(port, sql))
-}
-
-/// A column of a text-protocol row as a string (empty if NULL or absent).
-fn column(row: &Row, name: &str) -> String {
-    match row.get_opt::<Option<String>, _>(name) {
-        Some(Ok(Some(value))) => value,
-        _ => String::new(),
-    }
-}
-
-fn describe(status: &Row) -> String {
-    [
-        "Slave_IO_Running",
-        "Slave_SQL_Running",
-        "Read_Master_Log_Pos",
-        "Last_IO_Error",
-        "Last_SQL_Error",
-        "Gtid_Slave_Pos",
-    ]
-    .iter()
-    .map(|c| format!("{c}={:?}", column(status, c)))
-    .collect::<Vec<_>>()
-    .join(", ")
 }
 
 /// The options `parapply apply` runs with when only --source and --target

@@ -229,18 +229,7 @@ fn summary(ev: &Event<'_>) -> String {
 }
 
 fn write_group(g: &Group, json: bool, out: &mut dyn Write) -> Result<(), InspectError> {
-    let flags = crate::binlog::events::GtidEvent {
-        seq_no: 0,
-        domain_id: 0,
-        flags: g.gtid_flags,
-        commit_id: None,
-        xa_xid: None,
-        flags_extra: 0,
-        extra_engines: None,
-        start_alter_seq_no: None,
-        thread_id: None,
-    }
-    .flag_names();
+    let flags = crate::binlog::events::gtid_flag_names(g.gtid_flags, 0);
     if json {
         let line = GroupLine {
             gtid: g.gtid.as_ref().map(|x| x.to_string()),

@@ -663,8 +663,9 @@ fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
 }
 
-/// A column of `SHOW SLAVE STATUS` as text (empty if NULL or absent).
-fn column(row: &Row, name: &str) -> String {
+/// A column of a text-protocol row (e.g. of `SHOW SLAVE STATUS`) as text
+/// (empty if NULL or absent).
+pub fn column(row: &Row, name: &str) -> String {
     match row.get_opt::<Option<String>, _>(name) {
         Some(Ok(Some(value))) => value,
         _ => String::new(),
@@ -672,13 +673,15 @@ fn column(row: &Row, name: &str) -> String {
 }
 
 /// The columns of `SHOW SLAVE STATUS` that explain a stalled replica.
-fn describe_slave_status(row: &Row) -> String {
+pub fn describe_slave_status(row: &Row) -> String {
     [
         "Slave_IO_Running",
         "Slave_SQL_Running",
+        "Read_Master_Log_Pos",
         "Last_IO_Error",
         "Last_SQL_Error",
         "Gtid_IO_Pos",
+        "Gtid_Slave_Pos",
     ]
     .iter()
     .map(|name| format!("{name}={:?}", column(row, name)))

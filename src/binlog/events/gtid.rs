@@ -119,34 +119,39 @@ impl GtidEvent {
     }
     /// The names of the set flags, for people.
     pub fn flag_names(&self) -> Vec<&'static str> {
-        let mut v = Vec::new();
-        for (bit, name) in [
-            (gtid_flags::STANDALONE, "standalone"),
-            (gtid_flags::GROUP_COMMIT_ID, "group_commit_id"),
-            (gtid_flags::TRANSACTIONAL, "transactional"),
-            (gtid_flags::ALLOW_PARALLEL, "allow_parallel"),
-            (gtid_flags::WAITED, "waited"),
-            (gtid_flags::DDL, "ddl"),
-            (gtid_flags::PREPARED_XA, "prepared_xa"),
-            (gtid_flags::COMPLETED_XA, "completed_xa"),
-        ] {
-            if self.flags & bit != 0 {
-                v.push(name);
-            }
-        }
-        for (bit, name) in [
-            (gtid_flags_extra::MULTI_ENGINE, "multi_engine"),
-            (gtid_flags_extra::START_ALTER, "start_alter"),
-            (gtid_flags_extra::COMMIT_ALTER, "commit_alter"),
-            (gtid_flags_extra::ROLLBACK_ALTER, "rollback_alter"),
-            (gtid_flags_extra::THREAD_ID, "thread_id"),
-        ] {
-            if self.flags_extra & bit != 0 {
-                v.push(name);
-            }
-        }
-        v
+        flag_names(self.flags, self.flags_extra)
     }
+}
+
+/// The names of the set bits of `flags2` and `flags_extra`, for people.
+pub fn flag_names(flags: u8, flags_extra: u8) -> Vec<&'static str> {
+    let mut v = Vec::new();
+    for (bit, name) in [
+        (gtid_flags::STANDALONE, "standalone"),
+        (gtid_flags::GROUP_COMMIT_ID, "group_commit_id"),
+        (gtid_flags::TRANSACTIONAL, "transactional"),
+        (gtid_flags::ALLOW_PARALLEL, "allow_parallel"),
+        (gtid_flags::WAITED, "waited"),
+        (gtid_flags::DDL, "ddl"),
+        (gtid_flags::PREPARED_XA, "prepared_xa"),
+        (gtid_flags::COMPLETED_XA, "completed_xa"),
+    ] {
+        if flags & bit != 0 {
+            v.push(name);
+        }
+    }
+    for (bit, name) in [
+        (gtid_flags_extra::MULTI_ENGINE, "multi_engine"),
+        (gtid_flags_extra::START_ALTER, "start_alter"),
+        (gtid_flags_extra::COMMIT_ALTER, "commit_alter"),
+        (gtid_flags_extra::ROLLBACK_ALTER, "rollback_alter"),
+        (gtid_flags_extra::THREAD_ID, "thread_id"),
+    ] {
+        if flags_extra & bit != 0 {
+            v.push(name);
+        }
+    }
+    v
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ mod user_var;
 mod xa_prepare;
 
 pub use format_description::FormatDescription;
-pub use gtid::{GtidEvent, XaXid};
+pub use gtid::{flag_names as gtid_flag_names, GtidEvent, XaXid};
 pub use gtid_list::{BinlogCheckpointEvent, GtidListEvent};
 pub use intvar_rand::{IntvarEvent, RandEvent};
 pub use misc::{AnnotateRowsEvent, HeartbeatEvent, RotateEvent, TransactionPayloadEvent, XidEvent};
