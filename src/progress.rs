@@ -49,11 +49,28 @@
 //! Nothing is lost (every group not covered by these rules is applied again
 //! from the start position) and nothing is applied twice (every group they
 //! cover is skipped).
+//!
+//! # How a worker writes a shard row
+//!
+//! The first time a shard is applied its row is inserted with SQL (`INSERT …
+//! ON DUPLICATE KEY UPDATE`). From then on the worker updates it as a row
+//! event — a Table_map and an Update_rows event of `shard_progress`
+//! ([`ProgressTables::shard_update_events`]) appended to the group's own
+//! `BINLOG` statement — which spares the server parsing a statement per
+//! transaction. The events describe the table exactly as [`create_sql`]
+//! makes it; [`ProgressTables::layout_sql`] lets the engine check that the
+//! table on the target still has that layout before it uses them.
+//!
+//! [`create_sql`]: ProgressTables::create_sql
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::binlog::constants::{
+    column_type, rows_flags, EventType, HEADER_LEN, TM_BIT_LEN_EXACT_F,
+};
+use crate::binlog::events::FormatDescription;
 use crate::position::{BinlogPos, MariaGtid};
 
 /// The last applied group of a shard, or the end of the applied prefix.
@@ -327,6 +344,122 @@ impl ProgressTables {
         )
     }
 
+    /// A query returning the layout of `shard_progress` on the target, to
+    /// compare with [`SHARD_PROGRESS_LAYOUT`]: per column, in order,
+    /// `name:type:unsigned:octets:precision`.
+    pub fn layout_sql(&self) -> String {
+        format!(
+            "SELECT GROUP_CONCAT(CONCAT_WS(':', COLUMN_NAME, DATA_TYPE, \
+             COLUMN_TYPE LIKE '%unsigned', IFNULL(CHARACTER_OCTET_LENGTH, ''), \
+             IFNULL(DATETIME_PRECISION, '')) ORDER BY ORDINAL_POSITION SEPARATOR ',') \
+             FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = 'shard_progress'",
+            self.schema
+        )
+    }
+
+    /// Appends a Table_map and an Update_rows_v1 event of `shard_progress`
+    /// to `out`: the rows `(domain, shard)` — which must exist — move to
+    /// their watermarks, and `updated_at` to `now_micros` (since the epoch).
+    ///
+    /// The events follow the layout of `fde` (the Format_description event
+    /// of the `BINLOG` statement they join: post-header lengths, checksum),
+    /// and carry `timestamp` and `server_id` in their headers. Returns
+    /// `false`, appending nothing, when they cannot be written: a
+    /// Format_description event with other post-header lengths than
+    /// MariaDB's, or a value longer than its column.
+    pub fn shard_update_events(
+        &self,
+        fde: &FormatDescription,
+        rows: &[(u32, &str, &Watermark)],
+        timestamp: u32,
+        server_id: u32,
+        now_micros: u64,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        let table_id_and_flags = 8;
+        if fde.post_header_len(EventType::TABLE_MAP) != Some(table_id_and_flags)
+            || fde.post_header_len(EventType::UPDATE_ROWS_V1) != Some(table_id_and_flags)
+            || rows.is_empty()
+            || rows.iter().any(|(_, shard, w)| {
+                shard.len() > SHARD_MAX_BYTES || w.end.file.len() > FILE_MAX_BYTES
+            })
+        {
+            return false;
+        }
+        let checksum = fde.checksum_len();
+        let secs = u32::try_from(now_micros / 1_000_000).unwrap_or(u32::MAX);
+        let micros = (now_micros % 1_000_000) as u32;
+
+        // Table_map: id and flags, names, 7 column types, their metadata,
+        // NULL-ability (none).
+        let mut map = Vec::with_capacity(64);
+        map.extend_from_slice(&PROGRESS_TABLE_ID.to_le_bytes()[..6]);
+        map.extend_from_slice(&TM_BIT_LEN_EXACT_F.to_le_bytes());
+        for name in [self.schema.as_str(), "shard_progress"] {
+            map.push(name.len() as u8); // schema names are at most 64 bytes
+            map.extend_from_slice(name.as_bytes());
+            map.push(0);
+        }
+        map.push(7);
+        map.extend_from_slice(&[
+            column_type::LONG,       // domain_id
+            column_type::LONGLONG,   // seq_no
+            column_type::LONG,       // server_id
+            column_type::VARCHAR,    // file
+            column_type::LONGLONG,   // end_pos
+            column_type::TIMESTAMP2, // updated_at
+            column_type::VARCHAR,    // shard
+        ]);
+        map.push(5); // metadata bytes
+        map.extend_from_slice(&(FILE_MAX_BYTES as u16).to_le_bytes());
+        map.push(6); // TIMESTAMP(6)
+        map.extend_from_slice(&(SHARD_MAX_BYTES as u16).to_le_bytes());
+        map.push(0);
+
+        // Update_rows: before image = the key (domain_id, shard), after
+        // image = the other columns.
+        let mut upd = Vec::with_capacity(16 + rows.len() * 64);
+        upd.extend_from_slice(&PROGRESS_TABLE_ID.to_le_bytes()[..6]);
+        upd.extend_from_slice(&rows_flags::STMT_END.to_le_bytes());
+        upd.push(7);
+        upd.push(0b0100_0001);
+        upd.push(0b0011_1110);
+        for (domain, shard, w) in rows {
+            upd.push(0); // no NULLs
+            upd.extend_from_slice(&domain.to_le_bytes());
+            upd.extend_from_slice(&(shard.len() as u16).to_le_bytes());
+            upd.extend_from_slice(shard.as_bytes());
+            upd.push(0);
+            upd.extend_from_slice(&w.seq_no.to_le_bytes());
+            upd.extend_from_slice(&w.server_id.to_le_bytes());
+            upd.extend_from_slice(&(w.end.file.len() as u16).to_le_bytes());
+            upd.extend_from_slice(w.end.file.as_bytes());
+            upd.extend_from_slice(&w.end.pos.to_le_bytes());
+            upd.extend_from_slice(&secs.to_be_bytes());
+            upd.extend_from_slice(&micros.to_be_bytes()[1..]);
+        }
+        for (t, body) in [
+            (EventType::TABLE_MAP, &map),
+            (EventType::UPDATE_ROWS_V1, &upd),
+        ] {
+            let start = out.len();
+            let size = (HEADER_LEN + body.len() + checksum) as u32;
+            out.extend_from_slice(&timestamp.to_le_bytes());
+            out.push(t.0);
+            out.extend_from_slice(&server_id.to_le_bytes());
+            out.extend_from_slice(&size.to_le_bytes());
+            out.extend_from_slice(&0u32.to_le_bytes()); // log_pos: not in any file
+            out.extend_from_slice(&0u16.to_le_bytes());
+            out.extend_from_slice(body);
+            if checksum > 0 {
+                let crc = crc32fast::hash(&out[start..]);
+                out.extend_from_slice(&crc.to_le_bytes());
+            }
+        }
+        true
+    }
+
     /// Builds the state from the rows the three queries returned (text
     /// protocol values).
     pub fn parse_state(
@@ -370,6 +503,24 @@ impl ProgressTables {
         Ok(st)
     }
 }
+
+/// The layout of `shard_progress` that [`ProgressTables::create_sql`]
+/// makes, as [`ProgressTables::layout_sql`] reports it. The row events of
+/// [`ProgressTables::shard_update_events`] describe exactly this table.
+pub const SHARD_PROGRESS_LAYOUT: &str = "domain_id:int:1::,seq_no:bigint:1::,\
+    server_id:int:1::,file:varchar:0:1020:,end_pos:bigint:1::,updated_at:timestamp:0::6,\
+    shard:varchar:0:1600:";
+
+/// Bytes of `shard_progress.file` (VARCHAR(255) in utf8mb4).
+const FILE_MAX_BYTES: usize = 255 * 4;
+/// Bytes of `shard_progress.shard` (VARCHAR(400) in utf8mb4).
+const SHARD_MAX_BYTES: usize = 400 * 4;
+
+/// The table id the Table_map of `shard_progress` declares inside a
+/// `BINLOG` statement. Table ids only link a statement's Rows events to its
+/// Table_map; the server clears them at the end of each statement, and it
+/// numbers its own tables from 1 upwards, far below this value.
+const PROGRESS_TABLE_ID: u64 = 0xffff_ffff_ff00;
 
 /// `seq_no,server_id,'file',end_pos` of a watermark, for a VALUES list.
 fn watermark_values(w: &Watermark) -> String {

@@ -372,3 +372,175 @@ fn relay_logs_apply_and_resume() {
     );
     assert_same_data(&p, &t);
 }
+
+/// The watermark row events a worker appends to a group's `BINLOG`
+/// statement move `shard_progress` rows exactly as the SQL upsert does, on
+/// a table as `create_sql` makes it; a missing row is an error, not an
+/// insert.
+#[test]
+fn shard_progress_row_events_update_the_rows_like_sql() {
+    use parapply::apply::replay::binlog_statement;
+    use parapply::binlog::synth;
+    use parapply::position::BinlogPos;
+    use parapply::progress::{ProgressTables, Watermark, SHARD_PROGRESS_LAYOUT};
+    use parapply::wire::Conn;
+
+    let t = target();
+    let tables = ProgressTables::new("pp_rows").unwrap();
+    let mut c = Conn::connect(&ConnectOptions::new("127.0.0.1", t.port(), "root")).unwrap();
+    for sql in tables.create_sql() {
+        c.execute(sql.as_bytes()).unwrap();
+    }
+    let layout = c.query_value(&tables.layout_sql()).unwrap();
+    assert_eq!(layout.as_deref(), Some(SHARD_PROGRESS_LAYOUT));
+
+    let wm = |seq: u64, file: &str, pos: u64| Watermark {
+        seq_no: seq,
+        server_id: 7,
+        end: BinlogPos::new(file.to_string(), pos),
+    };
+    let shard_a = "db_ä.t";
+    let shard_b = "b".repeat(400);
+    let before = [wm(1, "bin.000001", 100), wm(2, "bin.000001", 200)];
+    let after = [wm(41, "bin.000002", 4_000_000_000_000), wm(42, "x", 9)];
+    let rows = |w: &[Watermark]| {
+        vec![
+            (3u32, shard_a, w[0].clone()),
+            (3, &shard_b[..], w[1].clone()),
+        ]
+    };
+    let refs = |r: &[(u32, &str, Watermark)]| -> Vec<(u32, String, Watermark)> {
+        r.iter()
+            .map(|(d, s, w)| (*d, s.to_string(), w.clone()))
+            .collect()
+    };
+    let sql_rows = rows(&before);
+    let sql_refs: Vec<(u32, &str, &Watermark)> =
+        sql_rows.iter().map(|(d, s, w)| (*d, *s, w)).collect();
+    c.execute(tables.upsert_shards_sql(&sql_refs).as_bytes())
+        .unwrap();
+
+    let fde = synth::format_description();
+    let new_rows = rows(&after);
+    let new_refs: Vec<(u32, &str, &Watermark)> =
+        new_rows.iter().map(|(d, s, w)| (*d, *s, w)).collect();
+    let mut events = Vec::new();
+    let now_micros = 1_700_000_000_123_456;
+    assert!(tables.shard_update_events(&fde, &new_refs, 1_700_000_000, 7, now_micros, &mut events));
+    c.execute(&binlog_statement(&fde.raw_event)).unwrap();
+    c.execute(b"START TRANSACTION").unwrap();
+    c.execute(&binlog_statement(&events)).unwrap();
+    c.execute(b"COMMIT").unwrap();
+
+    let got = c.query_rows(&tables.select_shards_sql()).unwrap();
+    let state = ProgressTables::parse_state(&got, &[], None).unwrap();
+    let want: Vec<(u32, String, Watermark)> = refs(&new_rows);
+    let have: Vec<(u32, String, Watermark)> = state
+        .shards
+        .iter()
+        .map(|((d, s), w)| (*d, s.clone(), w.clone()))
+        .collect();
+    let mut want_sorted = want.clone();
+    want_sorted.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+    assert_eq!(have, want_sorted);
+    let stamp = c
+        .query_value("SELECT MIN(UNIX_TIMESTAMP(updated_at)) FROM pp_rows.shard_progress")
+        .unwrap();
+    assert_eq!(stamp.as_deref(), Some("1700000000.123456"));
+
+    // A shard without a row: the event fails instead of inserting one.
+    let missing = [(3u32, "no_such_shard", &after[0])];
+    let mut events = Vec::new();
+    assert!(tables.shard_update_events(&fde, &missing, 1_700_000_000, 7, now_micros, &mut events));
+    c.execute(b"START TRANSACTION").unwrap();
+    let err = c.execute(&binlog_statement(&events)).unwrap_err();
+    assert!(err.to_string().contains("1032"), "{err}");
+    c.execute(b"ROLLBACK").unwrap();
+}
+
+/// `--batch 1`: each group its own transaction, several chained in one
+/// round trip. A group failing in the middle of a chain leaves exactly the
+/// groups before it committed, each with its primary GTID in the target's
+/// binary log; the next run resumes at the failing group.
+#[test]
+fn with_batch_1_a_failure_inside_a_chain_commits_exactly_the_groups_before_it() {
+    let p = primary(BinlogFormat::Row);
+    let t = target();
+    p.exec("CREATE DATABASE c; CREATE TABLE c.t (id INT PRIMARY KEY, v INT); INSERT INTO c.t VALUES (1, 0)")
+        .unwrap();
+    let single = |o: &mut ApplyOptions| {
+        o.workers = 1;
+        o.batch_groups = 1;
+    };
+    let mut o = options(&p, &t);
+    single(&mut o);
+    run(o); // the shard row of `c` exists from here on
+    let before_seq: Vec<u64> = (1..=4u64)
+        .map(|i| {
+            p.exec(&format!("UPDATE c.t SET v = {i} WHERE id = 1"))
+                .unwrap();
+            p.gtid_binlog_pos()
+                .unwrap()
+                .rsplit('-')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        })
+        .collect();
+    p.exec("INSERT INTO c.t VALUES (2, 2)").unwrap();
+    let failing = p.gtid_binlog_pos().unwrap();
+    for i in 5..=8 {
+        p.exec(&format!("UPDATE c.t SET v = {i} WHERE id = 1"))
+            .unwrap();
+    }
+    // The replica diverged: it has row 2 already.
+    t.exec("INSERT INTO c.t VALUES (2, 99)").unwrap();
+    let mut o = options(&p, &t);
+    single(&mut o);
+    let e = engine::run(o).unwrap_err();
+    let msg = e.to_string();
+    assert!(
+        msg.starts_with(&format!("apply failed at {failing} (mariadb-bin.000001:")),
+        "{msg}"
+    );
+    assert!(msg.contains("Duplicate entry '2'"), "{msg}");
+    let v: Option<i64> = t.query_first("SELECT v FROM c.t WHERE id = 1").unwrap();
+    assert_eq!(
+        v,
+        Some(4),
+        "the four groups before the failing one are committed"
+    );
+    let w: Option<u64> = t
+        .query_first("SELECT seq_no FROM parapply.shard_progress WHERE shard = 'c'")
+        .unwrap();
+    assert_eq!(
+        w,
+        before_seq.last().copied(),
+        "the watermark is the last committed group"
+    );
+    let state: String = t
+        .query_first("SELECT @@GLOBAL.gtid_binlog_state")
+        .unwrap()
+        .unwrap();
+    assert!(
+        state
+            .split(',')
+            .any(|g| g == format!("0-1-{}", before_seq[3])),
+        "the primary's GTID of the last committed group is in the target's binlog: {state}"
+    );
+
+    // Repaired, the next run starts at the failing group.
+    t.exec("DELETE FROM c.t WHERE id = 2").unwrap();
+    let mut o = options(&p, &t);
+    single(&mut o);
+    let r = run(o);
+    assert_eq!(r.applied, 5, "{r:?}");
+    assert_same_data(&p, &t);
+    let state: String = t
+        .query_first("SELECT @@GLOBAL.gtid_binlog_state")
+        .unwrap()
+        .unwrap();
+    let last = p.gtid_binlog_pos().unwrap();
+    assert!(state.split(',').any(|g| g == last), "{state} lacks {last}");
+}

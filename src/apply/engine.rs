@@ -45,7 +45,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -57,7 +57,9 @@ use super::worker::{self, Report, WorkItem, WorkerConfig};
 use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
 use crate::group::{Group, Grouper};
 use crate::position::{BinlogPos, MariaGtid, StartAt};
-use crate::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark};
+use crate::progress::{
+    parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark, SHARD_PROGRESS_LAYOUT,
+};
 use crate::schedule::{Placement, Scheduler, SchedulerConfig, ShardMap};
 use crate::wire::{Conn, ConnectOptions, WireError};
 
@@ -180,6 +182,9 @@ struct Tracked {
     timestamp: u32,
 }
 
+/// How often reports are taken while none is urgent (see the main loop).
+const REPORT_TICK: Duration = Duration::from_millis(1);
+
 /// Runs the engine until the source ends, `--until`, a signal, or an error.
 pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
     let started = Instant::now();
@@ -188,6 +193,12 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
     let state = setup.state;
     let binlog_state = setup.binlog_state;
     let collations = Arc::new(setup.collations);
+    let shard_rows: HashSet<(u32, Arc<str>)> = state
+        .shards
+        .keys()
+        .map(|(d, s)| (*d, Arc::from(s.as_str())))
+        .collect();
+    let shard_rows = Arc::new(Mutex::new(shard_rows));
 
     let start = match (state.resume_position(), &opts.from) {
         (Some(p), None) => resume_start(&opts.source, &state, p)?,
@@ -219,6 +230,8 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
             max_retries: opts.max_retries,
             reconnect_timeout: opts.reconnect_timeout,
             abort: opts.abort.clone(),
+            shard_rows: shard_rows.clone(),
+            row_events: setup.row_events,
         };
         let rtx = report_tx.clone();
         handles.push(
@@ -323,6 +336,20 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
         } else {
             never()
         };
+        // While every pushed group is dispatched and the workers hold
+        // plenty, a completion can wait: take the reports every
+        // REPORT_TICK instead of waking up for each one (a wake-up per
+        // transaction is a large share of parapply's CPU at --batch 1).
+        let lazy = failure.is_none()
+            && sched.in_flight() > 0
+            && sched.pending() == 0
+            && (waiting.is_empty() || sched.inflight_bytes() > opts.max_inflight_bytes / 2);
+        let report_rx_now = if lazy { never() } else { report_rx.clone() };
+        let tick = if lazy {
+            REPORT_TICK
+        } else {
+            Duration::from_millis(200)
+        };
         let mut on_report = |r: Report, failure: &mut Option<ApplyError>| match r {
             Report::Applied { ids, .. } => {
                 for id in ids {
@@ -338,7 +365,7 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
             }
         };
         select! {
-            recv(report_rx) -> r => match r {
+            recv(report_rx_now) -> r => match r {
                 Ok(r) => {
                     on_report(r, &mut failure);
                     // Everything else already reported, in one wake-up.
@@ -353,7 +380,12 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
                 Ok(Err(e)) => failure = Some(ApplyError::from(e)),
                 Err(_) => reading = false,
             },
-            default(Duration::from_millis(200)) => {}
+            default(tick) => {}
+        }
+        if lazy {
+            for r in report_rx.try_iter() {
+                on_report(r, &mut failure);
+            }
         }
         // The applied prefix, in source order.
         while let Some(t) = pop_done(&mut track, &mut completed) {
@@ -620,6 +652,8 @@ struct Setup {
     state: ReplicaState,
     binlog_state: Vec<MariaGtid>,
     collations: Collations,
+    /// `shard_progress` has the layout the workers' row events describe.
+    row_events: bool,
 }
 
 /// The checks of "Start" in the module doc.
@@ -674,6 +708,17 @@ fn preflight(c: &mut Conn, opts: &ApplyOptions) -> Result<Setup, ApplyError> {
         c.execute(sql.as_bytes())
             .map_err(|e| sql_err("creating the progress tables", e))?;
     }
+    let layout = value(c, &opts.progress.layout_sql())?;
+    let row_events = layout == SHARD_PROGRESS_LAYOUT;
+    if !row_events {
+        tracing::warn!(
+            layout = %layout,
+            expected = SHARD_PROGRESS_LAYOUT,
+            "`{}`.`shard_progress` does not have the layout parapply creates; watermarks are \
+             written with SQL (slower)",
+            opts.progress.schema()
+        );
+    }
     take_over(c, opts)?;
     let shards = c
         .query_rows(&opts.progress.select_shards_sql())
@@ -723,6 +768,7 @@ fn preflight(c: &mut Conn, opts: &ApplyOptions) -> Result<Setup, ApplyError> {
         state,
         binlog_state,
         collations,
+        row_events,
     })
 }
 

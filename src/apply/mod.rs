@@ -1,5 +1,5 @@
 //! The apply engine: scheduler-driven workers replay transaction groups on
-//! the target (in progress).
+//! the target.
 
 pub mod engine;
 pub mod error;

@@ -24,7 +24,7 @@ use std::fmt::Write as _;
 
 use base64::Engine as _;
 
-use crate::binlog::constants::{gtid_flags, LOG_EVENT_SUPPRESS_USE_F};
+use crate::binlog::constants::{gtid_flags, rows_flags, LOG_EVENT_SUPPRESS_USE_F};
 use crate::binlog::events::{FormatDescription, QueryEvent, UserVarEvent};
 use crate::binlog::{DecodeError, Event, EventHeader, EventType};
 use crate::group::Group;
@@ -92,7 +92,7 @@ pub enum ReplayError {
 pub struct Collations(pub HashMap<u32, (String, String)>);
 
 /// What a session on the target already has, so that only changes are sent.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Session {
     /// CRC of the Format_description event last sent with `BINLOG`.
     fde: Option<u32>,
@@ -122,7 +122,39 @@ const FLAGS2_VARS: &[(u32, &str, bool)] = &[
     (1 << 30, "system_versioning_insert_history", true),
 ];
 
+/// Row events a worker sends with a group: its watermark update, a
+/// Table_map and the Rows events of one statement, built for the group's
+/// Format_description event.
+#[derive(Debug, Clone, Copy)]
+pub struct Trailer<'a> {
+    /// The whole events: the Table_map first.
+    pub events: &'a [u8],
+    /// Make them part of the group's own statement when the group is a
+    /// single row statement sent in one `BINLOG` (see [`TrailerUse::Merged`]).
+    pub merge: bool,
+}
+
+/// What [`plan_group`] did with a [`Trailer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrailerUse {
+    /// Not sent: the group's last step is not a `BINLOG` of rows.
+    NotSent,
+    /// Sent as a statement of its own at the end of the group's last
+    /// `BINLOG`.
+    Appended,
+    /// Sent inside the group's only statement: its Table_map joins the
+    /// statement's, its Rows events follow the statement's, and the
+    /// end-of-statement flag moves to its last one. Under `autocommit=1`
+    /// that one `BINLOG` applies and commits the group and the watermark
+    /// together.
+    Merged,
+}
+
 /// Appends the statements that replay `group` to `out`.
+///
+/// `trailer`, when given, is sent at the end of the group's last `BINLOG`
+/// statement if that statement is the group's last step; the result says
+/// how.
 ///
 /// `session` is updated as if the statements had run; on any error the
 /// caller must [`Session::reset`] it.
@@ -130,8 +162,15 @@ pub fn plan_group(
     group: &Group,
     session: &mut Session,
     collations: &Collations,
+    trailer: Option<Trailer<'_>>,
     out: &mut Vec<Step>,
-) -> Result<(), ReplayError> {
+) -> Result<TrailerUse, ReplayError> {
+    let steps_before = out.len();
+    // Where the first and the last Rows event start in `rows`, and how many
+    // statements ended: what a merge needs to know.
+    let mut first_rows_at: Option<usize> = None;
+    let mut last_rows_at = 0;
+    let mut statements = 0;
     let fde = &group.format;
     let mut rows: Vec<u8> = Vec::new();
     // Table_map events of the statement whose Rows events are being sent.
@@ -185,10 +224,13 @@ pub fn plan_group(
                     flush_rows(&mut rows, session, out);
                     rows.extend_from_slice(&maps);
                 }
+                first_rows_at.get_or_insert(rows.len());
+                last_rows_at = rows.len();
                 rows.extend_from_slice(bytes);
                 if let Event::Rows(r) = decode(bytes, t, fde).map_err(err)? {
                     if r.stmt_end() {
                         maps.clear();
+                        statements += 1;
                     }
                 }
             }
@@ -228,8 +270,71 @@ pub fn plan_group(
             }
         }
     }
+    let used = match trailer {
+        Some(t) if !rows.is_empty() => {
+            let one_statement = out.len() == steps_before && statements == 1;
+            match first_rows_at {
+                Some(first)
+                    if t.merge
+                        && one_statement
+                        && merge_trailer(&mut rows, first, last_rows_at, t.events, fde) =>
+                {
+                    TrailerUse::Merged
+                }
+                _ => {
+                    rows.extend_from_slice(t.events);
+                    TrailerUse::Appended
+                }
+            }
+        }
+        _ => TrailerUse::NotSent,
+    };
     flush_rows(&mut rows, session, out);
-    Ok(())
+    Ok(used)
+}
+
+/// Makes `trailer` (a Table_map, then Rows events ending a statement) part
+/// of the one statement in `rows`, whose first Rows event starts at
+/// `first` and last (ending the statement) at `last`: the Table_map goes
+/// before the first Rows event, the Rows events after the last one, whose
+/// end-of-statement flag is cleared (and its checksum renewed). Returns
+/// `false`, changing nothing, when the events' layout is not the one it
+/// knows.
+fn merge_trailer(
+    rows: &mut Vec<u8>,
+    first: usize,
+    last: usize,
+    trailer: &[u8],
+    fde: &FormatDescription,
+) -> bool {
+    let size_at = |b: &[u8], at: usize| -> Option<usize> {
+        let s = b.get(at + 9..at + 13)?;
+        Some(u32::from_le_bytes(s.try_into().ok()?) as usize)
+    };
+    let (Some(map_len), Some(last_len)) = (size_at(trailer, 0), size_at(rows, last)) else {
+        return false;
+    };
+    let last_type = EventType(rows[last + 4]);
+    // Table id (6 bytes), then the flags, in v1 (8) and v2 (10) post-headers.
+    let flags_at = last + crate::binlog::constants::HEADER_LEN + 6;
+    if map_len > trailer.len()
+        || last + last_len != rows.len()
+        || !matches!(fde.post_header_len(last_type), Some(8 | 10))
+        || flags_at + 2 > rows.len()
+    {
+        return false;
+    }
+    let flags = u16::from_le_bytes([rows[flags_at], rows[flags_at + 1]]) & !rows_flags::STMT_END;
+    rows[flags_at..flags_at + 2].copy_from_slice(&flags.to_le_bytes());
+    let crc_len = fde.checksum_len();
+    if crc_len > 0 {
+        let end = rows.len() - crc_len;
+        let crc = crc32fast::hash(&rows[last..end]);
+        rows[end..].copy_from_slice(&crc.to_le_bytes());
+    }
+    rows.splice(first..first, trailer[..map_len].iter().copied());
+    rows.extend_from_slice(&trailer[map_len..]);
+    true
 }
 
 fn decode<'a>(

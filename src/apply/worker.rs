@@ -7,34 +7,74 @@
 //! the same single shard are already waiting behind it (a backlog), up to
 //! `batch_groups` of them (and `batch_bytes`): they are applied as **one**
 //! target transaction, and the shard's watermark row moves to the batch's
-//! last group inside that transaction. Round trips per batch of k row
-//! groups: k + 1 — `SET gtid…; START TRANSACTION; BINLOG '<group 1>'`, one
-//! `BINLOG` per further group (a `BINLOG` must end its round trip), then
-//! `INSERT … progress …; COMMIT`. The target's binary log holds one GTID per
-//! batch: the primary's GTID of its last group.
+//! last group inside that transaction. The target's binary log holds one
+//! GTID per batch: the primary's GTID of its last group.
 //!
-//! Barriers (DDL, XA, non-transactional groups) come alone and are applied
-//! alone; DDL and XA without a wrapping transaction.
+//! # Round trips
+//!
+//! The server answers each statement of a multi-statement query with its
+//! own packet, and every round trip costs a wake-up on both sides, so a
+//! transaction costs as few statements and round trips as the protocol
+//! allows. The GTID is one `SET @@session.gtid_seq_no=…` (its domain and
+//! server added only when they change; `autocommit` too, the session's
+//! mode being tracked). The watermark update rides inside the `BINLOG`
+//! statement as row events of `shard_progress` (see [`crate::progress`]; a
+//! shard's first row is inserted with SQL).
+//!
+//! * **A single-statement row group** (the common OLTP transaction): its
+//!   watermark row events are *merged* into its statement, so one `BINLOG`
+//!   under `autocommit=1` applies and commits both — two statements, no
+//!   `COMMIT`. With `--batch 1`, consecutive such groups already waiting in
+//!   the queue are **chained**: `SET …; BINLOG …; SET …; BINLOG …` in one
+//!   multi-statement query (up to 64 groups), each group still its
+//!   own transaction with its own GTID. The server runs them in order,
+//!   commits each before the next, and stops at the first error, so the
+//!   groups before a failing one are committed and none after it ran.
+//!   (The OK packet of a `BINLOG` statement that applied rows does not
+//!   announce the results that follow — DESIGN.md's "facts" — but the
+//!   server does run and answer the statements after it; the worker reads
+//!   one result per statement it sent, [`Conn::execute_counted`].)
+//! * **Everything else in a transaction** (batches, several statements,
+//!   statement-format DML): under `autocommit=0`, `SET …` then the groups'
+//!   statements, one round trip per `BINLOG` (the general path keeps to the
+//!   one-`BINLOG`-last rule), and a `COMMIT` that is *deferred*: when the
+//!   next batch is already waiting it is sent at the head of that batch's
+//!   first round trip (`COMMIT; SET …; BINLOG …`), when nothing waits at
+//!   once, alone. A batch is reported applied only when its `COMMIT` has
+//!   succeeded.
+//! * **Barriers** (DDL, XA, non-transactional groups) come alone and are
+//!   applied alone, committed at once; DDL and XA under `autocommit=1`, as
+//!   the primary ran them.
+//!
+//! Sessions also turn `binlog_annotate_row_events` off: the target's binary
+//! log would otherwise annotate each replayed row event with its `BINLOG`
+//! statement — the base64 of the events, written and synced a second time.
 //!
 //! # Failures
 //!
 //! * Deadlock or lock-wait timeout: roll back, wait (10 ms doubling, at most
-//!   1 s), apply the batch again; up to `max_retries` times.
+//!   1 s), apply the batch (or the rest of the chain) again; up to
+//!   `max_retries` times.
 //! * Connection lost: reconnect with backoff for up to `reconnect_timeout`.
-//!   If the loss happened while the commit was in flight, whether it
-//!   committed is read back from the target (the restart rule of
-//!   [`crate::progress`]) before anything is applied again.
-//! * Anything else: roll back and report [`ApplyError::Group`]; the engine
-//!   stops. Nothing of the batch is committed.
+//!   If the loss happened while a commit was in flight, whether it committed
+//!   is read back from the target (the restart rule of [`crate::progress`])
+//!   before anything is applied again; of a chain, the committed prefix. A
+//!   deferred commit whose round trip failed is settled the same way before
+//!   the next batch is retried.
+//! * Anything else: roll back and report [`ApplyError::Group`] naming the
+//!   failing group; the engine stops. Nothing of the failing batch is
+//!   committed (of a chain, the groups before it are, and are reported).
 
+use std::collections::HashSet;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::error::ApplyError;
-use super::replay::{plan_group, Collations, Session, Step};
+use super::replay::{plan_group, Collations, Session, Step, Trailer, TrailerUse};
 use crate::binlog::constants::gtid_flags;
 use crate::group::{Group, GroupKind};
 use crate::position::MariaGtid;
@@ -53,6 +93,10 @@ pub struct WorkItem {
     /// It must be applied alone.
     pub barrier: bool,
 }
+
+/// The `(domain, shard)` rows `shard_progress` holds, shared by the
+/// workers and the engine.
+pub type ShardRows = Arc<Mutex<HashSet<(u32, Arc<str>)>>>;
 
 /// What a worker tells the engine.
 #[derive(Debug)]
@@ -94,29 +138,51 @@ pub struct WorkerConfig {
     pub reconnect_timeout: Duration,
     /// Set to stop at once (the current transaction is rolled back).
     pub abort: Arc<AtomicBool>,
+    /// The `(domain, shard)` rows `shard_progress` holds, shared by the
+    /// workers: those move by row events; a missing one is inserted with SQL.
+    pub shard_rows: ShardRows,
+    /// The target's `shard_progress` has the layout the row events describe
+    /// (otherwise every watermark is written with SQL).
+    pub row_events: bool,
 }
 
 /// Runs a worker until its queue closes or it fails.
 pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
     let index = cfg.index;
-    let mut w = match Worker::connect(cfg) {
+    let fail = |error| {
+        let _ = tx.send(Report::Failed {
+            worker: index,
+            error,
+        });
+    };
+    let mut w = match Worker::connect(cfg, tx.clone()) {
         Ok(w) => w,
-        Err(error) => {
-            let _ = tx.send(Report::Failed {
-                worker: index,
-                error,
-            });
-            return;
-        }
+        Err(error) => return fail(error),
     };
     let mut carry: Option<WorkItem> = None;
     loop {
         let first = match carry.take() {
             Some(x) => x,
-            None => match rx.recv() {
-                Ok(x) => x,
-                Err(_) => return,
-            },
+            None => {
+                // With a commit outstanding, only take what already waits.
+                let next = if w.open.is_some() {
+                    rx.try_recv()
+                } else {
+                    rx.recv().map_err(|_| TryRecvError::Disconnected)
+                };
+                match next {
+                    Ok(x) => x,
+                    Err(e) => {
+                        if let Err(error) = w.commit_open() {
+                            return fail(error);
+                        }
+                        match e {
+                            TryRecvError::Empty if !w.engine_gone => continue,
+                            _ => return,
+                        }
+                    }
+                }
+            }
         };
         let mut batch = vec![first];
         if batchable(&batch[0]) {
@@ -135,23 +201,45 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
                 }
             }
         }
-        match w.apply_with_retries(&batch) {
-            Ok(()) => {
-                let ids = batch.iter().map(|i| i.id).collect();
-                if tx.send(Report::Applied { worker: index, ids }).is_err() {
-                    return;
+        // Nothing to batch with: chain what waits instead (see the module
+        // doc), each group still its own transaction.
+        let mut chained = false;
+        if batch.len() == 1 && w.cfg.batch_groups == 1 && w.chainable(&batch[0]) {
+            let mut bytes = batch[0].group.bytes.len();
+            while batch.len() < CHAIN_GROUPS && bytes < w.cfg.batch_bytes {
+                let next = match carry.take() {
+                    Some(x) => x,
+                    None => match rx.try_recv() {
+                        Ok(x) => x,
+                        Err(_) => break,
+                    },
+                };
+                if !w.chainable(&next) {
+                    carry = Some(next);
+                    break;
                 }
+                bytes += next.group.bytes.len();
+                batch.push(next);
             }
-            Err(error) => {
-                let _ = tx.send(Report::Failed {
-                    worker: index,
-                    error,
-                });
-                return;
-            }
+            chained = batch.len() > 1;
+        }
+        let result = if chained {
+            w.apply_chain(batch)
+        } else {
+            w.apply_with_retries(batch, true)
+        };
+        if let Err(error) = result {
+            return fail(error);
+        }
+        if w.engine_gone {
+            return;
         }
     }
 }
+
+/// At most this many groups are chained in one round trip (the module doc
+/// says the number).
+const CHAIN_GROUPS: usize = 64;
 
 /// A single-shard, non-barrier row or statement group can share a transaction.
 fn batchable(i: &WorkItem) -> bool {
@@ -166,6 +254,23 @@ struct Worker {
     session: Session,
     /// Reused buffer for one round trip.
     buf: Vec<u8>,
+    /// Where applied batches are reported.
+    reports: Sender<Report>,
+    /// The engine stopped listening.
+    engine_gone: bool,
+    /// A batch whose statements all ran; its `COMMIT` is outstanding.
+    open: Option<Open>,
+    /// The session's `(gtid_domain_id, server_id)`, when known.
+    origin: Option<(u32, u32)>,
+    /// The session's `autocommit`, when known.
+    autocommit: Option<bool>,
+}
+
+/// A batch applied but not committed yet (its `COMMIT` is deferred).
+struct Open {
+    batch: Vec<WorkItem>,
+    /// Shard rows its transaction inserts, known once it commits.
+    new_rows: Vec<(u32, Arc<str>)>,
 }
 
 /// Where a failed attempt left things.
@@ -174,12 +279,60 @@ enum Failure {
     Retry(WireError),
     /// The connection died; the commit may or may not have happened.
     Lost(WireError),
+    /// The deferred `COMMIT` of the open batch, sent at the head of this
+    /// attempt, failed or its outcome is unknown; nothing of this attempt's
+    /// batch is committed.
+    Open(WireError),
     /// Give up.
     Fatal(ApplyError),
 }
 
+/// Retries of a batch or chain after deadlocks and lock-wait timeouts.
+struct Retries {
+    done: u32,
+    wait: Duration,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries {
+            done: 0,
+            wait: Duration::from_millis(10),
+        }
+    }
+}
+
+impl Retries {
+    /// Waits before the next attempt (10 ms doubling, at most 1 s), or
+    /// gives up with `e` as the error of `failing` after `max_retries`.
+    fn wait(
+        &mut self,
+        cfg: &WorkerConfig,
+        failing: &WorkItem,
+        e: WireError,
+    ) -> Result<(), ApplyError> {
+        self.done += 1;
+        if self.done > cfg.max_retries {
+            return Err(group_error(std::slice::from_ref(failing), e));
+        }
+        tracing::warn!(
+            worker = cfg.index,
+            group = %failing.group.describe(),
+            retry = self.done,
+            error = %e,
+            "retrying after a transient error"
+        );
+        std::thread::sleep(self.wait);
+        self.wait = (self.wait * 2).min(Duration::from_secs(1));
+        Ok(())
+    }
+}
+
+/// Marks the deferred `COMMIT` among a round trip's statements.
+const OPEN_COMMIT: usize = usize::MAX;
+
 impl Worker {
-    fn connect(cfg: WorkerConfig) -> Result<Worker, ApplyError> {
+    fn connect(cfg: WorkerConfig, reports: Sender<Report>) -> Result<Worker, ApplyError> {
         let conn = open(&cfg).map_err(|error| ApplyError::Target {
             addr: cfg.target.addr(),
             error: Box::new(error),
@@ -189,48 +342,55 @@ impl Worker {
             conn,
             session: Session::default(),
             buf: Vec::with_capacity(1 << 16),
+            reports,
+            engine_gone: false,
+            open: None,
+            origin: None,
+            autocommit: None,
         })
     }
 
-    fn apply_with_retries(&mut self, batch: &[WorkItem]) -> Result<(), ApplyError> {
-        let mut retries = 0;
-        let mut backoff = Duration::from_millis(10);
+    /// Applies `batch`; with `defer`, a transactional batch is left open
+    /// with its `COMMIT` outstanding (see the module doc).
+    fn apply_with_retries(&mut self, batch: Vec<WorkItem>, defer: bool) -> Result<(), ApplyError> {
+        let mut retries = Retries::default();
         loop {
             if self.cfg.abort.load(Ordering::Relaxed) {
+                // Rolls back the open batch too: it was never reported.
+                self.open = None;
                 let _ = self.conn.execute(b"ROLLBACK");
                 return Err(ApplyError::Aborted);
             }
-            match self.try_apply(batch) {
-                Ok(()) => return Ok(()),
+            match self.try_apply(&batch, defer) {
+                Ok((deferred, new_rows)) => {
+                    let done = Open { batch, new_rows };
+                    if deferred {
+                        self.open = Some(done);
+                    } else {
+                        self.committed(done);
+                    }
+                    return Ok(());
+                }
+                Err(Failure::Open(e)) => {
+                    self.rollback();
+                    let open = self.open.take().expect("an open batch was being committed");
+                    self.settle(open, e)?;
+                }
                 Err(Failure::Fatal(e)) => {
                     self.rollback();
                     return Err(e);
                 }
                 Err(Failure::Retry(e)) => {
                     self.rollback();
-                    retries += 1;
-                    if retries > self.cfg.max_retries {
-                        return Err(group_error(batch, e));
-                    }
-                    tracing::warn!(
-                        worker = self.cfg.index,
-                        group = %batch[0].group.describe(),
-                        retry = retries,
-                        error = %e,
-                        "retrying after a transient error"
-                    );
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+                    retries.wait(&self.cfg, &batch[0], e)?;
                 }
                 Err(Failure::Lost(e)) => {
-                    tracing::warn!(
-                        worker = self.cfg.index,
-                        group = %batch[0].group.describe(),
-                        error = %e,
-                        "lost the target connection; reconnecting"
-                    );
-                    self.reconnect(e)?;
-                    if self.batch_committed(batch)? {
+                    self.reconnect(&batch[0], e)?;
+                    if self.batch_committed(&batch)? {
+                        self.committed(Open {
+                            batch,
+                            new_rows: Vec::new(),
+                        });
                         return Ok(());
                     }
                 }
@@ -238,14 +398,79 @@ impl Worker {
         }
     }
 
+    /// Sends the outstanding `COMMIT`, if any.
+    fn commit_open(&mut self) -> Result<(), ApplyError> {
+        let Some(open) = self.open.take() else {
+            return Ok(());
+        };
+        match self.conn.execute(b"COMMIT") {
+            Ok(_) => {
+                self.committed(open);
+                Ok(())
+            }
+            Err(e) => {
+                self.rollback();
+                self.settle(open, e)
+            }
+        }
+    }
+
+    /// The deferred `COMMIT` of `open` failed with `e`, or its outcome is
+    /// unknown: find out, and apply the batch again if it did not commit.
+    fn settle(&mut self, open: Open, e: WireError) -> Result<(), ApplyError> {
+        if e.is_connection_lost() {
+            self.reconnect(&open.batch[0], e)?;
+            if self.batch_committed(&open.batch)? {
+                self.committed(open);
+                return Ok(());
+            }
+        } else if !(e.is_deadlock() || e.is_lock_wait_timeout()) {
+            return Err(group_error(&open.batch, e));
+        }
+        self.apply_with_retries(open.batch, false)
+    }
+
+    /// `done` is committed: its shard rows exist; tell the engine.
+    fn committed(&mut self, done: Open) {
+        if !done.new_rows.is_empty() {
+            let mut known = self
+                .cfg
+                .shard_rows
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            known.extend(done.new_rows);
+        }
+        let ids = done.batch.iter().map(|i| i.id).collect();
+        if self
+            .reports
+            .send(Report::Applied {
+                worker: self.cfg.index,
+                ids,
+            })
+            .is_err()
+        {
+            self.engine_gone = true;
+        }
+    }
+
     fn rollback(&mut self) {
         self.session.reset();
+        self.origin = None;
+        self.autocommit = None;
         if let Err(e) = self.conn.execute(b"ROLLBACK") {
             tracing::debug!(error = %e, "rollback after a failure failed");
         }
     }
 
-    fn reconnect(&mut self, first: WireError) -> Result<(), ApplyError> {
+    /// Reconnects after the connection died while applying `item` (or a
+    /// batch or chain it heads).
+    fn reconnect(&mut self, item: &WorkItem, first: WireError) -> Result<(), ApplyError> {
+        tracing::warn!(
+            worker = self.cfg.index,
+            group = %item.group.describe(),
+            error = %first,
+            "lost the target connection; reconnecting"
+        );
         let deadline = Instant::now() + self.cfg.reconnect_timeout;
         let mut wait = Duration::from_millis(100);
         let mut last = first;
@@ -257,6 +482,8 @@ impl Worker {
                 Ok(c) => {
                     self.conn = c;
                     self.session.reset();
+                    self.origin = None;
+                    self.autocommit = None;
                     tracing::info!(worker = self.cfg.index, "reconnected to the target");
                     return Ok(());
                 }
@@ -300,12 +527,20 @@ impl Worker {
             .conn
             .query_rows(&self.cfg.progress.select_shards_sql())
             .map_err(target_err)?;
+        // The read opened a transaction (autocommit is off); end it.
+        self.conn.execute(b"ROLLBACK").map_err(target_err)?;
         let st = ProgressTables::parse_state(&rows, &[], None).map_err(ApplyError::Preflight)?;
         Ok(st.shard_group_applied(g, last.shards.iter().map(|s| &**s)) == Applied::Yes)
     }
 
-    /// One attempt at the batch.
-    fn try_apply(&mut self, batch: &[WorkItem]) -> Result<(), Failure> {
+    /// One attempt at the batch. Returns whether its `COMMIT` was deferred,
+    /// and the shard rows it inserts.
+    #[allow(clippy::type_complexity)]
+    fn try_apply(
+        &mut self,
+        batch: &[WorkItem],
+        defer: bool,
+    ) -> Result<(bool, Vec<(u32, Arc<str>)>), Failure> {
         let last = batch.last().expect("a batch is not empty");
         let gtid = last.group.maria_gtid().ok_or_else(|| {
             Failure::Fatal(ApplyError::NoGtid {
@@ -313,15 +548,31 @@ impl Worker {
             })
         })?;
         let in_transaction = !matches!(last.group.kind, GroupKind::Ddl | GroupKind::Xa);
+        let prepared_xa = last.group.gtid_flags & gtid_flags::PREPARED_XA != 0;
+        // The watermarks: as row events in the last group's BINLOG when
+        // every row exists, else one SQL upsert.
+        let marks = if last.barrier {
+            Vec::new()
+        } else {
+            watermarks(batch)
+        };
+        let events = self.watermark_events(&last.group, gtid, &marks);
+        let trailer = events.as_deref().map(|events| Trailer {
+            events,
+            merge: batch.len() == 1 && !last.barrier && last.group.kind == GroupKind::RowDml,
+        });
         // Plan every group's statements; remember which group each is for.
         let mut steps: Vec<(usize, Step)> = Vec::new();
         let mut planned = Vec::new();
+        let mut used = TrailerUse::NotSent;
         for (i, item) in batch.iter().enumerate() {
             planned.clear();
-            plan_group(
+            let t = if i + 1 == batch.len() { trailer } else { None };
+            used = plan_group(
                 &item.group,
                 &mut self.session,
                 &self.cfg.collations,
+                t,
                 &mut planned,
             )
             .map_err(|error| {
@@ -332,35 +583,46 @@ impl Worker {
             })?;
             steps.extend(planned.drain(..).map(|s| (i, s)));
         }
-        let mut head = format!(
-            "SET @@session.gtid_domain_id={}, @@session.server_id={}, @@session.gtid_seq_no={}",
-            gtid.domain, gtid.server, gtid.seq
-        )
-        .into_bytes();
-        if in_transaction {
-            head.extend_from_slice(b";\nSTART TRANSACTION");
-        }
-        let mut tail: Vec<u8> = Vec::new();
-        if !last.barrier {
-            let rows = watermarks(batch);
-            let rows: Vec<(u32, &str, &Watermark)> =
-                rows.iter().map(|(d, s, w)| (*d, &**s, w)).collect();
-            tail.extend_from_slice(self.cfg.progress.upsert_shards_sql(&rows).as_bytes());
-        }
-        if in_transaction {
-            if !tail.is_empty() {
-                tail.extend_from_slice(b";\n");
-            }
-            tail.extend_from_slice(b"COMMIT");
-        }
-        // Pack into round trips; a BINLOG (or a charset change) ends one.
+        // How the transaction ends: a group merged with its watermark into
+        // one row statement commits with it under autocommit; DDL and XA run
+        // with autocommit as on the primary; anything else runs in the
+        // session's implicit transaction (autocommit off) up to a COMMIT,
+        // deferred when it may be.
+        let fast = used == TrailerUse::Merged;
+        let explicit = in_transaction && !fast;
+        let defer = defer && explicit && !last.barrier && !prepared_xa;
         let mut owners: Vec<usize> = Vec::new();
         self.buf.clear();
-        self.buf.extend_from_slice(&head);
-        owners.push(0);
-        if in_transaction {
-            owners.push(0);
+        if self.open.is_some() {
+            self.buf.extend_from_slice(b"COMMIT;\n");
+            owners.push(OPEN_COMMIT);
         }
+        self.buf.extend_from_slice(b"SET @@session.gtid_seq_no=");
+        let _ = write!(self.buf, "{}", gtid.seq);
+        if self.origin != Some((gtid.domain, gtid.server)) {
+            let _ = write!(
+                self.buf,
+                ", @@session.gtid_domain_id={}, @@session.server_id={}",
+                gtid.domain, gtid.server
+            );
+            self.origin = Some((gtid.domain, gtid.server));
+        }
+        if self.autocommit != Some(!explicit) {
+            let _ = write!(self.buf, ", @@session.autocommit={}", u8::from(!explicit));
+            self.autocommit = Some(!explicit);
+        }
+        owners.push(0);
+        let mut new_rows = Vec::new();
+        if !marks.is_empty() && used == TrailerUse::NotSent {
+            let rows: Vec<(u32, &str, &Watermark)> =
+                marks.iter().map(|(d, s, w)| (*d, &**s, w)).collect();
+            self.buf.extend_from_slice(b";\n");
+            self.buf
+                .extend_from_slice(self.cfg.progress.upsert_shards_sql(&rows).as_bytes());
+            owners.push(batch.len() - 1);
+            new_rows = marks.iter().map(|(d, s, _)| (*d, s.clone())).collect();
+        }
+        // Pack into round trips; a BINLOG (or a charset change) ends one.
         for (i, step) in &steps {
             if !self.buf.is_empty() {
                 self.buf.extend_from_slice(b";\n");
@@ -373,61 +635,340 @@ impl Worker {
                 self.buf.clear();
             }
         }
-        if !tail.is_empty() {
+        if explicit && !defer {
             if !self.buf.is_empty() {
                 self.buf.extend_from_slice(b";\n");
             }
-            self.buf.extend_from_slice(&tail);
+            self.buf.extend_from_slice(b"COMMIT");
             owners.push(batch.len() - 1);
-            if in_transaction {
-                owners.push(batch.len() - 1);
-            }
         }
         if !self.buf.is_empty() {
             self.round_trip(batch, &owners)?;
         }
-        if last.group.gtid_flags & gtid_flags::PREPARED_XA != 0 {
-            // A prepared XA transaction stays attached to its connection,
-            // which can run nothing else until it ends. Like the server's own
-            // replica, detach it: it survives the disconnect, and its XA
-            // COMMIT may come on any connection.
-            let old = self.conn.connection_id();
-            match open(&self.cfg) {
-                Ok(c) => {
-                    self.conn = c;
-                    self.session.reset();
-                }
-                Err(e) => return Err(Failure::Lost(e)),
+        if prepared_xa {
+            self.detach_xa(&last.group)?;
+        }
+        Ok((defer, new_rows))
+    }
+
+    /// Whether `item` may join a chain: a transactional row group whose
+    /// watermark rows exist (its plan decides whether it merges).
+    fn chainable(&self, item: &WorkItem) -> bool {
+        if item.barrier || item.group.kind != GroupKind::RowDml || !self.cfg.row_events {
+            return false;
+        }
+        let Some(g) = item.group.maria_gtid() else {
+            return false;
+        };
+        let known = self
+            .cfg
+            .shard_rows
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        item.shards
+            .iter()
+            .all(|s| known.contains(&(g.domain, s.clone())))
+    }
+
+    /// Applies `items` — consecutive groups of this worker's queue, each a
+    /// transaction of its own — chained in as few round trips as possible:
+    /// `SET @@session.gtid_seq_no=…; BINLOG '<group and watermark>'` per
+    /// group, back to back in one multi-statement query, under autocommit.
+    /// The server commits each `BINLOG` before it runs the next statement
+    /// and stops at the first error, so after a failure the groups before
+    /// the failing one are committed and the ones after it never ran. A
+    /// group whose plan does not merge with its watermark (several
+    /// statements, or too large for one `BINLOG`) is applied on its own.
+    fn apply_chain(&mut self, items: Vec<WorkItem>) -> Result<(), ApplyError> {
+        let mut pending: std::collections::VecDeque<WorkItem> = items.into();
+        let mut retries = Retries::default();
+        while !pending.is_empty() {
+            if self.cfg.abort.load(Ordering::Relaxed) {
+                self.open = None;
+                let _ = self.conn.execute(b"ROLLBACK");
+                return Err(ApplyError::Aborted);
             }
-            // The server detaches the transaction when it has processed the
-            // disconnect, which is asynchronous: wait for that, so that the
-            // XA COMMIT that follows finds the transaction.
-            let gone =
-                format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {old}");
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                match self.conn.query_value(&gone) {
-                    Ok(Some(n)) if n == "0" => break,
-                    Ok(_) if Instant::now() < deadline => {
-                        std::thread::sleep(Duration::from_millis(5))
+            let (planned, owners) = self.plan_chain(pending.make_contiguous())?;
+            if planned == 0 {
+                let item = pending.pop_front().expect("not empty");
+                self.apply_with_retries(vec![item], true)?;
+                continue;
+            }
+            let chain = &pending.make_contiguous()[..planned];
+            let (done, result) = self.chain_round_trip(chain, &owners);
+            if done > 0 {
+                let batch: Vec<WorkItem> = pending.drain(..done).collect();
+                self.committed(Open {
+                    batch,
+                    new_rows: Vec::new(),
+                });
+            }
+            match result {
+                Ok(()) => retries = Retries::default(),
+                Err(Failure::Open(e)) => {
+                    let lost = e.is_connection_lost();
+                    self.rollback();
+                    let open = self.open.take().expect("an open batch was being committed");
+                    self.settle(open, e)?;
+                    if lost {
+                        self.take_committed_prefix(&mut pending)?;
                     }
-                    Ok(_) => {
-                        return Err(Failure::Fatal(ApplyError::Internal(format!(
-                            "connection {old} holding the prepared XA transaction of {} did not \
-                             go away",
-                            last.group.describe()
-                        ))))
-                    }
-                    Err(e) => return Err(Failure::Lost(e)),
+                }
+                Err(Failure::Fatal(e)) => {
+                    self.rollback();
+                    return Err(e);
+                }
+                Err(Failure::Retry(e)) => {
+                    self.rollback();
+                    retries.wait(&self.cfg, &pending[0], e)?;
+                }
+                Err(Failure::Lost(e)) => {
+                    self.reconnect(&pending[0], e)?;
+                    self.take_committed_prefix(&mut pending)?;
                 }
             }
         }
         Ok(())
     }
 
-    /// Sends the buffered statements; maps a failure to its group.
+    /// After a chain's connection was lost: the server ran the chain in
+    /// order, so what committed is a prefix of it; reports and drops it.
+    fn take_committed_prefix(
+        &mut self,
+        pending: &mut std::collections::VecDeque<WorkItem>,
+    ) -> Result<(), ApplyError> {
+        while let Some(item) = pending.front() {
+            if !self.batch_committed(std::slice::from_ref(item))? {
+                break;
+            }
+            let item = pending.pop_front().expect("front exists");
+            self.committed(Open {
+                batch: vec![item],
+                new_rows: Vec::new(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Plans the longest prefix of `items` whose groups each merge with
+    /// their watermark into one `BINLOG`, into `self.buf`; returns its
+    /// length and the owner of each statement.
+    fn plan_chain(&mut self, items: &[WorkItem]) -> Result<(usize, Vec<usize>), ApplyError> {
+        let mut owners: Vec<usize> = Vec::new();
+        self.buf.clear();
+        if self.open.is_some() {
+            self.buf.extend_from_slice(b"COMMIT");
+            owners.push(OPEN_COMMIT);
+        }
+        let mut steps = Vec::new();
+        let mut planned = 0;
+        for (i, item) in items.iter().enumerate() {
+            let Some(gtid) = item.group.maria_gtid() else {
+                break;
+            };
+            let marks = watermarks(std::slice::from_ref(item));
+            let Some(events) = self.watermark_events(&item.group, gtid, &marks) else {
+                break;
+            };
+            let before = self.session.clone();
+            steps.clear();
+            let used = plan_group(
+                &item.group,
+                &mut self.session,
+                &self.cfg.collations,
+                Some(Trailer {
+                    events: &events,
+                    merge: true,
+                }),
+                &mut steps,
+            )
+            .map_err(|error| ApplyError::Replay {
+                group: item.group.describe(),
+                error: Box::new(error),
+            })?;
+            if used != TrailerUse::Merged {
+                self.session = before;
+                break;
+            }
+            if !self.buf.is_empty() {
+                self.buf.extend_from_slice(b";\n");
+            }
+            let _ = write!(self.buf, "SET @@session.gtid_seq_no={}", gtid.seq);
+            if self.origin != Some((gtid.domain, gtid.server)) {
+                let _ = write!(
+                    self.buf,
+                    ", @@session.gtid_domain_id={}, @@session.server_id={}",
+                    gtid.domain, gtid.server
+                );
+                self.origin = Some((gtid.domain, gtid.server));
+            }
+            if self.autocommit != Some(true) {
+                self.buf.extend_from_slice(b", @@session.autocommit=1");
+                self.autocommit = Some(true);
+            }
+            owners.push(i);
+            for step in &steps {
+                self.buf.extend_from_slice(b";\n");
+                self.buf.extend_from_slice(&step.sql);
+                owners.push(i);
+            }
+            planned = i + 1;
+        }
+        Ok((planned, owners))
+    }
+
+    /// Runs the chain planned in `self.buf`. Returns how many of its groups
+    /// committed (0 when unknown: a lost connection), and how it ended.
+    fn chain_round_trip(
+        &mut self,
+        chain: &[WorkItem],
+        owners: &[usize],
+    ) -> (usize, Result<(), Failure>) {
+        let with_open = owners.first() == Some(&OPEN_COMMIT);
+        let result = self.conn.execute_counted(&self.buf, owners.len());
+        // Statements that succeeded: all, or those before the failing one.
+        let succeeded = match &result {
+            Ok(_) => owners.len(),
+            Err(WireError::Server { statement, .. }) => *statement,
+            Err(_) => 0,
+        };
+        if with_open {
+            if succeeded == 0 {
+                let Err(e) = result else {
+                    unreachable!("a query that succeeded ran its first statement")
+                };
+                return (0, Err(Failure::Open(e)));
+            }
+            let open = self.open.take().expect("an open batch was being committed");
+            self.committed(open);
+        }
+        // A group is committed once its last statement (its BINLOG) is.
+        let done = (0..chain.len())
+            .take_while(|&i| {
+                owners
+                    .iter()
+                    .rposition(|&o| o == i)
+                    .is_some_and(|last| last < succeeded)
+            })
+            .count();
+        let e = match result {
+            Ok(_) => return (done, Ok(())),
+            Err(e) => e,
+        };
+        let failure = if e.is_deadlock() || e.is_lock_wait_timeout() {
+            Failure::Retry(e)
+        } else if e.is_connection_lost() {
+            Failure::Lost(e)
+        } else {
+            let owner = owners
+                .get(succeeded)
+                .copied()
+                .filter(|&o| o != OPEN_COMMIT)
+                .unwrap_or(done)
+                .min(chain.len() - 1);
+            Failure::Fatal(group_error(&chain[owner..=owner], e))
+        };
+        (done, Err(failure))
+    }
+
+    /// The row events that move `marks`, if every row exists and the
+    /// progress table has the layout they describe.
+    fn watermark_events(
+        &self,
+        group: &Group,
+        gtid: MariaGtid,
+        marks: &[(u32, Arc<str>, Watermark)],
+    ) -> Option<Vec<u8>> {
+        if !self.cfg.row_events || marks.is_empty() {
+            return None;
+        }
+        {
+            let known = self
+                .cfg
+                .shard_rows
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if !marks
+                .iter()
+                .all(|(d, s, _)| known.contains(&(*d, s.clone())))
+            {
+                return None;
+            }
+        }
+        let rows: Vec<(u32, &str, &Watermark)> =
+            marks.iter().map(|(d, s, w)| (*d, &**s, w)).collect();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut out = Vec::with_capacity(128);
+        self.cfg
+            .progress
+            .shard_update_events(
+                &group.format,
+                &rows,
+                group.timestamp,
+                gtid.server,
+                now,
+                &mut out,
+            )
+            .then_some(out)
+    }
+
+    /// A prepared XA transaction stays attached to its connection, which
+    /// can run nothing else until it ends. Like the server's own replica,
+    /// detach it: it survives the disconnect, and its XA COMMIT may come on
+    /// any connection.
+    fn detach_xa(&mut self, group: &Group) -> Result<(), Failure> {
+        let old = self.conn.connection_id();
+        match open(&self.cfg) {
+            Ok(c) => {
+                self.conn = c;
+                self.session.reset();
+                self.origin = None;
+                self.autocommit = None;
+            }
+            Err(e) => return Err(Failure::Lost(e)),
+        }
+        // The server detaches the transaction when it has processed the
+        // disconnect, which is asynchronous: wait for that, so that the
+        // XA COMMIT that follows finds the transaction.
+        let gone = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {old}");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.conn.query_value(&gone) {
+                Ok(Some(n)) if n == "0" => return Ok(()),
+                Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(_) => {
+                    return Err(Failure::Fatal(ApplyError::Internal(format!(
+                        "connection {old} holding the prepared XA transaction of {} did not go \
+                         away",
+                        group.describe()
+                    ))))
+                }
+                Err(e) => return Err(Failure::Lost(e)),
+            }
+        }
+    }
+
+    /// Sends the buffered statements; maps a failure to its group. A
+    /// deferred `COMMIT` at their head is settled here when it succeeded.
     fn round_trip(&mut self, batch: &[WorkItem], owners: &[usize]) -> Result<(), Failure> {
-        match self.conn.execute(&self.buf) {
+        let with_open = owners.first() == Some(&OPEN_COMMIT);
+        let result = self.conn.execute(&self.buf);
+        if with_open {
+            let past_commit = match &result {
+                Ok(_) => true,
+                Err(WireError::Server { statement, .. }) => *statement > 0,
+                Err(_) => false,
+            };
+            if !past_commit {
+                let Err(e) = result else { unreachable!() };
+                return Err(Failure::Open(e));
+            }
+            let open = self.open.take().expect("an open batch was being committed");
+            self.committed(open);
+        }
+        match result {
             Ok(_) => Ok(()),
             Err(e) if e.is_deadlock() || e.is_lock_wait_timeout() => Err(Failure::Retry(e)),
             // Whether a COMMIT in flight took effect is read back after reconnecting.
@@ -439,6 +980,7 @@ impl Worker {
                     }
                     _ => 0,
                 };
+                let owner = owner.min(batch.len() - 1);
                 Err(Failure::Fatal(group_error(&batch[owner..=owner], e)))
             }
         }
@@ -449,7 +991,14 @@ impl Worker {
 /// later applier can wait for its statements if this process dies.
 fn open(cfg: &WorkerConfig) -> Result<Conn, WireError> {
     let mut c = Conn::connect(&cfg.target)?;
-    c.execute(cfg.progress.register_session_sql().as_bytes())?;
+    // Without this the target's binary log would annotate every replayed
+    // row event with the text of its `BINLOG` statement: the base64 of the
+    // events again, written and synced a second time.
+    let sql = format!(
+        "{};\nSET @@session.binlog_annotate_row_events=0",
+        cfg.progress.register_session_sql()
+    );
+    c.execute(sql.as_bytes())?;
     Ok(c)
 }
 

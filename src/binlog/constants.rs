@@ -235,3 +235,24 @@ pub mod rows_flags {
     /// The row images are complete (all columns).
     pub const COMPLETE_ROWS: u16 = 8;
 }
+
+/// Flag of Table_map events: `TM_BIT_LEN_EXACT_F`, set by every server
+/// since MySQL 5.1.
+pub const TM_BIT_LEN_EXACT_F: u16 = 0x1;
+
+/// Column types (`enum_field_types`) as Table_map events name them; only
+/// the ones parapply writes itself.
+pub mod column_type {
+    /// `MYSQL_TYPE_LONG`: INT, 4 bytes little-endian in a row image.
+    pub const LONG: u8 = 3;
+    /// `MYSQL_TYPE_LONGLONG`: BIGINT, 8 bytes little-endian.
+    pub const LONGLONG: u8 = 8;
+    /// `MYSQL_TYPE_VARCHAR`: metadata is the maximum length in bytes (2
+    /// bytes); a value is a 1-byte length (maximum below 256) or a 2-byte
+    /// one, then the bytes.
+    pub const VARCHAR: u8 = 15;
+    /// `MYSQL_TYPE_TIMESTAMP2`: metadata is the fractional precision (1
+    /// byte); a value is 4 bytes big-endian seconds, then
+    /// `(precision + 1) / 2` bytes big-endian of the fraction.
+    pub const TIMESTAMP2: u8 = 17;
+}

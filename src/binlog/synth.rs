@@ -52,8 +52,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::constants::{
-    gtid_flags, rows_flags, EventType, CHECKSUM_ALG_CRC32, CHECKSUM_LEN, HEADER_LEN,
-    LOG_EVENT_SUPPRESS_USE_F, MAGIC,
+    column_type, gtid_flags, rows_flags, EventType, CHECKSUM_ALG_CRC32, CHECKSUM_LEN, HEADER_LEN,
+    LOG_EVENT_SUPPRESS_USE_F, MAGIC, TM_BIT_LEN_EXACT_F,
 };
 use super::events::FormatDescription;
 use crate::position::MariaGtid;
@@ -67,14 +67,6 @@ const SERVER_VERSION_LEN: usize = 50;
 /// Number of event types a MariaDB 10.11 Format_description event declares
 /// a post-header length for (types 1 to 171).
 pub const POST_HEADER_TYPES: usize = 171;
-
-/// Table_map flag: `TM_BIT_LEN_EXACT_F`, set by every server since 5.1.
-const TM_BIT_LEN_EXACT_F: u16 = 0x1;
-
-/// `MYSQL_TYPE_LONG` (INT).
-const TYPE_LONG: u8 = 3;
-/// `MYSQL_TYPE_VARCHAR`.
-const TYPE_VARCHAR: u8 = 15;
 
 /// Largest value (in bytes) of the `v VARCHAR(255)` column: its length then
 /// fits the one-byte prefix the server uses below 256.
@@ -298,7 +290,7 @@ pub fn table_map_body(out: &mut Vec<u8>, table_id: u64, db: &str, table: &str) {
         out.push(0);
     }
     out.push(2); // column count
-    out.extend_from_slice(&[TYPE_LONG, TYPE_VARCHAR]);
+    out.extend_from_slice(&[column_type::LONG, column_type::VARCHAR]);
     out.push(2); // metadata length: the VARCHAR's two bytes
     out.extend_from_slice(&u16::try_from(MAX_VALUE_LEN).expect("255").to_le_bytes());
     out.push(0b10); // NULL-ability: `v` only

@@ -484,20 +484,45 @@ impl Conn {
         let mut outcomes = Vec::new();
         let mut buf = Vec::new();
         loop {
-            let statement = outcomes.len();
-            self.read_packet_into(&mut buf)?;
-            let outcome = match buf.first().copied() {
-                Some(0x00) => self.parse_ok(&buf)?,
-                Some(0xff) => return Err(Conn::server_error(&buf, statement)),
-                Some(0xfb) => return Err(self.refuse_local_infile(statement)),
-                Some(_) => self.read_result_set(&buf, statement)?,
-                None => return Err(self.protocol("empty response packet")),
-            };
+            let outcome = self.read_result(&mut buf, outcomes.len())?;
             let more = outcome.status & SERVER_MORE_RESULTS_EXISTS != 0;
             outcomes.push(outcome);
             if !more {
                 return Ok(outcomes);
             }
+        }
+    }
+
+    /// Like [`Conn::execute`] for `sql` holding exactly `statements`
+    /// statements, but reads one result per statement whatever the server's
+    /// more-results flag says: the OK packet of a `BINLOG` statement that
+    /// applied row events does not announce the results of the statements
+    /// after it (DESIGN.md), though the server runs them and sends them.
+    /// The caller must count right: a result never sent is waited for.
+    pub fn execute_counted(
+        &mut self,
+        sql: &[u8],
+        statements: usize,
+    ) -> Result<Vec<Outcome>, WireError> {
+        self.write_command(command::QUERY, sql)?;
+        let mut outcomes = Vec::with_capacity(statements);
+        let mut buf = Vec::new();
+        while outcomes.len() < statements {
+            let outcome = self.read_result(&mut buf, outcomes.len())?;
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Reads the result of the `statement`-th statement of a query.
+    fn read_result(&mut self, buf: &mut Vec<u8>, statement: usize) -> Result<Outcome, WireError> {
+        self.read_packet_into(buf)?;
+        match buf.first().copied() {
+            Some(0x00) => self.parse_ok(buf),
+            Some(0xff) => Err(Conn::server_error(buf, statement)),
+            Some(0xfb) => Err(self.refuse_local_infile(statement)),
+            Some(_) => self.read_result_set(buf, statement),
+            None => Err(self.protocol("empty response packet")),
         }
     }
 
