@@ -677,9 +677,7 @@ fn run_parapply(
         source,
         target: {
             let mut t = ConnectOptions::new("127.0.0.1", replica.port(), "root");
-            if std::env::var_os("PP_SOCK").is_some() {
-                t.socket = Some(replica.socket().to_path_buf());
-            }
+            t.socket = Some(replica.socket().to_path_buf());
             t
         },
         workers: usize::from(workers),
