@@ -56,9 +56,12 @@
 //! [`apply::worker`]: one [`wire`] connection each. [`apply::replay`] turns a
 //! group into statements: row events as `BINLOG '<base64>'` after the
 //! binlog's Format_description event, Query events with the session context
-//! they carry. The primary's GTID is kept. A backlog of one shard is
-//! committed as one transaction (batching). Deadlocks are retried; a lost
-//! connection is re-established and an in-doubt commit checked.
+//! they carry. The primary's GTID is kept, and the shard's watermark rides
+//! in the group's own `BINLOG` statement as row events. A backlog of one
+//! shard is committed as one transaction (batching); without batching,
+//! waiting single-statement transactions are chained in one round trip,
+//! each committed on its own. Deadlocks are retried; a lost connection is
+//! re-established and an in-doubt commit checked.
 //! [`apply::engine`] wires reader, scheduler and workers and drains on a
 //! signal; `parapply apply` and `parapply status` are in [`commands`].
 //!
