@@ -372,9 +372,19 @@ impl Worker {
                     return Ok(());
                 }
                 Err(Failure::Open(e)) => {
+                    let lost = e.is_connection_lost();
                     self.rollback();
                     let open = self.open.take().expect("an open batch was being committed");
                     self.settle(open, e)?;
+                    // A single-statement group after the COMMIT commits by
+                    // itself: it may have, before the connection went.
+                    if lost && self.batch_committed(&batch)? {
+                        self.committed(Open {
+                            batch,
+                            new_rows: Vec::new(),
+                        });
+                        return Ok(());
+                    }
                 }
                 Err(Failure::Fatal(e)) => {
                     self.rollback();
