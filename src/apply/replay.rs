@@ -640,6 +640,7 @@ pub fn decimal_to_string(precision: u8, scale: u8, bin: &[u8]) -> Option<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binlog::constants::HEADER_LEN;
 
     #[test]
     fn decimals_decode_like_the_server_writes_them() {
@@ -652,6 +653,103 @@ mod tests {
         assert_eq!(decimal_to_string(10, 2, &b).unwrap(), "-1234.56");
         assert_eq!(decimal_to_string(4, 0, &[0x80, 0x00]).unwrap(), "0");
         assert!(decimal_to_string(10, 2, &[0x80]).is_none());
+    }
+
+    /// Events of a `BINLOG '…'` statement: (type, flags of a Rows event),
+    /// each checked against its CRC32.
+    fn events_of(stmt: &[u8]) -> Vec<(EventType, Option<u16>)> {
+        let b64 = &stmt[b"BINLOG '".len()..stmt.len() - 1];
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap();
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < bytes.len() {
+            let size = u32::from_le_bytes(bytes[at + 9..at + 13].try_into().unwrap()) as usize;
+            let ev = &bytes[at..at + size];
+            let crc = u32::from_le_bytes(ev[size - 4..].try_into().unwrap());
+            assert_eq!(
+                crc32fast::hash(&ev[..size - 4]),
+                crc,
+                "CRC of the event at {at}"
+            );
+            let t = EventType(ev[4]);
+            let flags = t
+                .is_rows()
+                .then(|| u16::from_le_bytes([ev[HEADER_LEN + 6], ev[HEADER_LEN + 7]]));
+            out.push((t, flags));
+            at += size;
+        }
+        out
+    }
+
+    #[test]
+    fn a_merged_trailer_joins_the_single_statement_and_ends_it() {
+        use crate::binlog::synth::{self, SynthOptions, Until};
+        use crate::binlog::{BinlogReader, ReaderOptions, Source};
+        use crate::group::Grouper;
+        use crate::position::BinlogPos;
+        use crate::progress::{ProgressTables, Watermark};
+
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SynthOptions {
+            until: Until::Transactions(1),
+            rows_per_transaction: 3,
+            ..SynthOptions::default()
+        };
+        synth::generate(dir.path(), &opts).unwrap();
+        let reader =
+            BinlogReader::open(Source::dir(dir.path()).unwrap(), ReaderOptions::default()).unwrap();
+        let group = Grouper::new(reader).next().unwrap().expect("one group");
+        let w = Watermark {
+            seq_no: 1,
+            server_id: 1,
+            end: BinlogPos::new(String::from("x.000001"), 400),
+        };
+        let mut trailer = Vec::new();
+        assert!(ProgressTables::new("parapply")
+            .unwrap()
+            .shard_update_events(&group.format, &[(0, "db_00", &w)], 1, 1, 0, &mut trailer));
+        let plan = |merge: bool| {
+            let mut out = Vec::new();
+            let used = plan_group(
+                &group,
+                &mut Session::default(),
+                &Collations::default(),
+                Some(Trailer {
+                    events: &trailer,
+                    merge,
+                }),
+                &mut out,
+            )
+            .unwrap();
+            // The Format_description event first, then the rows.
+            assert_eq!(out.len(), 2);
+            (used, events_of(&out[1].sql))
+        };
+        let end = Some(rows_flags::STMT_END);
+        let (used, events) = plan(false);
+        assert_eq!(used, TrailerUse::Appended);
+        assert_eq!(
+            events,
+            [
+                (EventType::TABLE_MAP, None),
+                (EventType::WRITE_ROWS_V1, end),
+                (EventType::TABLE_MAP, None),
+                (EventType::UPDATE_ROWS_V1, end),
+            ]
+        );
+        let (used, events) = plan(true);
+        assert_eq!(used, TrailerUse::Merged);
+        assert_eq!(
+            events,
+            [
+                (EventType::TABLE_MAP, None),
+                (EventType::TABLE_MAP, None),
+                (EventType::WRITE_ROWS_V1, Some(0)),
+                (EventType::UPDATE_ROWS_V1, end),
+            ]
+        );
     }
 
     #[test]
