@@ -197,6 +197,17 @@ fn kill_9_of_the_applier_at_random_moments_loses_and_repeats_nothing() {
 
 #[test]
 fn the_target_killed_and_restarted_mid_run_is_reconnected_and_nothing_is_lost() {
+    target_killed_and_restarted(4);
+}
+
+/// The same with `--batch 1`: single transactions chained in round trips,
+/// some committed before the connection went, some not.
+#[test]
+fn with_batch_1_the_target_killed_and_restarted_mid_run_loses_and_repeats_nothing() {
+    target_killed_and_restarted(1);
+}
+
+fn target_killed_and_restarted(batch_groups: usize) {
     let p = primary_with_ledger(1500);
     let mut t = target();
     let port = t.port();
@@ -206,7 +217,7 @@ fn the_target_killed_and_restarted_mid_run_is_reconnected_and_nothing_is_lost() 
             ConnectOptions::new("127.0.0.1", port, "root"),
         );
         o.workers = 6;
-        o.batch_groups = 4;
+        o.batch_groups = batch_groups;
         o.batch_bytes = 1 << 20;
         o.max_inflight_bytes = 4 << 20;
         o.reconnect_timeout = Duration::from_secs(60);
@@ -227,6 +238,10 @@ fn the_target_killed_and_restarted_mid_run_is_reconnected_and_nothing_is_lost() 
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !runner.is_finished(),
+        "the run ended before the target was killed: nothing was tested"
+    );
     t.kill9().unwrap();
     std::thread::sleep(Duration::from_millis(500));
     t.restart().unwrap();

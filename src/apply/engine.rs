@@ -402,7 +402,7 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
             }
         }
         if low_dirty && last_persist.elapsed() >= opts.low_watermark_interval {
-            persist_low(&mut control, &opts.progress, &low)?;
+            persist_low_reconnecting(&mut control, &opts, &low)?;
             low_dirty = false;
             last_persist = Instant::now();
         }
@@ -866,6 +866,46 @@ fn persist_low(
             })?;
     }
     Ok(())
+}
+
+/// [`persist_low`]; when the control connection was lost (the target
+/// restarted, say), connects again within the reconnect time — as the
+/// workers do — takes the applier lock back and retries.
+fn persist_low_reconnecting(
+    control: &mut Conn,
+    opts: &ApplyOptions,
+    low: &BTreeMap<u32, Watermark>,
+) -> Result<(), ApplyError> {
+    match persist_low(control, &opts.progress, low) {
+        Err(ApplyError::Target { error, .. }) if error.is_connection_lost() => {
+            tracing::warn!(error = %error, "lost the control connection to the target; reconnecting");
+            let lock = opts.progress.applier_lock();
+            let relock = format!("SELECT GET_LOCK('{}', 0)", crate::progress::escape(&lock));
+            let mut c = worker::reconnect_within(
+                &opts.target,
+                opts.reconnect_timeout,
+                &opts.abort,
+                *error,
+                || Conn::connect(&opts.target),
+            )?;
+            // The lock went with the old connection: take it back, unless
+            // another applier took over meanwhile.
+            let got = c.query_value(&relock).map_err(|error| ApplyError::Target {
+                addr: opts.target.addr(),
+                error: Box::new(error),
+            })?;
+            if got.as_deref() != Some("1") {
+                return Err(ApplyError::Preflight(format!(
+                    "{}: after reconnecting, the applier lock `{lock}` is held by another \
+                     connection: another parapply apply took over this target; stopping",
+                    opts.target.addr()
+                )));
+            }
+            *control = c;
+            persist_low(control, &opts.progress, low)
+        }
+        r => r,
+    }
 }
 
 /// The live line on a terminal: throughput, lag, groups in flight.

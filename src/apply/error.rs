@@ -20,7 +20,7 @@ pub enum ApplyError {
     #[error("preflight: {0}")]
     Preflight(String),
     /// The target cannot be reached (after retrying for the reconnect time).
-    #[error("target {addr}: {error}")]
+    #[error("target {}{error}", if error.names_addr() { String::new() } else { format!("{addr}: ") })]
     Target {
         /// `host:port`.
         addr: String,

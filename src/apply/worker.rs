@@ -481,36 +481,19 @@ impl Worker {
             error = %first,
             "lost the target connection; reconnecting"
         );
-        let deadline = Instant::now() + self.cfg.reconnect_timeout;
-        let mut wait = Duration::from_millis(100);
-        let mut last = first;
-        loop {
-            if self.cfg.abort.load(Ordering::Relaxed) {
-                return Err(ApplyError::Aborted);
-            }
-            match open(&self.cfg) {
-                Ok(c) => {
-                    self.conn = c;
-                    self.session.reset();
-                    self.origin = None;
-                    self.autocommit = None;
-                    tracing::info!(worker = self.cfg.index, "reconnected to the target");
-                    return Ok(());
-                }
-                Err(e) if e.is_connection_lost() && Instant::now() < deadline => {
-                    last = e;
-                    std::thread::sleep(wait);
-                    wait = (wait * 2).min(Duration::from_secs(2));
-                }
-                Err(e) => {
-                    let error = if e.is_connection_lost() { last } else { e };
-                    return Err(ApplyError::Target {
-                        addr: self.cfg.target.addr(),
-                        error: Box::new(error),
-                    });
-                }
-            }
-        }
+        let cfg = &self.cfg;
+        self.conn = reconnect_within(
+            &cfg.target,
+            cfg.reconnect_timeout,
+            &cfg.abort,
+            first,
+            || open(cfg),
+        )?;
+        self.session.reset();
+        self.origin = None;
+        self.autocommit = None;
+        tracing::info!(worker = self.cfg.index, "reconnected to the target");
+        Ok(())
     }
 
     /// After a lost connection: did the batch commit? (The restart rule.)
@@ -992,6 +975,42 @@ impl Worker {
                 };
                 let owner = owner.min(batch.len() - 1);
                 Err(Failure::Fatal(group_error(&batch[owner..=owner], e)))
+            }
+        }
+    }
+}
+
+/// Calls `open` until it connects (backoff 100 ms doubling to 2 s), for
+/// up to `timeout` after the connection was lost with `first`. Gives up at
+/// once on an error that is not a lost connection (a refused login, say),
+/// and on `abort`.
+pub(super) fn reconnect_within(
+    target: &ConnectOptions,
+    timeout: Duration,
+    abort: &AtomicBool,
+    first: WireError,
+    mut open: impl FnMut() -> Result<Conn, WireError>,
+) -> Result<Conn, ApplyError> {
+    let deadline = Instant::now() + timeout;
+    let mut wait = Duration::from_millis(100);
+    let mut last = first;
+    loop {
+        if abort.load(Ordering::Relaxed) {
+            return Err(ApplyError::Aborted);
+        }
+        match open() {
+            Ok(c) => return Ok(c),
+            Err(e) if e.is_connection_lost() && Instant::now() < deadline => {
+                last = e;
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                let error = if e.is_connection_lost() { last } else { e };
+                return Err(ApplyError::Target {
+                    addr: target.addr(),
+                    error: Box::new(error),
+                });
             }
         }
     }

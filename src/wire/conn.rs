@@ -320,6 +320,16 @@ impl Conn {
     }
 
     fn io_err(&self, op: &'static str, error: io::Error) -> WireError {
+        // `read_exact` says "failed to fill whole buffer" when the peer
+        // closed the connection: say that.
+        let error = if error.kind() == io::ErrorKind::UnexpectedEof {
+            io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            )
+        } else {
+            error
+        };
         WireError::Io {
             addr: self.addr.clone(),
             op,

@@ -90,6 +90,11 @@ pub enum WireError {
 }
 
 impl WireError {
+    /// Whether the message already names the server's address.
+    pub fn names_addr(&self) -> bool {
+        !matches!(self, WireError::Server { .. })
+    }
+
     /// The server error number, for [`WireError::Server`] and refused logins.
     pub fn code(&self) -> Option<u16> {
         match self {
