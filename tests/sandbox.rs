@@ -136,13 +136,10 @@ fn panicking_test_leaves_no_server_and_no_files() {
 const ORPHAN_CHILD: &str = "PARAPPLY_SANDBOX_ORPHAN_CHILD";
 const ORPHAN_MARKER: &str = "sandbox-orphan:";
 
-/// Runs only as that child: starts a server, reports it, and waits to die.
-#[test]
-#[ignore = "helper of sigkilled_owner_leaves_no_server_and_no_files"]
-fn orphan_owner() {
-    if std::env::var_os(ORPHAN_CHILD).is_none() {
-        return;
-    }
+/// The child's part (the test binary runs this test again in a child
+/// process with `ORPHAN_CHILD` set): starts a server, reports it, and waits
+/// to be killed.
+fn orphan_owner() -> ! {
     let server = Server::start(ServerOptions::new()).expect("start");
     let pid = server.pid().expect("running");
     let mut stdout = std::io::stdout();
@@ -155,9 +152,16 @@ fn orphan_owner() {
 
 #[test]
 fn sigkilled_owner_leaves_no_server_and_no_files() {
+    if std::env::var_os(ORPHAN_CHILD).is_some() {
+        orphan_owner();
+    }
     let exe = std::env::current_exe().expect("test binary path");
     let mut owner = Command::new(exe)
-        .args(["--exact", "orphan_owner", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "sigkilled_owner_leaves_no_server_and_no_files",
+            "--nocapture",
+        ])
         .env(ORPHAN_CHILD, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
