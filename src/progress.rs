@@ -257,6 +257,15 @@ impl ProgressTables {
         ]
     }
 
+    /// How many of the four tables exist.
+    pub fn count_tables_sql(&self) -> String {
+        format!(
+            "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{}' AND \
+             TABLE_NAME IN ('shard_progress', 'low_watermark', 'config', 'sessions')",
+            self.schema
+        )
+    }
+
     /// The name of the lock one running applier holds on the target.
     pub fn applier_lock(&self) -> String {
         format!("parapply:{}", self.schema)

@@ -704,10 +704,24 @@ fn preflight(c: &mut Conn, opts: &ApplyOptions) -> Result<Setup, ApplyError> {
             e,
         )
     })?;
-    for sql in opts.progress.create_sql() {
-        c.execute(sql.as_bytes())
-            .map_err(|e| sql_err("creating the progress tables", e))?;
+    // The progress tables are created through the binary log (a replica
+    // of this replica receives the watermark rows inside each transaction
+    // and needs the tables), once; the engine's own bookkeeping after that
+    // is not logged: the target's binary log holds the primary's GTIDs,
+    // not parapply's.
+    if value(c, &opts.progress.count_tables_sql())? != "4" {
+        for sql in opts.progress.create_sql() {
+            c.execute(sql.as_bytes())
+                .map_err(|e| sql_err("creating the progress tables", e))?;
+        }
     }
+    c.execute(b"SET @@session.sql_log_bin=0").map_err(|e| {
+        sql_err(
+            "turning off binary logging for parapply's bookkeeping (needs SUPER or BINLOG \
+             ADMIN)",
+            e,
+        )
+    })?;
     let layout = value(c, &opts.progress.layout_sql())?;
     let row_events = layout == SHARD_PROGRESS_LAYOUT;
     if !row_events {
@@ -901,6 +915,11 @@ fn persist_low_reconnecting(
                     opts.target.addr()
                 )));
             }
+            c.execute(b"SET @@session.sql_log_bin=0")
+                .map_err(|error| ApplyError::Target {
+                    addr: opts.target.addr(),
+                    error: Box::new(error),
+                })?;
             *control = c;
             persist_low(control, &opts.progress, low)
         }

@@ -1020,11 +1020,13 @@ pub(super) fn reconnect_within(
 /// later applier can wait for its statements if this process dies.
 fn open(cfg: &WorkerConfig) -> Result<Conn, WireError> {
     let mut c = Conn::connect(&cfg.target)?;
-    // Without this the target's binary log would annotate every replayed
-    // row event with the text of its `BINLOG` statement: the base64 of the
-    // events again, written and synced a second time.
+    // The registration is bookkeeping: not in the target's binary log.
+    // Annotations off: the target's binary log would otherwise annotate
+    // every replayed row event with the text of its `BINLOG` statement, the
+    // base64 of the events again, written and synced a second time.
     let sql = format!(
-        "{};\nSET @@session.binlog_annotate_row_events=0",
+        "SET @@session.sql_log_bin=0;\n{};\nSET @@session.sql_log_bin=1, \
+         @@session.binlog_annotate_row_events=0",
         cfg.progress.register_session_sql()
     );
     c.execute(sql.as_bytes())?;
