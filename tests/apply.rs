@@ -187,6 +187,15 @@ fn ddl_statement_format_and_session_context_replay_exactly() {
     assert_same_data(&p, &t);
     let again = run(options(&p, &t));
     assert_eq!(again.applied, 0);
+    // The same without batching (each group its own transaction, session
+    // autocommit switching between statement groups, DDL and chains).
+    let t1 = target();
+    let mut o = options(&p, &t1);
+    o.batch_groups = 1;
+    o.workers = 2;
+    let r = run(o);
+    assert!(r.drained, "{r:?}");
+    assert_same_data(&p, &t1);
 }
 
 #[test]
@@ -251,9 +260,18 @@ fn the_shared_workload_matches_the_reference_replay() {
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/binlogs/mariadb-10.11");
     assert!(dir.is_dir(), "missing fixtures: {}", dir.display());
     let ours = target();
+    let ours_batch_1 = target();
     let reference = target();
     let mut o = options(&ours, &ours);
     o.source = Source::dir(&dir).unwrap();
+    let r = run(o);
+    assert_eq!(r.applied, 30, "{r:?}");
+    // Without batching: single-statement groups chained and merged with
+    // their watermark, the others on their own.
+    let mut o = options(&ours_batch_1, &ours_batch_1);
+    o.source = Source::dir(&dir).unwrap();
+    o.batch_groups = 1;
+    o.workers = 2;
     let r = run(o);
     assert_eq!(r.applied, 30, "{r:?}");
     // The reference: mariadb-binlog piped into the mariadb client.
@@ -296,6 +314,7 @@ fn the_shared_workload_matches_the_reference_replay() {
     let b = reference.checksums(&dbs).unwrap();
     assert!(a.len() >= 4, "{a:?}");
     assert_eq!(a, b);
+    assert_eq!(ours_batch_1.checksums(&dbs).unwrap(), b);
 }
 
 /// A lock-wait timeout is retried until the lock goes away; a real conflict
