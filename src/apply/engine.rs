@@ -13,8 +13,11 @@
 //!    on and `gtid_strict_mode` off (out-of-order commits break it), the user
 //!    may replay binlog events (`BINLOG` of the source's Format_description
 //!    event is tried) and create the progress tables.
-//! 2. The progress tables are created if missing and read; a different shard
-//!    map than the one that wrote them is refused unless the state is drained.
+//! 2. The progress tables are created if missing (through the binary log,
+//!    once) and read; a different shard map than the one that wrote them is
+//!    refused unless the state is drained. From here on the control
+//!    connection writes with `sql_log_bin=0`: parapply's bookkeeping stays
+//!    out of the target's binary log.
 //! 3. Reading starts at the low-watermark (or the source's beginning, or
 //!    `--from` on a target without progress). Each group is checked against
 //!    the restart rule of [`crate::progress`]: applied groups are skipped.
@@ -23,10 +26,14 @@
 //!
 //! The loop pulls a group from the reader whenever the scheduler has room
 //! for its bytes, pushes it, sends what the scheduler dispatches to the
-//! workers' queues, and books the workers' reports. Groups are tracked in
-//! source order; the longest fully applied prefix is the low-watermark,
-//! persisted every `low_watermark_interval`, after each barrier, and at the
-//! end.
+//! workers' queues, and books the workers' reports — at once when a
+//! completion can unblock something (a group waiting to be dispatched, the
+//! memory budget), otherwise every millisecond, so that it does not wake
+//! up once per transaction. Groups are tracked in source order; the longest
+//! fully applied prefix is the low-watermark, persisted every
+//! `low_watermark_interval`, after each barrier, and at the end. If the
+//! control connection is lost (the target restarted), it reconnects within
+//! the reconnect time and takes the applier lock back.
 //!
 //! # Shutdown
 //!
