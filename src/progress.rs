@@ -55,9 +55,11 @@
 //! The first time a shard is applied its row is inserted with SQL (`INSERT …
 //! ON DUPLICATE KEY UPDATE`). From then on the worker updates it as a row
 //! event — a Table_map and an Update_rows event of `shard_progress`
-//! ([`ProgressTables::shard_update_events`]) appended to the group's own
-//! `BINLOG` statement — which spares the server parsing a statement per
-//! transaction. The events describe the table exactly as [`create_sql`]
+//! ([`ProgressTables::shard_update_events`]) sent inside the group's own
+//! `BINLOG` statement — as a statement of its own after the group's, or,
+//! for a group of one row statement, merged into that statement (see
+//! [`crate::apply::replay::TrailerUse`]) — which spares the server parsing
+//! a statement per transaction. The events describe the table exactly as [`create_sql`]
 //! makes it; [`ProgressTables::layout_sql`] lets the engine check that the
 //! table on the target still has that layout before it uses them.
 //!
