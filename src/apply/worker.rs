@@ -554,10 +554,14 @@ impl Worker {
             events,
             merge: batch.len() == 1 && !last.barrier && last.group.kind == GroupKind::RowDml,
         });
-        // Plan every group's statements; remember which group each is for.
-        let mut steps: Vec<(usize, Step)> = Vec::new();
-        let mut planned = Vec::new();
+        // Each group is planned just before it is sent (one group's
+        // statements in memory at a time), in order: planning follows the
+        // session's state.
+        let mut planned: Vec<Step> = Vec::new();
+        let mut owners: Vec<usize> = Vec::new();
         let mut used = TrailerUse::NotSent;
+        let mut ends = (false, false); // (explicit, defer), set with the head
+        self.buf.clear();
         for (i, item) in batch.iter().enumerate() {
             planned.clear();
             let t = if i + 1 == batch.len() { trailer } else { None };
@@ -574,59 +578,54 @@ impl Worker {
                     error: Box::new(error),
                 })
             })?;
-            steps.extend(planned.drain(..).map(|s| (i, s)));
+            if i == 0 {
+                // How the transaction ends: a group merged with its
+                // watermark into one row statement (a batch of one) commits
+                // with it under autocommit; DDL and XA run with autocommit as
+                // on the primary; anything else runs in the session's
+                // implicit transaction (autocommit off) up to a COMMIT,
+                // deferred when it may be (not when the watermark still
+                // needs its SQL upsert, which goes last).
+                let fast = used == TrailerUse::Merged;
+                let explicit = in_transaction && !fast;
+                let defer = defer && explicit && !last.barrier && !prepared_xa;
+                ends = (explicit, defer);
+                if self.open.is_some() {
+                    self.buf.extend_from_slice(b"COMMIT;\n");
+                    owners.push(OPEN_COMMIT);
+                }
+                self.set_gtid(gtid, !explicit);
+                owners.push(0);
+            }
+            // Pack into round trips; a BINLOG (or a charset change) ends one.
+            for step in planned.drain(..) {
+                if !self.buf.is_empty() {
+                    self.buf.extend_from_slice(b";\n");
+                }
+                self.buf.extend_from_slice(&step.sql);
+                owners.push(i);
+                if step.ends_round_trip {
+                    self.round_trip(batch, &owners)?;
+                    owners.clear();
+                    self.buf.clear();
+                }
+            }
         }
-        // How the transaction ends: a group merged with its watermark into
-        // one row statement commits with it under autocommit; DDL and XA run
-        // with autocommit as on the primary; anything else runs in the
-        // session's implicit transaction (autocommit off) up to a COMMIT,
-        // deferred when it may be.
-        let fast = used == TrailerUse::Merged;
-        let explicit = in_transaction && !fast;
-        let defer = defer && explicit && !last.barrier && !prepared_xa;
-        let mut owners: Vec<usize> = Vec::new();
-        self.buf.clear();
-        if self.open.is_some() {
-            self.buf.extend_from_slice(b"COMMIT;\n");
-            owners.push(OPEN_COMMIT);
-        }
-        self.buf.extend_from_slice(b"SET @@session.gtid_seq_no=");
-        let _ = write!(self.buf, "{}", gtid.seq);
-        if self.origin != Some((gtid.domain, gtid.server)) {
-            let _ = write!(
-                self.buf,
-                ", @@session.gtid_domain_id={}, @@session.server_id={}",
-                gtid.domain, gtid.server
-            );
-            self.origin = Some((gtid.domain, gtid.server));
-        }
-        if self.autocommit != Some(!explicit) {
-            let _ = write!(self.buf, ", @@session.autocommit={}", u8::from(!explicit));
-            self.autocommit = Some(!explicit);
-        }
-        owners.push(0);
+        let (explicit, mut defer) = ends;
+        // The watermark, when no row events carried it: one SQL upsert, and
+        // then the COMMIT is not deferred (the upsert must precede it).
         let mut new_rows = Vec::new();
         if !marks.is_empty() && used == TrailerUse::NotSent {
             let rows: Vec<(u32, &str, &Watermark)> =
                 marks.iter().map(|(d, s, w)| (*d, &**s, w)).collect();
-            self.buf.extend_from_slice(b";\n");
+            if !self.buf.is_empty() {
+                self.buf.extend_from_slice(b";\n");
+            }
             self.buf
                 .extend_from_slice(self.cfg.progress.upsert_shards_sql(&rows).as_bytes());
             owners.push(batch.len() - 1);
             new_rows = marks.iter().map(|(d, s, _)| (*d, s.clone())).collect();
-        }
-        // Pack into round trips; a BINLOG (or a charset change) ends one.
-        for (i, step) in &steps {
-            if !self.buf.is_empty() {
-                self.buf.extend_from_slice(b";\n");
-            }
-            self.buf.extend_from_slice(&step.sql);
-            owners.push(*i);
-            if step.ends_round_trip {
-                self.round_trip(batch, &owners)?;
-                owners.clear();
-                self.buf.clear();
-            }
+            defer = false;
         }
         if explicit && !defer {
             if !self.buf.is_empty() {
@@ -786,19 +785,7 @@ impl Worker {
             if !self.buf.is_empty() {
                 self.buf.extend_from_slice(b";\n");
             }
-            let _ = write!(self.buf, "SET @@session.gtid_seq_no={}", gtid.seq);
-            if self.origin != Some((gtid.domain, gtid.server)) {
-                let _ = write!(
-                    self.buf,
-                    ", @@session.gtid_domain_id={}, @@session.server_id={}",
-                    gtid.domain, gtid.server
-                );
-                self.origin = Some((gtid.domain, gtid.server));
-            }
-            if self.autocommit != Some(true) {
-                self.buf.extend_from_slice(b", @@session.autocommit=1");
-                self.autocommit = Some(true);
-            }
+            self.set_gtid(gtid, true);
             owners.push(i);
             for step in &steps {
                 self.buf.extend_from_slice(b";\n");
@@ -862,6 +849,24 @@ impl Worker {
             Failure::Fatal(group_error(&chain[owner..=owner], e))
         };
         (done, Err(failure))
+    }
+
+    /// Appends to `self.buf` the `SET` of the GTID and, where they change,
+    /// of its domain and server and of `autocommit`.
+    fn set_gtid(&mut self, gtid: MariaGtid, autocommit: bool) {
+        let _ = write!(self.buf, "SET @@session.gtid_seq_no={}", gtid.seq);
+        if self.origin != Some((gtid.domain, gtid.server)) {
+            let _ = write!(
+                self.buf,
+                ", @@session.gtid_domain_id={}, @@session.server_id={}",
+                gtid.domain, gtid.server
+            );
+            self.origin = Some((gtid.domain, gtid.server));
+        }
+        if self.autocommit != Some(autocommit) {
+            let _ = write!(self.buf, ", @@session.autocommit={}", u8::from(autocommit));
+            self.autocommit = Some(autocommit);
+        }
     }
 
     /// The row events that move `marks`, if every row exists and the
