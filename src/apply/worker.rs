@@ -355,12 +355,7 @@ impl Worker {
     fn apply_with_retries(&mut self, batch: Vec<WorkItem>, defer: bool) -> Result<(), ApplyError> {
         let mut retries = Retries::default();
         loop {
-            if self.cfg.abort.load(Ordering::Relaxed) {
-                // Rolls back the open batch too: it was never reported.
-                self.open = None;
-                let _ = self.conn.execute(b"ROLLBACK");
-                return Err(ApplyError::Aborted);
-            }
+            self.check_abort()?;
             match self.try_apply(&batch, defer) {
                 Ok((deferred, new_rows)) => {
                     let done = Open { batch, new_rows };
@@ -371,14 +366,13 @@ impl Worker {
                     }
                     return Ok(());
                 }
-                Err(Failure::Open(e)) => {
-                    let lost = e.is_connection_lost();
-                    self.rollback();
-                    let open = self.open.take().expect("an open batch was being committed");
-                    self.settle(open, e)?;
-                    // A single-statement group after the COMMIT commits by
-                    // itself: it may have, before the connection went.
-                    if lost && self.batch_committed(&batch)? {
+                // After a lost connection the batch may have committed: a
+                // COMMIT in flight, or a single-statement group that commits
+                // by itself after a deferred COMMIT.
+                Err(failure) => {
+                    if self.recover(failure, &batch[0], &mut retries)?
+                        && self.batch_committed(&batch)?
+                    {
                         self.committed(Open {
                             batch,
                             new_rows: Vec::new(),
@@ -386,24 +380,53 @@ impl Worker {
                         return Ok(());
                     }
                 }
-                Err(Failure::Fatal(e)) => {
-                    self.rollback();
-                    return Err(e);
-                }
-                Err(Failure::Retry(e)) => {
-                    self.rollback();
-                    retries.wait(&self.cfg, &batch[0], e)?;
-                }
-                Err(Failure::Lost(e)) => {
-                    self.reconnect(&batch[0], e)?;
-                    if self.batch_committed(&batch)? {
-                        self.committed(Open {
-                            batch,
-                            new_rows: Vec::new(),
-                        });
-                        return Ok(());
-                    }
-                }
+            }
+        }
+    }
+
+    /// With the `abort` flag set: rolls back (the open batch too: it was
+    /// never reported) and stops.
+    fn check_abort(&mut self) -> Result<(), ApplyError> {
+        if !self.cfg.abort.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.open = None;
+        let _ = self.conn.execute(b"ROLLBACK");
+        Err(ApplyError::Aborted)
+    }
+
+    /// Makes the connection ready for the next attempt after `failure` of
+    /// an attempt headed by `head`: rolls back; settles a deferred COMMIT
+    /// that was in the attempt; waits before retrying a deadlock or
+    /// lock-wait timeout; reconnects a lost connection. Returns whether the
+    /// connection was lost — then what the attempt committed must be read
+    /// back — or the error to stop with.
+    fn recover(
+        &mut self,
+        failure: Failure,
+        head: &WorkItem,
+        retries: &mut Retries,
+    ) -> Result<bool, ApplyError> {
+        match failure {
+            Failure::Open(e) => {
+                let lost = e.is_connection_lost();
+                self.rollback();
+                let open = self.open.take().expect("an open batch was being committed");
+                self.settle(open, e)?;
+                Ok(lost)
+            }
+            Failure::Fatal(e) => {
+                self.rollback();
+                Err(e)
+            }
+            Failure::Retry(e) => {
+                self.rollback();
+                retries.wait(&self.cfg, head, e)?;
+                Ok(false)
+            }
+            Failure::Lost(e) => {
+                self.reconnect(head, e)?;
+                Ok(true)
             }
         }
     }
@@ -463,10 +486,16 @@ impl Worker {
         }
     }
 
-    fn rollback(&mut self) {
+    /// The connection's session state is no longer known (after a failure
+    /// or on a new connection): everything is sent again.
+    fn forget_session(&mut self) {
         self.session.reset();
         self.origin = None;
         self.autocommit = None;
+    }
+
+    fn rollback(&mut self) {
+        self.forget_session();
         if let Err(e) = self.conn.execute(b"ROLLBACK") {
             tracing::debug!(error = %e, "rollback after a failure failed");
         }
@@ -489,9 +518,7 @@ impl Worker {
             first,
             || open(cfg),
         )?;
-        self.session.reset();
-        self.origin = None;
-        self.autocommit = None;
+        self.forget_session();
         tracing::info!(worker = self.cfg.index, "reconnected to the target");
         Ok(())
     }
@@ -643,23 +670,12 @@ impl Worker {
         Ok((defer, new_rows))
     }
 
-    /// Whether `item` may join a chain: a transactional row group whose
-    /// watermark rows exist (its plan decides whether it merges).
+    /// Whether `item` may join a chain: a transactional row group, with
+    /// watermarks written as row events. (Whether it merges — one
+    /// statement, its shard rows known — is found when it is planned; one
+    /// that does not is applied on its own.)
     fn chainable(&self, item: &WorkItem) -> bool {
-        if item.barrier || item.group.kind != GroupKind::RowDml || !self.cfg.row_events {
-            return false;
-        }
-        let Some(g) = item.group.maria_gtid() else {
-            return false;
-        };
-        let known = self
-            .cfg
-            .shard_rows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        item.shards
-            .iter()
-            .all(|s| known.contains(&(g.domain, s.clone())))
+        !item.barrier && item.group.kind == GroupKind::RowDml && self.cfg.row_events
     }
 
     /// Applies `items` — consecutive groups of this worker's queue, each a
@@ -675,11 +691,7 @@ impl Worker {
         let mut pending: std::collections::VecDeque<WorkItem> = items.into();
         let mut retries = Retries::default();
         while !pending.is_empty() {
-            if self.cfg.abort.load(Ordering::Relaxed) {
-                self.open = None;
-                let _ = self.conn.execute(b"ROLLBACK");
-                return Err(ApplyError::Aborted);
-            }
+            self.check_abort()?;
             let (planned, owners) = self.plan_chain(pending.make_contiguous())?;
             if planned == 0 {
                 let item = pending.pop_front().expect("not empty");
@@ -697,26 +709,10 @@ impl Worker {
             }
             match result {
                 Ok(()) => retries = Retries::default(),
-                Err(Failure::Open(e)) => {
-                    let lost = e.is_connection_lost();
-                    self.rollback();
-                    let open = self.open.take().expect("an open batch was being committed");
-                    self.settle(open, e)?;
-                    if lost {
+                Err(failure) => {
+                    if self.recover(failure, &pending[0], &mut retries)? {
                         self.take_committed_prefix(&mut pending)?;
                     }
-                }
-                Err(Failure::Fatal(e)) => {
-                    self.rollback();
-                    return Err(e);
-                }
-                Err(Failure::Retry(e)) => {
-                    self.rollback();
-                    retries.wait(&self.cfg, &pending[0], e)?;
-                }
-                Err(Failure::Lost(e)) => {
-                    self.reconnect(&pending[0], e)?;
-                    self.take_committed_prefix(&mut pending)?;
                 }
             }
         }
@@ -921,9 +917,7 @@ impl Worker {
         match open(&self.cfg) {
             Ok(c) => {
                 self.conn = c;
-                self.session.reset();
-                self.origin = None;
-                self.autocommit = None;
+                self.forget_session();
             }
             Err(e) => return Err(Failure::Lost(e)),
         }
