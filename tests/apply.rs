@@ -577,3 +577,102 @@ fn with_batch_1_a_failure_inside_a_chain_commits_exactly_the_groups_before_it() 
     let last = p.gtid_binlog_pos().unwrap();
     assert!(state.split(',').any(|g| g == last), "{state} lacks {last}");
 }
+
+/// The same chain, made deterministic: every group is queued before the
+/// worker starts, so it sends them in one round trip. The four groups
+/// before the failing one come back in one report (one chain, not four
+/// round trips), then the failure names the failing group.
+#[test]
+fn a_worker_sends_the_queued_single_statement_groups_as_one_chain() {
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+
+    use parapply::apply::replay::Collations;
+    use parapply::apply::worker::{self, Report, WorkItem, WorkerConfig};
+    use parapply::binlog::{BinlogReader, ReaderOptions};
+    use parapply::group::Grouper;
+    use parapply::progress::ProgressTables;
+
+    let p = primary(BinlogFormat::Row);
+    let t = target();
+    p.exec("CREATE DATABASE c; CREATE TABLE c.t (id INT PRIMARY KEY, v INT); INSERT INTO c.t VALUES (1, 0)")
+        .unwrap();
+    run(options(&p, &t)); // progress tables and the shard row of `c`
+    let setup_seq: u64 = p
+        .gtid_binlog_pos()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    for i in 1..=4 {
+        p.exec(&format!("UPDATE c.t SET v = {i} WHERE id = 1"))
+            .unwrap();
+    }
+    p.exec("INSERT INTO c.t VALUES (2, 2)").unwrap();
+    let failing = p.gtid_binlog_pos().unwrap();
+    for i in 5..=7 {
+        p.exec(&format!("UPDATE c.t SET v = {i} WHERE id = 1"))
+            .unwrap();
+    }
+    t.exec("INSERT INTO c.t VALUES (2, 99)").unwrap();
+
+    let reader = BinlogReader::open(
+        Source::dir(p.binlog_dir()).unwrap(),
+        ReaderOptions::default(),
+    )
+    .unwrap();
+    let mut grouper = Grouper::new(reader);
+    let (items_tx, items_rx) = crossbeam_channel::unbounded();
+    let mut id = 0;
+    while let Some(g) = grouper.next().unwrap() {
+        if g.maria_gtid().is_some_and(|x| x.seq > setup_seq) {
+            items_tx
+                .send(WorkItem {
+                    id,
+                    group: Arc::new(g),
+                    shards: vec![Arc::from("c")],
+                    barrier: false,
+                })
+                .unwrap();
+            id += 1;
+        }
+    }
+    assert_eq!(id, 8);
+    drop(items_tx);
+    let (reports_tx, reports_rx) = crossbeam_channel::unbounded();
+    let cfg = WorkerConfig {
+        index: 0,
+        target: ConnectOptions::new("127.0.0.1", t.port(), "root"),
+        progress: ProgressTables::new("parapply").unwrap(),
+        collations: Arc::new(Collations::default()),
+        batch_groups: 1,
+        batch_bytes: 4 << 20,
+        max_retries: 3,
+        reconnect_timeout: Duration::from_secs(5),
+        abort: Arc::new(AtomicBool::new(false)),
+        shard_rows: Arc::new(Mutex::new([(0, Arc::from("c"))].into_iter().collect())),
+        row_events: true,
+    };
+    worker::run(cfg, items_rx, reports_tx);
+    let reports: Vec<Report> = reports_rx.try_iter().collect();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    match &reports[0] {
+        Report::Applied { ids, .. } => assert_eq!(ids, &[0, 1, 2, 3]),
+        r => panic!("expected the chain's four groups, got {r:?}"),
+    }
+    match &reports[1] {
+        Report::Failed { error, .. } => {
+            let msg = error.to_string();
+            assert!(
+                msg.starts_with(&format!("apply failed at {failing} (")),
+                "{msg}"
+            );
+            assert!(msg.contains("Duplicate entry '2'"), "{msg}");
+        }
+        r => panic!("expected the failure, got {r:?}"),
+    }
+    let v: Option<i64> = t.query_first("SELECT v FROM c.t WHERE id = 1").unwrap();
+    assert_eq!(v, Some(4));
+}
