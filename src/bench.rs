@@ -52,23 +52,17 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use mysql::prelude::Queryable;
 use mysql::{Conn, Row};
 
 use crate::apply::engine::{self, ApplyOptions};
 use crate::apply::ApplyError;
 use crate::binlog::Source;
-use crate::cli::{ApplyArgs, BenchArgs, ShardByArg};
-use crate::progress::ProgressTables;
 use crate::sandbox::{
     column, describe_slave_status, SandboxError, Server, ServerOptions, SlaveParallelMode,
 };
-use crate::schedule::{ShardBy, ShardMap};
 use crate::wire::ConnectOptions;
 
 /// The configurations run when `--configs` is not given.
@@ -325,28 +319,6 @@ pub struct BenchReport {
     pub best_native: Option<String>,
     /// Per configuration, in the order given.
     pub results: Vec<ConfigResult>,
-}
-
-/// `parapply bench`: runs and prints the table (or JSON) on stdout;
-/// progress goes to stderr.
-pub fn run_cli(args: BenchArgs) -> Result<()> {
-    let opts = BenchOptions {
-        transactions: args.transactions,
-        databases: args.databases,
-        runs: args.runs,
-        clients: args.clients,
-        configs: args.configs,
-    };
-    let report = run(&opts)?;
-    if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).expect("a report serializes")
-        );
-    } else {
-        print!("{}", render_table(&report));
-    }
-    Ok(())
 }
 
 /// Runs the benchmark described by `opts`; see the [module doc](self).
@@ -633,25 +605,6 @@ fn slave_status(conn: &mut Conn, port: u16) -> Result<Option<Row>> {
     conn.query_first(sql).map_err(sql_error(port, sql))
 }
 
-/// The options `parapply apply` runs with when only --source and --target
-/// are given.
-fn apply_defaults() -> ApplyArgs {
-    #[derive(Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        apply: ApplyArgs,
-    }
-    Defaults::try_parse_from([
-        "apply",
-        "--source",
-        ".",
-        "--target",
-        "mysql://root@127.0.0.1:3306/",
-    ])
-    .expect("apply's defaults parse")
-    .apply
-}
-
 /// parapply: `engine::run` from the primary's binlog directory into the
 /// replica, timed from the call to its return.
 fn run_parapply(
@@ -662,41 +615,21 @@ fn run_parapply(
     config: BenchConfig,
     run: u32,
 ) -> Result<RunStats> {
-    let d = apply_defaults();
     let fail = |error: ApplyError| BenchError::Apply {
         config,
         run,
         error: Box::new(error),
     };
     let source = Source::dir(primary.binlog_dir()).map_err(|e| fail(ApplyError::from(e)))?;
-    let shard_by = match d.shard_by {
-        ShardByArg::Database => ShardBy::Database,
-        ShardByArg::Table => ShardBy::Table,
-    };
-    let opts = ApplyOptions {
-        source,
-        target: {
-            let mut t = ConnectOptions::new("127.0.0.1", replica.port(), "root");
-            t.socket = Some(replica.socket().to_path_buf());
-            t
-        },
-        workers: usize::from(workers),
-        batch_groups: usize::from(batch.unwrap_or(d.batch)),
-        batch_bytes: usize::try_from(d.batch_bytes).unwrap_or(usize::MAX),
-        max_inflight_bytes: d.max_inflight_bytes,
-        follow: false,
-        from: None,
-        until: None,
-        shard_map: ShardMap::parse("", shard_by).expect("the empty shard map parses"),
-        progress: ProgressTables::new(&d.target.progress_schema)
-            .expect("the default progress schema is valid"),
-        reconnect_timeout: Duration::from_secs(d.reconnect_timeout),
-        max_retries: 10,
-        low_watermark_interval: Duration::from_secs(1),
-        stop: Arc::new(AtomicBool::new(false)),
-        abort: Arc::new(AtomicBool::new(false)),
-        status_line: false,
-    };
+    let mut target = ConnectOptions::new("127.0.0.1", replica.port(), "root");
+    target.socket = Some(replica.socket().to_path_buf());
+    // `parapply apply`'s defaults but for the worker count and, where the
+    // configuration names it, the batch size.
+    let mut opts = ApplyOptions::new(source, target);
+    opts.workers = usize::from(workers);
+    if let Some(b) = batch {
+        opts.batch_groups = usize::from(b);
+    }
     let before = Probe::take(replica)?;
     let started = Instant::now();
     engine::run(opts).map_err(fail)?;

@@ -63,7 +63,8 @@
 //! each committed on its own. Deadlocks are retried; a lost connection is
 //! re-established and an in-doubt commit checked.
 //! [`apply::engine`] wires reader, scheduler and workers and drains on a
-//! signal; `parapply apply` and `parapply status` are in [`commands`].
+//! signal. The commands themselves (`parapply apply`, `status`, …) are the
+//! binary's (`src/main.rs`, `src/cli/`), not the library's.
 //!
 //! # Progress
 //!
@@ -81,7 +82,7 @@
 //! Every error names its place in the stream: [`binlog::ReadError`] carries
 //! the file and byte position of the event concerned (`mariadb-bin.000003:1893:
 //! checksum mismatch …`), [`binlog::DecodeError`] the field and offset inside
-//! the event. `anyhow` is used only in the binary's `main`.
+//! the event. `anyhow` is used only in the binary (`src/cli/`).
 //!
 //! # Benchmarks
 //!
@@ -97,8 +98,6 @@
 pub mod apply;
 pub mod bench;
 pub mod binlog;
-pub mod cli;
-pub mod commands;
 pub mod group;
 pub mod inspect;
 pub mod mirror;

@@ -233,52 +233,6 @@ pub fn run(o: &MirrorOptions) -> Result<(), MirrorError> {
     }
 }
 
-/// Environment variable holding the replication user's password.
-pub const PASSWORD_ENV: &str = "PARAPPLY_PRIMARY_PASSWORD";
-
-/// `parapply mirror`: options from the command line (the password from
-/// `--primary-password-file` or [`PASSWORD_ENV`]), then [`run`].
-pub fn run_cli(a: crate::cli::MirrorArgs) -> Result<(), MirrorError> {
-    let mut primary = ConnectOptions::from_url(&a.primary)
-        .map_err(|e| MirrorError::Usage(format!("--primary: {e}")))?;
-    primary.password = match &a.primary_password_file {
-        Some(path) => Some(
-            crate::wire::Secret::from_file(path)
-                .map_err(|e| MirrorError::io(path, "read the password file", e))?,
-        ),
-        None => std::env::var(PASSWORD_ENV)
-            .ok()
-            .map(crate::wire::Secret::new),
-    };
-    let mut o = MirrorOptions::new(primary, a.dir, a.server_id);
-    // SIGINT/SIGTERM: finish the event being written, fsync, exit 0.
-    let stop = Arc::new(AtomicBool::new(false));
-    crate::commands::signals(stop.clone(), Arc::new(AtomicBool::new(false)))
-        .map_err(|e| MirrorError::Usage(format!("{e:#}")))?;
-    o.stop = Some(stop);
-    o.sync = a
-        .sync
-        .parse()
-        .map_err(|e| MirrorError::Usage(format!("--sync {e}")))?;
-    let secs = |name: &str, v: f64| {
-        Duration::try_from_secs_f64(v)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| MirrorError::Usage(format!("--{name} {v}: expected seconds > 0")))
-    };
-    o.heartbeat = secs("heartbeat", a.heartbeat)?;
-    o.progress_every = secs("progress-every", a.progress_every)?;
-    o.start = match (a.from, a.from_gtid) {
-        (Some(p), _) => Some(MirrorStart::Pos(
-            p.parse()
-                .map_err(|e| MirrorError::Usage(format!("--from {e}")))?,
-        )),
-        (None, Some(g)) => Some(MirrorStart::Gtid(g)),
-        (None, None) => None,
-    };
-    run(&o)
-}
-
 fn sleep_unless_stopped(o: &MirrorOptions, d: Duration) {
     let end = Instant::now() + d;
     while Instant::now() < end && !o.stopped() {

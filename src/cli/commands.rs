@@ -1,38 +1,37 @@
-//! The commands behind the command line: turn parsed arguments into
-//! library calls and print results. This is the binary's edge: errors are
-//! `anyhow` here and nowhere else.
+//! One function per command: turn parsed arguments into library options,
+//! call the library, and print the result on [`Output`]. This is the
+//! binary's edge: errors are `anyhow` here and nowhere in the library.
 
+use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use parapply::apply::engine::{self, ApplyOptions, Until};
+use parapply::binlog::{BinlogReader, ReaderOptions, Source};
+use parapply::group::Grouper;
+use parapply::inspect::{self, InspectOptions};
+use parapply::mirror::{self, MirrorOptions, MirrorStart};
+use parapply::position::{BinlogPos, MariaGtid, StartAt};
+use parapply::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState};
+use parapply::schedule::{Placement, ShardBy, ShardMap};
+use parapply::wire::{Conn, ConnectOptions};
 
-use crate::apply::engine::{self, ApplyOptions, Until};
-use crate::binlog::{BinlogReader, ReaderOptions, Source};
-use crate::cli::{ApplyArgs, ShardByArg, StatusArgs, TargetArgs};
-use crate::group::Grouper;
-use crate::position::StartAt;
-use crate::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState};
-use crate::schedule::{Placement, ShardBy, ShardMap};
-use crate::wire::{Conn, ConnectOptions, Secret};
-
-/// Environment variable holding the target's password.
-pub const TARGET_PASSWORD_ENV: &str = "PARAPPLY_TARGET_PASSWORD";
+use super::args::{ApplyArgs, InspectArgs, MirrorArgs, ShardByArg, StatusArgs, TargetArgs};
+use super::output::Output;
+use super::secrets::{connect_options, PRIMARY_PASSWORD_ENV, TARGET_PASSWORD_ENV};
+use super::signals;
 
 /// Connection options of the target, with the password from the file or
 /// the environment (never from the command line).
-pub fn target_options(t: &TargetArgs) -> anyhow::Result<ConnectOptions> {
-    let mut o = ConnectOptions::from_url(&t.target)?;
-    o.password = match &t.target_password_file {
-        Some(f) => Some(
-            Secret::from_file(f)
-                .with_context(|| format!("reading the password file {}", f.display()))?,
-        ),
-        None => std::env::var(TARGET_PASSWORD_ENV).ok().map(Secret::new),
-    };
-    Ok(o)
+fn target_options(t: &TargetArgs) -> anyhow::Result<ConnectOptions> {
+    connect_options(
+        "target",
+        &t.target,
+        t.target_password_file.as_deref(),
+        TARGET_PASSWORD_ENV,
+    )
 }
 
 fn shard_map(spec: Option<&str>, by: ShardByArg) -> anyhow::Result<ShardMap> {
@@ -50,32 +49,53 @@ fn source_of(path: &Path) -> anyhow::Result<Source> {
     Ok(Source::from_paths(&[path.to_path_buf()])?)
 }
 
-/// Installs SIGINT/SIGTERM handling: the first sets `stop`, the second `abort`.
-pub fn signals(stop: Arc<AtomicBool>, abort: Arc<AtomicBool>) -> anyhow::Result<()> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut sigs = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .context("installing signal handlers")?;
-    std::thread::Builder::new()
-        .name("signals".into())
-        .spawn(move || {
-            for _ in sigs.forever() {
-                if stop.swap(true, Ordering::SeqCst) {
-                    abort.store(true, Ordering::SeqCst);
-                    eprintln!("parapply: second signal: aborting (open transactions roll back)");
-                } else {
-                    eprintln!("parapply: stopping cleanly (signal again to abort)");
-                }
-            }
-        })
-        .context("starting the signal thread")?;
-    Ok(())
+/// `parapply inspect`.
+pub fn inspect(a: InspectArgs, out: &mut Output) -> anyhow::Result<()> {
+    let source = Source::from_paths(&a.paths)?;
+    let opts = InspectOptions {
+        groups: a.groups,
+        json: a.json,
+        start: a.from.unwrap_or(StartAt::Beginning),
+        follow: a.follow,
+    };
+    Ok(inspect::run(source, &opts, out)?)
+}
+
+/// `parapply mirror`: until a signal (the event being written is finished
+/// and synced, exit 0) or an error.
+pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
+    let primary = connect_options(
+        "primary",
+        &a.primary,
+        a.primary_password_file.as_deref(),
+        PRIMARY_PASSWORD_ENV,
+    )?;
+    let mut o = MirrorOptions::new(primary, a.dir, a.server_id);
+    let (stop, _abort) = signals::install()?;
+    o.stop = Some(stop);
+    o.sync = a.sync.parse().map_err(|e| anyhow::anyhow!("--sync {e}"))?;
+    let secs = |name: &str, v: f64| {
+        Duration::try_from_secs_f64(v)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| anyhow::anyhow!("--{name} {v}: expected seconds > 0"))
+    };
+    o.heartbeat = secs("heartbeat", a.heartbeat)?;
+    o.progress_every = secs("progress-every", a.progress_every)?;
+    o.start = match (a.from, a.from_gtid) {
+        (Some(p), _) => Some(MirrorStart::Pos(
+            p.parse::<BinlogPos>()
+                .map_err(|e| anyhow::anyhow!("--from {e}"))?,
+        )),
+        (None, Some(g)) => Some(MirrorStart::Gtid(g)),
+        (None, None) => None,
+    };
+    Ok(mirror::run(&o)?)
 }
 
 /// `parapply apply`.
-pub fn apply(a: ApplyArgs) -> anyhow::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let abort = Arc::new(AtomicBool::new(false));
-    signals(stop.clone(), abort.clone())?;
+pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
+    let (stop, abort) = signals::install()?;
     let until = a
         .until
         .as_deref()
@@ -99,34 +119,37 @@ pub fn apply(a: ApplyArgs) -> anyhow::Result<()> {
     opts.status_line = true;
     let report = engine::run(opts)?;
     if a.json {
-        println!("{}", serde_json::to_string(&report)?);
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        println!(
+        writeln!(
+            out,
             "applied {} groups ({} skipped as already applied) in {:.2} s ({:.0} groups/s)",
             report.applied,
             report.skipped,
             report.seconds,
             report.applied as f64 / report.seconds.max(1e-9)
-        );
+        )?;
         if let Some(p) = &report.position {
-            println!(
+            writeln!(
+                out,
                 "applied prefix ends at {p}; GTID position {}",
                 report.gtid_position
-            );
+            )?;
         }
         if report.drained && stop.load(Ordering::SeqCst) {
-            println!(
+            writeln!(
+                out,
                 "drained: every shard is at {}. To let the server's own SQL thread take over:\n  \
                  SET GLOBAL gtid_slave_pos='{}'; START SLAVE;",
                 report.gtid_position, report.gtid_position
-            );
+            )?;
         }
     }
     Ok(())
 }
 
 /// `parapply status`.
-pub fn status(a: StatusArgs) -> anyhow::Result<()> {
+pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
     let opts = target_options(&a.target)?;
     let tables = ProgressTables::new(&a.target.progress_schema)
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
@@ -153,49 +176,55 @@ pub fn status(a: StatusArgs) -> anyhow::Result<()> {
     if a.json {
         let mut v = state.to_json();
         v["pending"] = serde_json::to_value(&pending)?;
-        println!("{v}");
+        writeln!(out, "{v}")?;
         return Ok(());
     }
-    println!("low-watermark (every group up to it is applied):");
+    writeln!(out, "low-watermark (every group up to it is applied):")?;
     for (d, w) in &state.low {
-        println!(
+        writeln!(
+            out,
             "  domain {d}: {d}-{}-{} at {}",
             w.server_id, w.seq_no, w.end
-        );
+        )?;
     }
-    println!("shards ({}):", state.shards.len());
+    writeln!(out, "shards ({}):", state.shards.len())?;
     for ((d, s), w) in &state.shards {
-        println!("  {d}/{s}: {d}-{}-{} at {}", w.server_id, w.seq_no, w.end);
+        writeln!(
+            out,
+            "  {d}/{s}: {d}-{}-{} at {}",
+            w.server_id, w.seq_no, w.end
+        )?;
     }
     if let Some(p) = pending {
-        println!(
+        writeln!(
+            out,
             "source: {} groups ({} bytes) not applied yet; the source ends at {}",
             p.groups,
             p.bytes,
             p.source_end
                 .map(|e| e.to_string())
                 .unwrap_or_else(|| "-".into())
-        );
+        )?;
     }
     Ok(())
 }
 
 /// What the source holds that the target has not applied.
 #[derive(Debug, serde::Serialize)]
-pub struct Pending {
+struct Pending {
     /// Groups not applied.
-    pub groups: u64,
+    groups: u64,
     /// Their bytes.
-    pub bytes: u64,
+    bytes: u64,
     /// End of the last group in the source.
-    pub source_end: Option<crate::position::BinlogPos>,
+    source_end: Option<BinlogPos>,
 }
 
 fn pending(
     state: &ReplicaState,
     source: Source,
     map: &ShardMap,
-    binlog_state: &[crate::position::MariaGtid],
+    binlog_state: &[MariaGtid],
 ) -> anyhow::Result<Pending> {
     let start = state
         .resume_position()
@@ -226,4 +255,23 @@ fn pending(
         }
     }
     Ok(p)
+}
+
+/// `parapply bench`: the table (or JSON) on standard output; progress goes
+/// to stderr.
+pub fn bench(a: super::args::BenchArgs, out: &mut Output) -> anyhow::Result<()> {
+    let opts = parapply::bench::BenchOptions {
+        transactions: a.transactions,
+        databases: a.databases,
+        runs: a.runs,
+        clients: a.clients,
+        configs: a.configs,
+    };
+    let report = parapply::bench::run(&opts)?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write!(out, "{}", parapply::bench::render_table(&report))?;
+    }
+    Ok(())
 }

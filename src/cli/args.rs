@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::position::StartAt;
+use parapply::position::StartAt;
 
 /// parapply — a parallel replication applier for MariaDB.
 #[derive(Debug, Parser)]
@@ -222,8 +222,8 @@ pub struct BenchArgs {
     /// Configurations, comma-separated: native-single,
     /// native-{optimistic,conservative,aggressive}-N (N threads),
     /// parapply-N (N workers, default batching), parapply-N-batch-K.
-    #[arg(long, value_delimiter = ',', default_value = crate::bench::DEFAULT_CONFIGS)]
-    pub configs: Vec<crate::bench::BenchConfig>,
+    #[arg(long, value_delimiter = ',', default_value = parapply::bench::DEFAULT_CONFIGS)]
+    pub configs: Vec<parapply::bench::BenchConfig>,
     /// Client connections generating the workload on the primary.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub clients: u16,

@@ -1,0 +1,40 @@
+//! The binary's half of parapply: the command line and everything that
+//! belongs to a process rather than to the library: parsing ([`args`]),
+//! one function per command ([`commands`]), standard output ([`output`]),
+//! signals ([`signals`]) and passwords ([`secrets`]). The library never
+//! imports any of it; it takes option structs whose constructors hold every
+//! default, and the clap defaults here read them.
+
+pub mod args;
+mod commands;
+mod output;
+mod secrets;
+mod signals;
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use args::{Cli, Command};
+use output::Output;
+
+/// Runs the command; prints an error with its whole cause chain (exit code
+/// 1). A closed standard output ends the command quietly.
+pub fn run(cli: Cli) -> ExitCode {
+    let mut out = Output::stdout();
+    let result = match cli.command {
+        Command::Inspect(a) => commands::inspect(a, &mut out),
+        Command::Mirror(a) => commands::mirror(a),
+        Command::Apply(a) => commands::apply(a, &mut out),
+        Command::Status(a) => commands::status(a, &mut out),
+        Command::Bench(a) => commands::bench(a, &mut out),
+    }
+    .and_then(|()| Ok(out.flush()?));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) if out.closed() => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("parapply: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
