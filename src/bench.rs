@@ -65,10 +65,6 @@ use crate::sandbox::{
 };
 use crate::wire::ConnectOptions;
 
-/// The configurations run when `--configs` is not given.
-pub const DEFAULT_CONFIGS: &str = "native-single,native-conservative-16,native-optimistic-16,\
-                                   native-optimistic-32,parapply-16,parapply-16-batch-1";
-
 /// How long one replica may take to fetch or to apply the workload.
 const RUN_TIMEOUT: Duration = Duration::from_secs(1800);
 /// The pause between two status polls.
@@ -185,6 +181,63 @@ pub struct BenchOptions {
     pub clients: u16,
     /// The configurations, in the order they run within each round.
     pub configs: Vec<BenchConfig>,
+}
+
+impl BenchOptions {
+    /// Default row transactions.
+    pub const DEFAULT_TRANSACTIONS: u64 = 20_000;
+    /// Default databases.
+    pub const DEFAULT_DATABASES: u32 = 16;
+    /// Default runs per configuration.
+    pub const DEFAULT_RUNS: u32 = 3;
+    /// Default client connections generating the workload.
+    pub const DEFAULT_CLIENTS: u16 = 8;
+    /// Default configurations: the native ones worth comparing with, and
+    /// parapply with 16 workers with and without batching.
+    pub const DEFAULT_CONFIGS: [BenchConfig; 6] = [
+        BenchConfig::Native {
+            threads: 0,
+            mode: SlaveParallelMode::Optimistic,
+        },
+        BenchConfig::Native {
+            threads: 16,
+            mode: SlaveParallelMode::Conservative,
+        },
+        BenchConfig::Native {
+            threads: 16,
+            mode: SlaveParallelMode::Optimistic,
+        },
+        BenchConfig::Native {
+            threads: 32,
+            mode: SlaveParallelMode::Optimistic,
+        },
+        BenchConfig::Parapply {
+            workers: 16,
+            batch: None,
+        },
+        BenchConfig::Parapply {
+            workers: 16,
+            batch: Some(1),
+        },
+    ];
+
+    /// The defaults (the `DEFAULT_*` constants; the command line reads
+    /// them too).
+    pub fn new() -> Self {
+        BenchOptions {
+            transactions: Self::DEFAULT_TRANSACTIONS,
+            databases: Self::DEFAULT_DATABASES,
+            runs: Self::DEFAULT_RUNS,
+            clients: Self::DEFAULT_CLIENTS,
+            configs: Self::DEFAULT_CONFIGS.to_vec(),
+        }
+    }
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 /// Everything that stops a benchmark.
@@ -856,7 +909,17 @@ mod tests {
 
     #[test]
     fn configurations_parse_and_print_back() {
-        for name in DEFAULT_CONFIGS.split(',').chain(["native-aggressive-8"]) {
+        let defaults = BenchOptions::DEFAULT_CONFIGS.map(|c| c.to_string());
+        assert_eq!(
+            defaults.join(","),
+            "native-single,native-conservative-16,native-optimistic-16,native-optimistic-32,\
+             parapply-16,parapply-16-batch-1"
+        );
+        for name in defaults
+            .iter()
+            .map(String::as_str)
+            .chain(["native-aggressive-8"])
+        {
             let c: BenchConfig = name.parse().unwrap();
             assert_eq!(c.to_string(), name);
         }

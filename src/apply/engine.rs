@@ -67,7 +67,7 @@ use crate::position::{BinlogPos, MariaGtid, StartAt};
 use crate::progress::{
     parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark, SHARD_PROGRESS_LAYOUT,
 };
-use crate::schedule::{Placement, Scheduler, SchedulerConfig, ShardMap};
+use crate::schedule::{Placement, Scheduler, SchedulerConfig, ShardBy, ShardMap};
 use crate::wire::{Conn, ConnectOptions, WireError};
 
 /// Where `--until` stops (inclusive).
@@ -130,26 +130,43 @@ pub struct ApplyOptions {
 }
 
 impl ApplyOptions {
-    /// The defaults of `parapply apply` for this source and target: 16
-    /// workers, batches of up to 32 groups or 4 MiB (measured best:
-    /// docs/benchmarks.md), 64 MiB in flight, one
-    /// shard per database, progress in schema `parapply`, 300 s of
-    /// reconnecting, 10 retries of a deadlock, the low-watermark persisted
-    /// every second, no status line.
+    /// Default worker threads.
+    pub const DEFAULT_WORKERS: usize = 16;
+    /// Default groups per target transaction (measured best:
+    /// docs/benchmarks.md).
+    pub const DEFAULT_BATCH_GROUPS: usize = 32;
+    /// Default bytes of events per target transaction.
+    pub const DEFAULT_BATCH_BYTES: usize = 4 << 20;
+    /// Default bytes of groups in flight.
+    pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 64 << 20;
+    /// Default sharding: one shard per database.
+    pub const DEFAULT_SHARD_BY: ShardBy = ShardBy::Database;
+    /// Default schema of the progress tables.
+    pub const DEFAULT_PROGRESS_SCHEMA: &'static str = "parapply";
+    /// Default time to keep reconnecting to a lost target.
+    pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+
+    /// The defaults of `parapply apply` for this source and target (the
+    /// `DEFAULT_*` constants; the command line reads them too): 16 workers,
+    /// batches of up to 32 groups or 4 MiB, 64 MiB in flight, one shard per
+    /// database, progress in schema `parapply`, 300 s of reconnecting, 10
+    /// retries of a deadlock, the low-watermark persisted every second, no
+    /// status line.
     pub fn new(source: Source, target: ConnectOptions) -> Self {
         ApplyOptions {
             source,
             target,
-            workers: 16,
-            batch_groups: 32,
-            batch_bytes: 4 << 20,
-            max_inflight_bytes: 64 << 20,
+            workers: Self::DEFAULT_WORKERS,
+            batch_groups: Self::DEFAULT_BATCH_GROUPS,
+            batch_bytes: Self::DEFAULT_BATCH_BYTES,
+            max_inflight_bytes: Self::DEFAULT_MAX_INFLIGHT_BYTES,
             follow: false,
             from: None,
             until: None,
-            shard_map: ShardMap::new(crate::schedule::ShardBy::Database),
-            progress: ProgressTables::new("parapply").expect("a valid schema name"),
-            reconnect_timeout: Duration::from_secs(300),
+            shard_map: ShardMap::new(Self::DEFAULT_SHARD_BY),
+            progress: ProgressTables::new(Self::DEFAULT_PROGRESS_SCHEMA)
+                .expect("a valid schema name"),
+            reconnect_timeout: Self::DEFAULT_RECONNECT_TIMEOUT,
             max_retries: 10,
             low_watermark_interval: Duration::from_secs(1),
             stop: Arc::new(AtomicBool::new(false)),

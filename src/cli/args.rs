@@ -1,11 +1,21 @@
 //! The command line: one clap-derive struct per command. The `///` line of
-//! each field is its `--help`.
+//! each field is its `--help`. Every default is read from the library's
+//! option structs (`ApplyOptions::DEFAULT_*`, `MirrorOptions::DEFAULT_*`,
+//! …), and every value is checked here, at parse time, so that a typo is
+//! reported before anything connects.
 
+use std::fmt;
 use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
 
+use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
-
-use parapply::position::StartAt;
+use parapply::apply::engine::{ApplyOptions, Until};
+use parapply::bench::{BenchConfig, BenchOptions};
+use parapply::mirror::{MirrorOptions, SyncPolicy};
+use parapply::position::{BinlogPos, MariaGtid, StartAt};
+use parapply::schedule::{ShardBy, ShardMap};
 
 /// parapply — a parallel replication applier for MariaDB.
 #[derive(Debug, Parser)]
@@ -46,7 +56,7 @@ pub struct TargetArgs {
     #[arg(long)]
     pub target_password_file: Option<PathBuf>,
     /// Schema of parapply's progress tables on the target.
-    #[arg(long, default_value = "parapply")]
+    #[arg(long, default_value = ApplyOptions::DEFAULT_PROGRESS_SCHEMA)]
     pub progress_schema: String,
 }
 
@@ -57,6 +67,47 @@ pub enum ShardByArg {
     Database,
     /// One shard per table.
     Table,
+}
+
+impl From<ShardBy> for ShardByArg {
+    fn from(by: ShardBy) -> Self {
+        match by {
+            ShardBy::Database => ShardByArg::Database,
+            ShardBy::Table => ShardByArg::Table,
+        }
+    }
+}
+
+impl From<ShardByArg> for ShardBy {
+    fn from(by: ShardByArg) -> Self {
+        match by {
+            ShardByArg::Database => ShardBy::Database,
+            ShardByArg::Table => ShardBy::Table,
+        }
+    }
+}
+
+/// How databases are grouped into shards: `--shard-map` and `--shard-by`.
+#[derive(Debug, clap::Args)]
+pub struct ShardingArgs {
+    /// Merge databases into shards: `name=db1,db2;other=db3` (for
+    /// cross-database foreign keys).
+    #[arg(long, value_parser = parse_shard_map)]
+    pub shard_map: Option<String>,
+    /// Shard by database or by table.
+    #[arg(long, value_enum, default_value_t = ApplyOptions::DEFAULT_SHARD_BY.into())]
+    pub shard_by: ShardByArg,
+}
+
+impl ShardingArgs {
+    /// The shard map (its spec was checked at parse time).
+    pub fn map(&self) -> Result<ShardMap, String> {
+        ShardMap::parse(
+            self.shard_map.as_deref().unwrap_or(""),
+            self.shard_by.into(),
+        )
+        .map_err(|e| format!("--shard-map: {e}"))
+    }
 }
 
 /// `parapply apply`.
@@ -72,35 +123,33 @@ pub struct ApplyArgs {
     /// Keep tailing the source for new events (stop with SIGINT/SIGTERM).
     #[arg(long)]
     pub follow: bool,
-    /// Stop after the group with this GTID, or the group ending at or after
-    /// this FILE:POS.
+    /// Stop after the group with this GTID (domain-server-seq), or the group
+    /// ending at or after this FILE:POS.
     #[arg(long)]
-    pub until: Option<String>,
+    pub until: Option<Until>,
     /// Where to start on a target without progress (FILE:POS or GTID).
-    #[arg(long, value_parser = parse_start)]
+    #[arg(long)]
     pub from: Option<StartAt>,
     /// Worker threads, each with its own connection to the target.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=512))]
-    pub workers: u16,
+    #[arg(long, default_value_t = ApplyOptions::DEFAULT_WORKERS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=512))]
+    pub workers: usize,
     /// Up to this many consecutive groups of one shard are committed as one
     /// target transaction when they are waiting (1 turns batching off).
-    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u16).range(1..=10000))]
-    pub batch: u16,
+    #[arg(long, default_value_t = ApplyOptions::DEFAULT_BATCH_GROUPS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=10000))]
+    pub batch: usize,
     /// Bytes of events per batched transaction at most (K, M, G suffixes).
-    #[arg(long, default_value = "4M", value_parser = parse_bytes)]
-    pub batch_bytes: u64,
+    #[arg(long, default_value_t = Bytes::of(ApplyOptions::DEFAULT_BATCH_BYTES))]
+    pub batch_bytes: Bytes,
     /// Bytes of groups read but not yet applied at most (K, M, G suffixes).
-    #[arg(long, default_value = "64M", value_parser = parse_bytes)]
-    pub max_inflight_bytes: u64,
-    /// Merge databases into shards: `name=db1,db2;other=db3` (for
-    /// cross-database foreign keys).
-    #[arg(long)]
-    pub shard_map: Option<String>,
-    /// Shard by database (default) or by table.
-    #[arg(long, value_enum, default_value = "database")]
-    pub shard_by: ShardByArg,
+    #[arg(long, default_value_t = Bytes(ApplyOptions::DEFAULT_MAX_INFLIGHT_BYTES))]
+    pub max_inflight_bytes: Bytes,
+    /// How databases map to shards.
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
     /// Seconds to keep reconnecting to a target that went away.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = ApplyOptions::DEFAULT_RECONNECT_TIMEOUT.as_secs())]
     pub reconnect_timeout: u64,
     /// Print the final report as JSON.
     #[arg(long)]
@@ -116,32 +165,12 @@ pub struct StatusArgs {
     /// The source directory, to show what is left to apply.
     #[arg(long)]
     pub source: Option<PathBuf>,
-    /// Shard map the progress was written with (as given to apply).
-    #[arg(long)]
-    pub shard_map: Option<String>,
-    /// Shard by database (default) or by table.
-    #[arg(long, value_enum, default_value = "database")]
-    pub shard_by: ShardByArg,
+    /// How databases map to shards (as given to apply).
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Parses `123`, `64K`, `4M`, `1G` (powers of 1024; a trailing `iB`/`B` is allowed).
-pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let t = s.trim().trim_end_matches("iB").trim_end_matches('B');
-    let (num, mult) = match t.char_indices().last() {
-        Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
-        Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
-        Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
-        _ => (t, 1),
-    };
-    num.trim()
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|&n| n > 0)
-        .ok_or_else(|| format!("`{s}` is not a size (e.g. 65536, 64K, 4M, 1G)"))
 }
 
 /// `parapply mirror`.
@@ -163,21 +192,21 @@ pub struct MirrorArgs {
     /// Start an empty mirror with the file of this position (FILE:POS; the
     /// file is copied from its start).
     #[arg(long, conflicts_with = "from_gtid")]
-    pub from: Option<String>,
+    pub from: Option<BinlogPos>,
     /// Start an empty mirror with the file where the primary would start
     /// sending to a replica at this GTID state (domain-server-seq[,…]).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_gtid_state)]
     pub from_gtid: Option<String>,
     /// fsync the mirror after every event (`every`), every N events, or
     /// `never`.
-    #[arg(long, default_value = "1000")]
-    pub sync: String,
+    #[arg(long, default_value_t = MirrorOptions::DEFAULT_SYNC)]
+    pub sync: SyncPolicy,
     /// Heartbeat period asked of the primary, in seconds.
-    #[arg(long, default_value_t = 1.0)]
-    pub heartbeat: f64,
+    #[arg(long, default_value_t = Seconds(MirrorOptions::DEFAULT_HEARTBEAT))]
+    pub heartbeat: Seconds,
     /// Seconds between progress log lines.
-    #[arg(long, default_value_t = 10.0)]
-    pub progress_every: f64,
+    #[arg(long, default_value_t = Seconds(MirrorOptions::DEFAULT_PROGRESS_EVERY))]
+    pub progress_every: Seconds,
 }
 
 /// `parapply inspect`.
@@ -195,39 +224,332 @@ pub struct InspectArgs {
     pub json: bool,
     /// Start at this position (FILE:POS) or at the group of this GTID
     /// (domain-server-seq).
-    #[arg(long, value_parser = parse_start)]
+    #[arg(long)]
     pub from: Option<StartAt>,
     /// Keep waiting for new events at the end (Ctrl-C to stop).
     #[arg(long)]
     pub follow: bool,
 }
 
-fn parse_start(s: &str) -> Result<StartAt, String> {
-    s.parse()
-}
-
 /// `parapply bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Small row transactions generated on the primary (each its own GTID).
-    #[arg(long, default_value_t = 20000, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = BenchOptions::DEFAULT_TRANSACTIONS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub transactions: u64,
     /// Databases (one table each) the transactions are spread over.
-    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    #[arg(long, default_value_t = BenchOptions::DEFAULT_DATABASES,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub databases: u32,
     /// Runs of each configuration (each on a fresh replica); the median is
     /// reported.
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = BenchOptions::DEFAULT_RUNS,
+          value_parser = clap::value_parser!(u32).range(1..=100))]
     pub runs: u32,
     /// Configurations, comma-separated: native-single,
     /// native-{optimistic,conservative,aggressive}-N (N threads),
     /// parapply-N (N workers, default batching), parapply-N-batch-K.
-    #[arg(long, value_delimiter = ',', default_value = parapply::bench::DEFAULT_CONFIGS)]
-    pub configs: Vec<parapply::bench::BenchConfig>,
+    #[arg(long, value_delimiter = ',', default_values_t = BenchOptions::DEFAULT_CONFIGS)]
+    pub configs: Vec<BenchConfig>,
     /// Client connections generating the workload on the primary.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, default_value_t = BenchOptions::DEFAULT_CLIENTS,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
     pub clients: u16,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A size in bytes: `123`, `64K`, `4M`, `1G` (powers of 1024; a trailing
+/// `iB`/`B` is allowed). Printed in the largest unit that divides it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl Bytes {
+    /// A size held in a `usize`.
+    pub fn of(n: usize) -> Self {
+        Bytes(u64::try_from(n).unwrap_or(u64::MAX))
+    }
+
+    /// The size as a `usize` (saturating).
+    pub fn as_usize(self) -> usize {
+        usize::try_from(self.0).unwrap_or(usize::MAX)
+    }
+}
+
+impl FromStr for Bytes {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let t = s.trim().trim_end_matches("iB").trim_end_matches('B');
+        let (num, mult) = match t.char_indices().last() {
+            Some((i, 'K' | 'k')) => (&t[..i], 1u64 << 10),
+            Some((i, 'M' | 'm')) => (&t[..i], 1 << 20),
+            Some((i, 'G' | 'g')) => (&t[..i], 1 << 30),
+            _ => (t, 1),
+        };
+        num.trim()
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| n.checked_mul(mult))
+            .filter(|&n| n > 0)
+            .map(Bytes)
+            .ok_or_else(|| format!("`{s}` is not a size (e.g. 65536, 64K, 4M, 1G)"))
+    }
+}
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0;
+        for (unit, suffix) in [(1u64 << 30, "G"), (1 << 20, "M"), (1 << 10, "K")] {
+            if n > 0 && n.is_multiple_of(unit) {
+                return write!(f, "{}{suffix}", n / unit);
+            }
+        }
+        write!(f, "{n}")
+    }
+}
+
+/// A period in seconds (`1`, `0.5`): finite and above 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seconds(pub Duration);
+
+impl FromStr for Seconds {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(|v| Duration::try_from_secs_f64(v).ok())
+            .filter(|d| !d.is_zero())
+            .map(Seconds)
+            .ok_or_else(|| format!("`{s}`: expected seconds > 0 (e.g. 1, 0.5)"))
+    }
+}
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.as_secs_f64())
+    }
+}
+
+/// Checks a `--shard-map` spec (it does not depend on `--shard-by`).
+fn parse_shard_map(s: &str) -> Result<String, String> {
+    ShardMap::parse(s, ShardBy::Database)
+        .map(|_| s.to_owned())
+        .map_err(|e| e.to_string())
+}
+
+/// Checks a GTID state: `domain-server-seq[,domain-server-seq…]`.
+fn parse_gtid_state(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() {
+        return Err("empty GTID state: expected domain-server-seq[,…]".into());
+    }
+    for g in s.split(',') {
+        g.parse::<MariaGtid>()?;
+    }
+    Ok(s.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, String> {
+        Cli::try_parse_from(std::iter::once("parapply").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())
+    }
+
+    fn apply(extra: &[&str]) -> Result<ApplyArgs, String> {
+        let mut args = vec!["apply", "--source", "dir", "--target", "mysql://u@h/"];
+        args.extend_from_slice(extra);
+        match parse(&args)?.command {
+            Command::Apply(a) => Ok(a),
+            c => panic!("parsed as {c:?}"),
+        }
+    }
+
+    fn mirror(extra: &[&str]) -> Result<MirrorArgs, String> {
+        let mut args = vec!["mirror", "--primary", "mysql://u@h/", "--dir", "d"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--server-id", "7"]);
+        match parse(&args)?.command {
+            Command::Mirror(a) => Ok(a),
+            c => panic!("parsed as {c:?}"),
+        }
+    }
+
+    /// Asserts that parsing fails and the message names the flag and says
+    /// what is wrong.
+    fn rejected(r: Result<impl fmt::Debug, String>, flag: &str, says: &str) {
+        let e = r.expect_err("a bad value must be rejected at parse time");
+        assert!(e.contains(flag) && e.contains(says), "{e}");
+    }
+
+    #[test]
+    fn apply_defaults_are_the_library_defaults() {
+        let a = apply(&[]).unwrap();
+        assert_eq!(a.workers, ApplyOptions::DEFAULT_WORKERS);
+        assert_eq!(a.batch, ApplyOptions::DEFAULT_BATCH_GROUPS);
+        assert_eq!(a.batch_bytes.as_usize(), ApplyOptions::DEFAULT_BATCH_BYTES);
+        assert_eq!(
+            a.max_inflight_bytes.0,
+            ApplyOptions::DEFAULT_MAX_INFLIGHT_BYTES
+        );
+        assert_eq!(
+            Duration::from_secs(a.reconnect_timeout),
+            ApplyOptions::DEFAULT_RECONNECT_TIMEOUT
+        );
+        assert_eq!(
+            ShardBy::from(a.sharding.shard_by),
+            ApplyOptions::DEFAULT_SHARD_BY
+        );
+        assert_eq!(
+            a.target.progress_schema,
+            ApplyOptions::DEFAULT_PROGRESS_SCHEMA
+        );
+        assert_eq!((a.until, a.from, a.sharding.shard_map), (None, None, None));
+    }
+
+    #[test]
+    fn mirror_and_bench_defaults_are_the_library_defaults() {
+        let m = mirror(&[]).unwrap();
+        assert_eq!(m.sync, MirrorOptions::DEFAULT_SYNC);
+        assert_eq!(m.heartbeat.0, MirrorOptions::DEFAULT_HEARTBEAT);
+        assert_eq!(m.progress_every.0, MirrorOptions::DEFAULT_PROGRESS_EVERY);
+        let Command::Bench(b) = parse(&["bench"]).unwrap().command else {
+            panic!("not bench");
+        };
+        let d = BenchOptions::new();
+        assert_eq!(
+            (b.transactions, b.databases, b.runs, b.clients, b.configs),
+            (d.transactions, d.databases, d.runs, d.clients, d.configs)
+        );
+    }
+
+    #[test]
+    fn until_is_checked_at_parse_time() {
+        assert_eq!(
+            apply(&["--until", "0-1-42"]).unwrap().until,
+            Some(Until::Gtid("0-1-42".parse().unwrap()))
+        );
+        assert_eq!(
+            apply(&["--until", "mariadb-bin.000002:1893"])
+                .unwrap()
+                .until,
+            Some(Until::Pos(BinlogPos::new("mariadb-bin.000002", 1893)))
+        );
+        rejected(apply(&["--until", "0-1-x"]), "--until", "0-1-x");
+        rejected(
+            apply(&["--until", "bin.000001:"]),
+            "--until",
+            "not a number",
+        );
+        rejected(apply(&["--until", ""]), "--until", "not a GTID");
+    }
+
+    #[test]
+    fn shard_map_is_checked_at_parse_time() {
+        let a = apply(&["--shard-map", "app=db1,db2;b=db3", "--shard-by", "table"]).unwrap();
+        let map = a.sharding.map().unwrap();
+        assert_eq!(map.by(), ShardBy::Table);
+        assert_eq!(map.merged("db2").map(|s| &*s.0), Some("app"));
+        rejected(apply(&["--shard-map", "app"]), "--shard-map", "app");
+        rejected(apply(&["--shard-map", "a=db1;b=db1"]), "--shard-map", "db1");
+        rejected(
+            parse(&["status", "--target", "mysql://u@h/", "--shard-map", "x="]),
+            "--shard-map",
+            "database name is empty",
+        );
+    }
+
+    #[test]
+    fn from_is_checked_at_parse_time() {
+        assert_eq!(
+            apply(&["--from", "mariadb-bin.000001:4"]).unwrap().from,
+            Some(StartAt::Pos(BinlogPos::new("mariadb-bin.000001", 4)))
+        );
+        rejected(apply(&["--from", "0-1"]), "--from", "0-1");
+        assert_eq!(
+            mirror(&["--from", "mariadb-bin.000001:4"]).unwrap().from,
+            Some(BinlogPos::new("mariadb-bin.000001", 4))
+        );
+        rejected(
+            mirror(&["--from", "mariadb-bin.000001"]),
+            "--from",
+            "FILE:POS",
+        );
+        rejected(mirror(&["--from", ":4"]), "--from", "empty file name");
+        assert!(mirror(&["--from-gtid", "0-1-5,1-2-7"]).is_ok());
+        rejected(mirror(&["--from-gtid", "0-1-5,x"]), "--from-gtid", "`x`");
+        rejected(
+            mirror(&["--from", "b.000001:4", "--from-gtid", "0-1-5"]),
+            "--from",
+            "cannot be used with",
+        );
+        let Command::Inspect(i) = parse(&["inspect", "--from", "0-1-9", "f"]).unwrap().command
+        else {
+            panic!("not inspect");
+        };
+        assert_eq!(i.from, Some(StartAt::Gtid("0-1-9".parse().unwrap())));
+        rejected(parse(&["inspect", "--from", "nope", "f"]), "--from", "nope");
+    }
+
+    #[test]
+    fn sync_and_periods_are_checked_at_parse_time() {
+        assert_eq!(
+            mirror(&["--sync", "every"]).unwrap().sync,
+            SyncPolicy::Every
+        );
+        assert_eq!(
+            mirror(&["--sync", "never"]).unwrap().sync,
+            SyncPolicy::Never
+        );
+        assert_eq!(
+            mirror(&["--sync", "250"]).unwrap().sync,
+            SyncPolicy::EveryN(250)
+        );
+        rejected(mirror(&["--sync", "0"]), "--sync", "every");
+        rejected(mirror(&["--sync", "always"]), "--sync", "always");
+        assert_eq!(
+            mirror(&["--heartbeat", "0.5"]).unwrap().heartbeat.0,
+            Duration::from_millis(500)
+        );
+        rejected(mirror(&["--heartbeat", "0"]), "--heartbeat", "seconds > 0");
+        rejected(
+            mirror(&["--heartbeat", "nan"]),
+            "--heartbeat",
+            "seconds > 0",
+        );
+        rejected(
+            mirror(&["--progress-every=-1"]),
+            "--progress-every",
+            "seconds > 0",
+        );
+    }
+
+    #[test]
+    fn sizes_parse_and_print_in_their_unit() {
+        for (s, n, shown) in [
+            ("65536", 65536, "64K"),
+            ("4M", 4 << 20, "4M"),
+            ("4MiB", 4 << 20, "4M"),
+            ("1g", 1 << 30, "1G"),
+            ("1000", 1000, "1000"),
+        ] {
+            let b: Bytes = s.parse().unwrap();
+            assert_eq!((b.0, b.to_string().as_str()), (n, shown), "{s}");
+        }
+        for bad in ["0", "", "M", "-1K", "99999999999999G"] {
+            assert!(bad.parse::<Bytes>().is_err(), "{bad}");
+        }
+        rejected(
+            apply(&["--batch-bytes", "4X"]),
+            "--batch-bytes",
+            "not a size",
+        );
+        rejected(apply(&["--workers", "0"]), "--workers", "0");
+    }
 }

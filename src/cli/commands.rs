@@ -8,17 +8,17 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use parapply::apply::engine::{self, ApplyOptions, Until};
+use parapply::apply::engine::{self, ApplyOptions};
 use parapply::binlog::{BinlogReader, ReaderOptions, Source};
 use parapply::group::Grouper;
 use parapply::inspect::{self, InspectOptions};
 use parapply::mirror::{self, MirrorOptions, MirrorStart};
 use parapply::position::{BinlogPos, MariaGtid, StartAt};
 use parapply::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState};
-use parapply::schedule::{Placement, ShardBy, ShardMap};
+use parapply::schedule::{Placement, ShardMap};
 use parapply::wire::{Conn, ConnectOptions};
 
-use super::args::{ApplyArgs, InspectArgs, MirrorArgs, ShardByArg, StatusArgs, TargetArgs};
+use super::args::{ApplyArgs, BenchArgs, InspectArgs, MirrorArgs, StatusArgs, TargetArgs};
 use super::output::Output;
 use super::secrets::{connect_options, PRIMARY_PASSWORD_ENV, TARGET_PASSWORD_ENV};
 use super::signals;
@@ -32,14 +32,6 @@ fn target_options(t: &TargetArgs) -> anyhow::Result<ConnectOptions> {
         t.target_password_file.as_deref(),
         TARGET_PASSWORD_ENV,
     )
-}
-
-fn shard_map(spec: Option<&str>, by: ShardByArg) -> anyhow::Result<ShardMap> {
-    let by = match by {
-        ShardByArg::Database => ShardBy::Database,
-        ShardByArg::Table => ShardBy::Table,
-    };
-    ShardMap::parse(spec.unwrap_or(""), by).map_err(|e| anyhow::anyhow!("--shard-map: {e}"))
 }
 
 fn source_of(path: &Path) -> anyhow::Result<Source> {
@@ -73,20 +65,11 @@ pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
     let mut o = MirrorOptions::new(primary, a.dir, a.server_id);
     let (stop, _abort) = signals::install()?;
     o.stop = Some(stop);
-    o.sync = a.sync.parse().map_err(|e| anyhow::anyhow!("--sync {e}"))?;
-    let secs = |name: &str, v: f64| {
-        Duration::try_from_secs_f64(v)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| anyhow::anyhow!("--{name} {v}: expected seconds > 0"))
-    };
-    o.heartbeat = secs("heartbeat", a.heartbeat)?;
-    o.progress_every = secs("progress-every", a.progress_every)?;
+    o.sync = a.sync;
+    o.heartbeat = a.heartbeat.0;
+    o.progress_every = a.progress_every.0;
     o.start = match (a.from, a.from_gtid) {
-        (Some(p), _) => Some(MirrorStart::Pos(
-            p.parse::<BinlogPos>()
-                .map_err(|e| anyhow::anyhow!("--from {e}"))?,
-        )),
+        (Some(p), _) => Some(MirrorStart::Pos(p)),
         (None, Some(g)) => Some(MirrorStart::Gtid(g)),
         (None, None) => None,
     };
@@ -96,21 +79,15 @@ pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
 /// `parapply apply`.
 pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     let (stop, abort) = signals::install()?;
-    let until = a
-        .until
-        .as_deref()
-        .map(str::parse::<Until>)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("--until: {e}"))?;
     let mut opts = ApplyOptions::new(source_of(&a.source)?, target_options(&a.target)?);
-    opts.workers = usize::from(a.workers);
-    opts.batch_groups = usize::from(a.batch);
-    opts.batch_bytes = usize::try_from(a.batch_bytes).unwrap_or(usize::MAX);
-    opts.max_inflight_bytes = a.max_inflight_bytes;
+    opts.workers = a.workers;
+    opts.batch_groups = a.batch;
+    opts.batch_bytes = a.batch_bytes.as_usize();
+    opts.max_inflight_bytes = a.max_inflight_bytes.0;
     opts.follow = a.follow;
     opts.from = a.from;
-    opts.until = until;
-    opts.shard_map = shard_map(a.shard_map.as_deref(), a.shard_by)?;
+    opts.until = a.until;
+    opts.shard_map = a.sharding.map().map_err(anyhow::Error::msg)?;
     opts.progress = ProgressTables::new(&a.target.progress_schema)
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
     opts.reconnect_timeout = Duration::from_secs(a.reconnect_timeout);
@@ -164,7 +141,7 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
         Some(src) => Some(pending(
             &state,
             source_of(src)?,
-            &shard_map(a.shard_map.as_deref(), a.shard_by)?,
+            &a.sharding.map().map_err(anyhow::Error::msg)?,
             &parse_gtid_list(
                 &c.query_value("SELECT @@GLOBAL.gtid_binlog_state")?
                     .unwrap_or_default(),
@@ -259,7 +236,7 @@ fn pending(
 
 /// `parapply bench`: the table (or JSON) on standard output; progress goes
 /// to stderr.
-pub fn bench(a: super::args::BenchArgs, out: &mut Output) -> anyhow::Result<()> {
+pub fn bench(a: BenchArgs, out: &mut Output) -> anyhow::Result<()> {
     let opts = parapply::bench::BenchOptions {
         transactions: a.transactions,
         databases: a.databases,

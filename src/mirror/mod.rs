@@ -113,6 +113,17 @@ impl std::str::FromStr for SyncPolicy {
     }
 }
 
+impl std::fmt::Display for SyncPolicy {
+    /// As [`FromStr`](std::str::FromStr) reads it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SyncPolicy::Every => f.write_str("every"),
+            SyncPolicy::EveryN(n) => write!(f, "{n}"),
+            SyncPolicy::Never => f.write_str("never"),
+        }
+    }
+}
+
 /// Where an empty mirror starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MirrorStart {
@@ -150,8 +161,18 @@ pub struct MirrorOptions {
 }
 
 impl MirrorOptions {
-    /// Options with the defaults: sync every 1000 events, heartbeat 1 s,
-    /// backoff up to 5 s, progress every 10 s.
+    /// Default fsync policy: every 1000 events.
+    pub const DEFAULT_SYNC: SyncPolicy = SyncPolicy::EveryN(1000);
+    /// Default heartbeat period.
+    pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(1);
+    /// Default longest pause between reconnection attempts.
+    pub const DEFAULT_MAX_BACKOFF: Duration = Duration::from_secs(5);
+    /// Default period of the progress log line.
+    pub const DEFAULT_PROGRESS_EVERY: Duration = Duration::from_secs(10);
+
+    /// Options with the defaults (the `DEFAULT_*` constants; the command
+    /// line reads them too): sync every 1000 events, heartbeat 1 s, backoff
+    /// up to 5 s, progress every 10 s; no stop flag.
     pub fn new(
         primary: ConnectOptions,
         dir: impl Into<std::path::PathBuf>,
@@ -162,10 +183,10 @@ impl MirrorOptions {
             dir: dir.into(),
             server_id,
             start: None,
-            sync: SyncPolicy::EveryN(1000),
-            heartbeat: Duration::from_secs(1),
-            max_backoff: Duration::from_secs(5),
-            progress_every: Duration::from_secs(10),
+            sync: Self::DEFAULT_SYNC,
+            heartbeat: Self::DEFAULT_HEARTBEAT,
+            max_backoff: Self::DEFAULT_MAX_BACKOFF,
+            progress_every: Self::DEFAULT_PROGRESS_EVERY,
             stop: None,
         }
     }
