@@ -6,8 +6,33 @@
 (***************************************************************************)
 EXTENDS Promotion, TLC
 
-(* Replicas are interchangeable, and so are shards.  For TLC's SYMMETRY;   *)
-(* `tla` takes the same reduction as `--symmetry Replicas --symmetry       *)
-(* Shards`.                                                                *)
+(* Replicas are interchangeable, and so are shards and domains.  For TLC's *)
+(* SYMMETRY; `tla` takes the same reduction as `--symmetry Replicas        *)
+(* --symmetry Shards --symmetry Domains`.                                  *)
 Symmetry == Permutations(Replicas) \cup Permutations(Shards)
+                \cup Permutations(Domains)
+
+(* A VIEW for models of the design (Bug = "none"): from the moment the     *)
+(* candidate is writable, the replicas' binlogs up to the persisted        *)
+(* position no longer influence anything the design does (replicas stream  *)
+(* the new primary's binlog after that position; the old GTIDs in them are *)
+(* read only by broken variants and by the errant check, which is over).   *)
+(* Nor do, then, the mirror and low-watermarks of the new primary (its    *)
+(* applier is stopped for good) and of a replica not re-pointed yet (it    *)
+(* holds the whole source, and re-pointing sets its mirror to the source   *)
+(* and its low-watermarks to the source's end).  States that differ only   *)
+(* there are the same state for the checker.                               *)
+Idle(r) == r = primary \/ rnext[r] = 0
+DesignView ==
+    IF phase \notin {"writable", "promoted"} THEN vars
+    ELSE
+    <<log, primary, primaryUp, phase,
+      [r \in Replicas |-> IF Idle(r) THEN <<>> ELSE mirror[r]],
+      wm,
+      [r \in Replicas |-> IF Idle(r) THEN <<>> ELSE low[r]],
+      applied, inflight, unpersisted, frozen,
+      [r \in Replicas |->
+          IF r = primary THEN SubSeq(blog[r], ppos[1] + 1, Len(blog[r]))
+          ELSE <<>>],
+      writable, src, ppos, rnext, reruns, faulted, twice>>
 =============================================================================
