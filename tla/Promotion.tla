@@ -50,6 +50,8 @@ CONSTANTS
     MaxBatch,    \* how many groups an applier commits in one transaction
     MaxReruns,   \* how many times `parapply promote` crashes and is rerun
     Faults,      \* a subset of {"fork", "errant"}: the faults that may happen
+    Reduce,      \* TRUE for model checking: the reduction Quiet (below);
+                 \* FALSE to check traces, whose steps interleave freely
     Bug          \* "none" (the design) or one of the broken variants:
 
 \* "own_mirror"      promotion catches the candidate up from the candidate's own
@@ -88,6 +90,7 @@ ASSUME
     /\ MaxOld \in Nat /\ MaxNew \in Nat /\ MaxBatch \in Nat \ {0}
     /\ MaxReruns \in Nat
     /\ Faults \subseteq {"fork", "errant"}
+    /\ Reduce \in BOOLEAN
     /\ Bug \in Bugs
 
 (***************************************************************************)
@@ -136,9 +139,9 @@ VARIABLES
                   \* (d, s) that r applied (0: none).
     low,          \* low[r][d]: the persisted low-watermark L of domain d.
     applied,      \* applied[r]: the parts r's tables hold.  Ghost.
-    inflight,     \* inflight[r]: the groups r's applier has checked and is
-                  \* applying in its open target transaction (<<>>: none).
-                  \* Applier memory, lost in a crash.
+    inflight,     \* inflight[r]: the transactions r's applier has open (its
+                  \* workers'), each the sequence of groups it checked and is
+                  \* applying.  Applier memory, lost in a crash.
     unpersisted,  \* unpersisted[r]: parts whose rows committed while their
                   \* watermark is not persisted yet.  Always empty except
                   \* in Bug "split_persist".
@@ -245,16 +248,17 @@ Commit(r, gs, P) ==
 
 AllParts(gs) == UNION {Parts(gs[i]) : i \in 1..Len(gs)}
 
-(* A reduction for the model checker, not a property of the system: while *)
-(* an applier has a transaction open, the only other steps are promote's,  *)
-(* the old primary's crash, and that applier's commit or crash.  The steps *)
-(* this holds back (the old primary's commits, mirrors receiving, errant   *)
+(* A reduction for the model checker (with Reduce), not a property of the  *)
+(* system: at most one applier transaction is open at a time, and while   *)
+(* it is, the only other steps are promote's, the old primary's crash, and *)
+(* that transaction's commit or its applier's crash.  The steps this holds *)
+(* back (the old primary's commits, mirrors receiving, errant              *)
 (* writes, another applier's check) neither read nor write what the open   *)
 (* transaction reads or writes, so each can be taken just before the check *)
 (* or just after the commit instead; and no property reads `inflight`.     *)
 (* The interleavings that matter, an open transaction against promote and  *)
 (* against a crash, are all kept.                                          *)
-Quiet == \A r \in Replicas : inflight[r] = <<>>
+Quiet == ~Reduce \/ \A r \in Replicas : inflight[r] = {}
 
 -----------------------------------------------------------------------------
 Init ==
@@ -266,7 +270,7 @@ Init ==
     /\ wm = [r \in Replicas |-> [d \in Domains |-> [s \in Shards |-> 0]]]
     /\ low = [r \in Replicas |-> [d \in Domains |-> 0]]
     /\ applied = [r \in Replicas |-> {}]
-    /\ inflight = [r \in Replicas |-> <<>>]
+    /\ inflight = [r \in Replicas |-> {}]
     /\ unpersisted = [r \in Replicas |-> {}]
     /\ frozen = [r \in Replicas |-> FALSE]
     /\ blog = [r \in Replicas |-> <<>>]
@@ -327,12 +331,14 @@ OldPrimaryForks ==
                    rnext, reruns, twice>>
 
 (* Fault "errant": someone writes on replica r by hand (read_only does not *)
-(* stop a SUPER user).  The transaction gets r's server id and the next    *)
-(* seq_no after the last r logged in domain d.                             *)
+(* stop a SUPER user).  The transaction gets r's server id and a seq_no    *)
+(* above those r logged in domain d (which one matters to no property).    *)
 ErrantWriteOn(r, d, s) ==
     /\ "errant" \in Faults /\ "errant" \notin faulted
     /\ phase = "replicating"
-    /\ LET e == [dom |-> d, srv |-> r, seq |-> LastSeq(blog[r], d) + 1,
+    /\ LET e == [dom |-> d, srv |-> r,
+                 seq |-> Max({0} \cup {blog[r][i].seq : i \in {j \in 1..Len(blog[r]) :
+                                                              blog[r][j].dom = d}}) + 1,
                  shards |-> {s}, v |-> 0]
        IN  /\ applied' = [applied EXCEPT ![r] = @ \cup Parts(e)]
            /\ blog' = [blog EXCEPT ![r] = Append(@, EntryOf(<<e>>))]
@@ -410,23 +416,29 @@ IsBatch(r, gs) ==
               /\ LET I == Pending(r, gs[1].dom, s)
                  IN  Cardinality(I) >= Len(gs) /\ gs = FirstGroups(r, I, Len(gs))
 
+(* r's applier has a transaction open on (d, s). *)
+OpenOn(r, d, s) ==
+    \E b \in inflight[r] : \E j \in 1..Len(b) : b[j].dom = d /\ s \in b[j].shards
+
 (* The check: the applier of r chooses to apply gs (a group of its mirror  *)
-(* ready on r, or a batch starting with one), and opens the target         *)
-(* transaction.                                                            *)
+(* ready on r, or a batch starting with one), none of whose (domain,       *)
+(* shard)s has a transaction open (a shard is applied in order), and       *)
+(* opens the target transaction.                                           *)
 ApplyBeginWith(r, gs) ==
     /\ Bug \notin {"split_persist", "split_shards"}
-    /\ AppliersRun(r) /\ inflight[r] = <<>>
+    /\ AppliersRun(r) /\ Quiet
+    /\ \A s \in gs[1].shards : ~OpenOn(r, gs[1].dom, s)
     /\ gs[1].seq > low[r][gs[1].dom]
     /\ GroupReady(r, mirror[r], gs[1])
     /\ IsBatch(r, gs)
-    /\ inflight' = [inflight EXCEPT ![r] = gs]
+    /\ inflight' = [inflight EXCEPT ![r] = @ \cup {gs}]
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, wm, low, applied,
                    unpersisted, frozen, blog, writable, src, ppos, rnext,
                    reruns, faulted, twice>>
 
 ApplyBeginOn(r) ==
     /\ Bug \notin {"split_persist", "split_shards"}
-    /\ AppliersRun(r) /\ inflight[r] = <<>>
+    /\ AppliersRun(r)
     /\ \/ \E g \in Elems(mirror[r]) : ApplyBeginWith(r, <<g>>)
        \/ /\ MaxBatch > 1
           /\ \E d \in Domains, s \in Shards, k \in 2..MaxBatch :
@@ -436,22 +448,23 @@ ApplyBeginOn(r) ==
 ApplyBegin ==
     /\ Bug \notin {"split_persist", "split_shards"} /\ phase # "refused"
     /\ Quiet
-    /\ \E r \in {x \in Replicas : inflight[x] = <<>> /\ ~frozen[x]} :
-           ApplyBeginOn(r)
+    /\ \E r \in {x \in Replicas : ~frozen[x]} : ApplyBeginOn(r)
 
-(* The commit: the groups' rows, the watermarks of their shards and L, in  *)
-(* the one transaction opened by the check.  Nothing is checked again.     *)
-ApplyCommitOn(r) ==
-    /\ inflight[r] # <<>>
-    /\ Commit(r, inflight[r], AllParts(inflight[r]))
+(* The commit of r's open transaction b: the groups' rows, the watermarks *)
+(* of their shards and L, in the transaction opened by the check.  Nothing *)
+(* is checked again.                                                       *)
+ApplyCommitOf(r, b) ==
+    /\ b \in inflight[r]
+    /\ Commit(r, b, AllParts(b))
     /\ low' = [low EXCEPT ![r] =
-                  [d \in Domains |->
-                      LowAfter(r, WmAfter(r, AllParts(inflight[r])), d)]]
-    /\ inflight' = [inflight EXCEPT ![r] = <<>>]
+                  [d \in Domains |-> LowAfter(r, WmAfter(r, AllParts(b)), d)]]
+    /\ inflight' = [inflight EXCEPT ![r] = @ \ {b}]
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, unpersisted,
                    frozen, writable, src, ppos, rnext, reruns,
                    faulted>>
-ApplyCommit == \E r \in {x \in Replicas : inflight[x] # <<>>} : ApplyCommitOn(r)
+ApplyCommit ==
+    \E r \in {x \in Replicas : inflight[x] # {}} : \E b \in inflight[r] :
+        ApplyCommitOf(r, b)
 
 (* BROKEN ("split_shards"): the applier commits the part of g in shard s   *)
 (* alone, with that shard's watermark (check and commit in one step).      *)
@@ -497,16 +510,16 @@ PersistWatermarks ==
                    faulted, twice>>
 
 (* The applier of r crashes and restarts from what it persisted: its       *)
-(* memory is gone, and the target transaction it had open rolls back.      *)
+(* memory is gone, and the target transactions it had open roll back.      *)
 ApplierCrashOn(r) ==
-    /\ inflight[r] # <<>> \/ unpersisted[r] # {}
-    /\ inflight' = [inflight EXCEPT ![r] = <<>>]
+    /\ inflight[r] # {} \/ unpersisted[r] # {}
+    /\ inflight' = [inflight EXCEPT ![r] = {}]
     /\ unpersisted' = [unpersisted EXCEPT ![r] = {}]
     /\ UNCHANGED <<log, primary, primaryUp, phase, mirror, wm, low, applied,
                    frozen, blog, writable, src, ppos, rnext, reruns,
                    faulted, twice>>
 ApplierCrash ==
-    \E r \in {x \in Replicas : inflight[x] # <<>> \/ unpersisted[x] # {}} :
+    \E r \in {x \in Replicas : inflight[x] # {} \/ unpersisted[x] # {}} :
         ApplierCrashOn(r)
 
 (***************************************************************************)
@@ -535,7 +548,7 @@ FreezeApplier ==
 (* Every applier was asked to stop and has no transaction open: frozen.   *)
 (* BROKEN ("no_freeze"): promote does not wait for that.                   *)
 AllFrozen ==
-    Bug = "no_freeze" \/ \A r \in Replicas : frozen[r] /\ inflight[r] = <<>>
+    Bug = "no_freeze" \/ \A r \in Replicas : frozen[r] /\ inflight[r] = {}
 
 (* What promote checks before it changes anything. *)
 SafeToPromote ==
@@ -788,7 +801,7 @@ TypeOK ==
     /\ wm \in [Replicas -> [Domains -> [Shards -> 0..MaxSeq]]]
     /\ low \in [Replicas -> [Domains -> 0..MaxSeq]]
     /\ \A r \in Replicas : applied[r] \subseteq Groups \X Shards
-    /\ \A r \in Replicas : inflight[r] \in Seq(Groups)
+    /\ \A r \in Replicas : \A b \in inflight[r] : b \in Seq(Groups)
     /\ \A r \in Replicas : unpersisted[r] \subseteq applied[r]
     /\ frozen \in [Replicas -> BOOLEAN]
     /\ \A r \in Replicas : blog[r] \in Seq(Entries)

@@ -41,7 +41,9 @@ StepOf(t) ==
       [] t.step = "ApplyBegin"       ->
              /\ HasGroups(mirror[t.replica], t.gtids)
              /\ ApplyBeginWith(t.replica, GroupsOf(mirror[t.replica], t.gtids))
-      [] t.step = "ApplyCommit"      -> ApplyCommitOn(t.replica)
+      [] t.step = "ApplyCommit"      ->
+             /\ HasGroups(mirror[t.replica], t.gtids)
+             /\ ApplyCommitOf(t.replica, GroupsOf(mirror[t.replica], t.gtids))
       [] t.step = "ApplierCrash"     -> ApplierCrashOn(t.replica)
       [] t.step = "FreezeApplier"    -> FreezeApplierOn(t.replica)
       [] t.step = "ChooseCandidate"  -> ChooseCandidateOf(t.replica)

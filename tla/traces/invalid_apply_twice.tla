@@ -7,11 +7,11 @@ Trace == <<
     [step |-> "OldPrimaryCommit", dom |-> 0, shards |-> {"s2"}, seq |-> 2],
     [step |-> "MirrorReceive", replica |-> "r1"],
     [step |-> "MirrorReceive", replica |-> "r1"],
-    [step |-> "MirrorReceive", replica |-> "r2"],
     [step |-> "ApplyBegin", replica |-> "r1", gtids |-> <<<<0, "p0", 2>>>>],
-    [step |-> "ApplyCommit", replica |-> "r1", wm |-> {<<0, "s1", 0>>, <<0, "s2", 2>>}, low |-> {<<0, 0>>}],
+    [step |-> "MirrorReceive", replica |-> "r2"],
     [step |-> "ApplyBegin", replica |-> "r2", gtids |-> <<<<0, "p0", 1>>>>],
-    [step |-> "ApplyCommit", replica |-> "r2", wm |-> {<<0, "s1", 1>>}, low |-> {<<0, 1>>}],
+    [step |-> "ApplyCommit", replica |-> "r1", gtids |-> <<<<0, "p0", 2>>>>, wm |-> {<<0, "s1", 0>>, <<0, "s2", 2>>}, low |-> {<<0, 0>>}],
+    [step |-> "ApplyCommit", replica |-> "r2", gtids |-> <<<<0, "p0", 1>>>>, wm |-> {<<0, "s1", 1>>}, low |-> {<<0, 1>>}],
     [step |-> "OldPrimaryCrash"],
     [step |-> "FreezeApplier", replica |-> "r1"],
     [step |-> "FreezeApplier", replica |-> "r2"],
@@ -26,6 +26,6 @@ Trace == <<
     [step |-> "PromoteDone"],
     [step |-> "MirrorReceive", replica |-> "r1"],
     [step |-> "ApplyBegin", replica |-> "r1", gtids |-> <<<<0, "r2", 3>>>>],
-    [step |-> "ApplyCommit", replica |-> "r1", wm |-> {<<0, "s1", 3>>, <<0, "s2", 2>>}]
+    [step |-> "ApplyCommit", replica |-> "r1", gtids |-> <<<<0, "r2", 3>>>>, wm |-> {<<0, "s1", 3>>, <<0, "s2", 2>>}]
 >>
 ===============================================================================
