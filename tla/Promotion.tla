@@ -16,7 +16,7 @@
 (* target transaction the applier moves the watermark of each (domain,     *)
 (* shard) the groups touch.  The applier decides from persisted state      *)
 (* only (watermarks, its mirror), so a crash loses nothing but the         *)
-(* transaction it had open.                                                *)
+(* transactions it had open.                                               *)
 (*                                                                         *)
 (* When the old primary has crashed, `parapply promote` freezes every      *)
 (* applier (each finishes its open transaction and stops), checks that the *)
@@ -47,7 +47,7 @@ CONSTANTS
     OldPrimary,  \* the server id of the primary that crashes
     MaxOld,      \* how many groups the old primary commits at most
     MaxNew,      \* how many groups the new primary commits at most
-    MaxBatch,    \* how many groups an applier commits in one transaction
+    MaxBatch,    \* how many groups an applier commits in one transaction, at most
     MaxReruns,   \* how many times `parapply promote` crashes and is rerun
     Faults,      \* a subset of {"fork", "errant"}: the faults that may happen
     Reduce,      \* TRUE for model checking: the reduction Quiet (below);
