@@ -70,25 +70,7 @@ use crate::progress::{
 use crate::schedule::{Placement, Scheduler, SchedulerConfig, ShardBy, ShardMap};
 use crate::wire::{Conn, ConnectOptions, WireError};
 
-/// Where `--until` stops (inclusive).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Until {
-    /// After the group with this GTID.
-    Gtid(MariaGtid),
-    /// After the group that ends at or past this position.
-    Pos(BinlogPos),
-}
-
-impl std::str::FromStr for Until {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.parse::<StartAt>()? {
-            StartAt::Gtid(g) => Ok(Until::Gtid(g)),
-            StartAt::Pos(p) => Ok(Until::Pos(p)),
-            StartAt::Beginning => Err("empty --until".into()),
-        }
-    }
-}
+pub use crate::progress::Until;
 
 /// Everything `apply` needs.
 #[derive(Debug, Clone)]
@@ -767,7 +749,8 @@ fn preflight(c: &mut Conn, opts: &ApplyOptions) -> Result<Setup, ApplyError> {
     let map = c
         .query_value(&opts.progress.select_shard_map_sql())
         .map_err(|e| sql_err("reading progress", e))?;
-    let state = ProgressTables::parse_state(&shards, &low, map).map_err(ApplyError::Preflight)?;
+    let state = ProgressTables::parse_state(&shards, &low, map)
+        .map_err(|e| ApplyError::Preflight(format!("{addr}: {e}")))?;
     let fingerprint = opts.shard_map.fingerprint();
     match &state.shard_map {
         Some(old) if *old != fingerprint && !state.is_drained() => {

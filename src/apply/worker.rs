@@ -549,7 +549,8 @@ impl Worker {
             .map_err(target_err)?;
         // The read opened a transaction (autocommit is off); end it.
         self.conn.execute(b"ROLLBACK").map_err(target_err)?;
-        let st = ProgressTables::parse_state(&rows, &[], None).map_err(ApplyError::Preflight)?;
+        let st = ProgressTables::parse_state(&rows, &[], None)
+            .map_err(|e| ApplyError::Preflight(e.to_string()))?;
         Ok(st.shard_group_applied(g, last.shards.iter().map(|s| &**s)) == Applied::Yes)
     }
 

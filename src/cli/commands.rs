@@ -136,7 +136,7 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
         .with_context(|| format!("reading {}.shard_progress", tables.schema()))?;
     let low = c.query_rows(&tables.select_low_sql())?;
     let map = c.query_value(&tables.select_shard_map_sql())?;
-    let state = ProgressTables::parse_state(&shards, &low, map).map_err(anyhow::Error::msg)?;
+    let state = ProgressTables::parse_state(&shards, &low, map)?;
     let pending = match &a.source {
         Some(src) => Some(pending(
             &state,

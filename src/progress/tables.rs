@@ -1,198 +1,39 @@
-//! Progress on the target: per-shard applied-GTID watermarks and the
-//! low-watermark, and the restart rule built on them.
-//!
-//! # The record
-//!
-//! Two tables in a schema of the target (default `parapply`):
-//!
-//! * `shard_progress (domain_id, shard) → seq_no, server_id, file, end_pos`:
-//!   the last applied group of each shard, written by the worker **in the
-//!   same transaction** as the group (or as the last group of a batch).
-//!   Because one shard is applied in source order, everything of that shard
-//!   up to `seq_no` is applied and nothing after it.
-//! * `low_watermark (domain_id) → seq_no, server_id, file, end_pos`: a
-//!   prefix of the source, in source order, that is entirely applied;
-//!   written periodically by the engine, and after every barrier.
-//!
-//! A third table, `config`, keeps the shard-map fingerprint: watermarks are
-//! only meaningful under the shard map that wrote them. A fourth,
-//! `sessions`, lists the connection ids of the running applier's workers.
-//!
-//! # A dead applier's statements
-//!
-//! When an applier dies (SIGKILL, a crash of its host), a statement it sent
-//! may still be running on the target — a long DDL, say — and commit after a
-//! new applier has read the state. So before reading the state, a new
-//! applier takes the lock [`ProgressTables::applier_lock`] (only one applier
-//! per target and schema) and waits until every connection listed in
-//! `sessions` has left the server's process list; then the state is final.
-//!
-//! # The restart rule (exactly once)
-//!
-//! Reading restarts at the low-watermark's end position. A group
-//! `d-s-n` found there is already applied iff
-//!
-//! 1. `n ≤ L[d]` (it is inside the applied prefix); or
-//! 2. it is a shard group and `W[d, x] ≥ n` for one of its shards `x` — a
-//!    later group of `x` (or the group itself) is applied, and groups of one
-//!    shard are applied in order; a multi-shard group updates all its rows in
-//!    its own transaction, so one row is as good as all; or
-//! 3. it is a barrier (DDL, a non-transactional statement, an XA commit:
-//!    work that cannot share a transaction with a progress row) and the
-//!    target's binary log holds a GTID of domain `d` and server `s` with
-//!    sequence number `≥ n`. A barrier runs alone after everything before it
-//!    and before everything after it, and the primary's sequence numbers grow
-//!    within a domain, so the target's last logged GTID of `(d, s)` reaches
-//!    `n` exactly when the barrier committed. This is why parapply needs
-//!    `log_bin` on the target (replicas that may be promoted have it anyway).
-//!
-//! Nothing is lost (every group not covered by these rules is applied again
-//! from the start position) and nothing is applied twice (every group they
-//! cover is skipped).
-//!
-//! # How a worker writes a shard row
-//!
-//! The first time a shard is applied its row is inserted with SQL (`INSERT …
-//! ON DUPLICATE KEY UPDATE`). From then on the worker updates it as a row
-//! event — a Table_map and an Update_rows event of `shard_progress`
-//! ([`ProgressTables::shard_update_events`]) sent inside the group's own
-//! `BINLOG` statement — as a statement of its own after the group's, or,
-//! for a group of one row statement, merged into that statement (see
-//! [`crate::apply::replay::TrailerUse`]) — which spares the server parsing
-//! a statement per transaction. The events describe the table exactly as [`create_sql`]
-//! makes it; [`ProgressTables::layout_sql`] lets the engine check that the
-//! table on the target still has that layout before it uses them.
-//!
-//! [`create_sql`]: ProgressTables::create_sql
+//! The progress tables on a target: the SQL that creates, reads and writes
+//! them, and the row events that move a shard's watermark inside a group's
+//! own `BINLOG` statement (see the [module doc](super) for the record they
+//! hold and how a worker writes it).
 
 use std::collections::BTreeMap;
-
-use serde::Serialize;
 
 use crate::binlog::constants::{
     column_type, rows_flags, EventType, HEADER_LEN, TM_BIT_LEN_EXACT_F,
 };
 use crate::binlog::events::FormatDescription;
-use crate::position::{BinlogPos, MariaGtid};
+use crate::position::BinlogPos;
 
-/// The last applied group of a shard, or the end of the applied prefix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Watermark {
-    /// Sequence number of the group.
-    pub seq_no: u64,
-    /// Its server id.
-    pub server_id: u32,
-    /// End of the group in the primary's coordinates.
-    pub end: BinlogPos,
-}
+use super::state::{ReplicaState, Watermark};
 
-/// What a target has applied: its watermarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ReplicaState {
-    /// `(domain, shard) → W`.
-    pub shards: BTreeMap<(u32, String), Watermark>,
-    /// `domain → L`.
-    pub low: BTreeMap<u32, Watermark>,
-    /// Fingerprint of the shard map the watermarks were written under.
-    pub shard_map: Option<String>,
-}
-
-/// Whether a group is applied, per the restart rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Applied {
-    /// Applied: skip it.
-    Yes,
-    /// Not applied: apply it.
-    No,
-}
-
-impl ReplicaState {
-    /// Where reading resumes: the end of the applied prefix (the latest end
-    /// among the domains' low-watermarks), or `None` to start at the
-    /// beginning of the source.
-    pub fn resume_position(&self) -> Option<BinlogPos> {
-        self.low.values().map(|w| w.end.clone()).max()
-    }
-
-    /// Rule 1 and 2 of the module doc for a shard group.
-    pub fn shard_group_applied<'a>(
-        &self,
-        g: MariaGtid,
-        shards: impl IntoIterator<Item = &'a str>,
-    ) -> Applied {
-        if self.in_prefix(g) {
-            return Applied::Yes;
-        }
-        let covered = shards.into_iter().any(|x| {
-            self.shards
-                .get(&(g.domain, x.to_string()))
-                .is_some_and(|w| w.seq_no >= g.seq)
-        });
-        if covered {
-            Applied::Yes
-        } else {
-            Applied::No
-        }
-    }
-
-    /// Rule 1 and 3 for a barrier, given the target's `gtid_binlog_state`.
-    pub fn barrier_applied(&self, g: MariaGtid, binlog_state: &[MariaGtid]) -> Applied {
-        if self.in_prefix(g)
-            || binlog_state
-                .iter()
-                .any(|b| b.domain == g.domain && b.server == g.server && b.seq >= g.seq)
-        {
-            Applied::Yes
-        } else {
-            Applied::No
-        }
-    }
-
-    fn in_prefix(&self, g: MariaGtid) -> bool {
-        self.low.get(&g.domain).is_some_and(|l| g.seq <= l.seq_no)
-    }
-
-    /// Whether every shard is at most at the low-watermark: nothing beyond
-    /// the applied prefix is applied (the state after a drain), so the shard
-    /// map may change.
-    pub fn is_drained(&self) -> bool {
-        self.shards
-            .iter()
-            .all(|((d, _), w)| self.low.get(d).is_some_and(|l| w.seq_no <= l.seq_no))
-    }
-
-    /// The state as JSON: the low-watermark and the shards as lists of
-    /// objects (`domain_id`, `shard`, `gtid`, `seq_no`, `server_id`, `end`).
-    pub fn to_json(&self) -> serde_json::Value {
-        let wm = |d: u32, shard: Option<&str>, w: &Watermark| {
-            let mut v = serde_json::json!({
-                "domain_id": d,
-                "gtid": format!("{d}-{}-{}", w.server_id, w.seq_no),
-                "seq_no": w.seq_no,
-                "server_id": w.server_id,
-                "end": w.end.to_string(),
-            });
-            if let Some(s) = shard {
-                v["shard"] = s.into();
-            }
-            v
-        };
-        serde_json::json!({
-            "low_watermark": self.low.iter().map(|(d, w)| wm(*d, None, w)).collect::<Vec<_>>(),
-            "shards": self.shards.iter().map(|((d, s), w)| wm(*d, Some(s), w)).collect::<Vec<_>>(),
-            "shard_map": self.shard_map,
-            "drained": self.is_drained(),
-        })
-    }
-
-    /// The GTID position of a drained state, for `SET GLOBAL gtid_slave_pos`.
-    pub fn gtid_position(&self) -> String {
-        self.low
-            .iter()
-            .map(|(d, w)| format!("{d}-{}-{}", w.server_id, w.seq_no))
-            .collect::<Vec<_>>()
-            .join(",")
-    }
+/// A progress row the target returned that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StateParseError {
+    /// A column is missing or NULL.
+    #[error("`{table}` row has no column {column}")]
+    Missing {
+        /// The table.
+        table: &'static str,
+        /// The column's index.
+        column: usize,
+    },
+    /// A column is not a number in range.
+    #[error("`{table}` column {column} is `{value}`, not a number in range")]
+    NotANumber {
+        /// The table.
+        table: &'static str,
+        /// The column's index.
+        column: usize,
+        /// What it holds.
+        value: String,
+    },
 }
 
 /// The progress tables of one target schema, and the SQL that reads and
@@ -477,39 +318,51 @@ impl ProgressTables {
         shards: &[Vec<Option<Vec<u8>>>],
         low: &[Vec<Option<Vec<u8>>>],
         shard_map: Option<String>,
-    ) -> Result<ReplicaState, String> {
-        let text = |row: &[Option<Vec<u8>>], i: usize| -> Result<String, String> {
-            row.get(i)
+    ) -> Result<ReplicaState, StateParseError> {
+        fn text(
+            table: &'static str,
+            row: &[Option<Vec<u8>>],
+            column: usize,
+        ) -> Result<String, StateParseError> {
+            row.get(column)
                 .and_then(|v| v.as_ref())
                 .map(|b| String::from_utf8_lossy(b).into_owned())
-                .ok_or_else(|| format!("progress row has no column {i}"))
-        };
-        let num = |row: &[Option<Vec<u8>>], i: usize| -> Result<u64, String> {
-            let t = text(row, i)?;
-            t.parse()
-                .map_err(|_| format!("progress column {i} is `{t}`, not a number"))
-        };
+                .ok_or(StateParseError::Missing { table, column })
+        }
+        fn num<T: std::str::FromStr>(
+            table: &'static str,
+            row: &[Option<Vec<u8>>],
+            column: usize,
+        ) -> Result<T, StateParseError> {
+            let value = text(table, row, column)?;
+            value.parse().map_err(|_| StateParseError::NotANumber {
+                table,
+                column,
+                value,
+            })
+        }
         let mut st = ReplicaState {
             shard_map,
             ..ReplicaState::default()
         };
+        const SHARDS: &str = "shard_progress";
+        const LOW: &str = "low_watermark";
         for r in shards {
-            let domain = u32::try_from(num(r, 0)?).map_err(|e| e.to_string())?;
             let w = Watermark {
-                seq_no: num(r, 2)?,
-                server_id: u32::try_from(num(r, 3)?).map_err(|e| e.to_string())?,
-                end: BinlogPos::new(text(r, 4)?, num(r, 5)?),
+                seq_no: num(SHARDS, r, 2)?,
+                server_id: num(SHARDS, r, 3)?,
+                end: BinlogPos::new(text(SHARDS, r, 4)?, num(SHARDS, r, 5)?),
             };
-            st.shards.insert((domain, text(r, 1)?), w);
+            st.shards
+                .insert((num(SHARDS, r, 0)?, text(SHARDS, r, 1)?), w);
         }
         for r in low {
-            let domain = u32::try_from(num(r, 0)?).map_err(|e| e.to_string())?;
             let w = Watermark {
-                seq_no: num(r, 1)?,
-                server_id: u32::try_from(num(r, 2)?).map_err(|e| e.to_string())?,
-                end: BinlogPos::new(text(r, 3)?, num(r, 4)?),
+                seq_no: num(LOW, r, 1)?,
+                server_id: num(LOW, r, 2)?,
+                end: BinlogPos::new(text(LOW, r, 3)?, num(LOW, r, 4)?),
             };
-            st.low.insert(domain, w);
+            st.low.insert(num(LOW, r, 0)?, w);
         }
         Ok(st)
     }
@@ -558,15 +411,6 @@ pub fn escape(s: &str) -> String {
     o
 }
 
-/// Parses `@@gtid_binlog_state` (`d-s-n,d-s-n,…`).
-pub fn parse_gtid_list(s: &str) -> Result<Vec<MariaGtid>, String> {
-    s.split(',')
-        .map(str::trim)
-        .filter(|x| !x.is_empty())
-        .map(str::parse)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -577,47 +421,6 @@ mod tests {
             server_id: 1,
             end: BinlogPos::new("bin.000001", pos),
         }
-    }
-
-    fn g(seq: u64) -> MariaGtid {
-        MariaGtid {
-            domain: 0,
-            server: 1,
-            seq,
-        }
-    }
-
-    #[test]
-    fn restart_rule() {
-        let mut st = ReplicaState::default();
-        st.low.insert(0, wm(10, 1000));
-        st.shards.insert((0, "a".into()), wm(14, 1400));
-        st.shards.insert((0, "b".into()), wm(12, 1200));
-        assert_eq!(
-            st.resume_position(),
-            Some(BinlogPos::new("bin.000001", 1000))
-        );
-        // In the prefix.
-        assert_eq!(st.shard_group_applied(g(9), ["c"]), Applied::Yes);
-        // Covered by its shard.
-        assert_eq!(st.shard_group_applied(g(13), ["a"]), Applied::Yes);
-        assert_eq!(st.shard_group_applied(g(13), ["b"]), Applied::No);
-        // A multi-shard group: one covering row is enough.
-        assert_eq!(st.shard_group_applied(g(12), ["a", "b"]), Applied::Yes);
-        assert_eq!(st.shard_group_applied(g(15), ["a", "b"]), Applied::No);
-        // Barriers: by the target's binlog state.
-        assert_eq!(st.barrier_applied(g(11), &[g(11)]), Applied::Yes);
-        assert_eq!(st.barrier_applied(g(11), &[g(9)]), Applied::No);
-        let other_server = MariaGtid {
-            domain: 0,
-            server: 2,
-            seq: 50,
-        };
-        assert_eq!(st.barrier_applied(g(11), &[other_server]), Applied::No);
-        assert!(!st.is_drained());
-        st.low.insert(0, wm(14, 1400));
-        assert!(st.is_drained());
-        assert_eq!(st.gtid_position(), "0-1-14");
     }
 
     #[test]
@@ -641,6 +444,8 @@ mod tests {
         assert_eq!(st.shards[&(0, "a".to_string())], w);
         assert_eq!(st.low[&0].seq_no, 5);
         assert!(ProgressTables::parse_state(&[row(&["x"])], &[], None).is_err());
-        assert_eq!(parse_gtid_list("0-1-5, 7-2-9").unwrap().len(), 2);
+        assert!(
+            ProgressTables::parse_state(&[], &[row(&["0", "5", "1", "f", "-3"])], None).is_err()
+        );
     }
 }
