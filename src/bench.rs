@@ -685,7 +685,7 @@ fn run_parapply(
     }
     let before = Probe::take(replica)?;
     let started = Instant::now();
-    engine::run(opts).map_err(fail)?;
+    engine::run(opts).map_err(|f| fail(f.error))?;
     let seconds = started.elapsed().as_secs_f64();
     before.finish(replica, seconds)
 }

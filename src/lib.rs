@@ -103,6 +103,7 @@ pub mod inspect;
 pub mod mirror;
 pub mod position;
 pub mod progress;
+pub mod replica;
 pub mod sandbox;
 pub mod schedule;
 pub mod wire;

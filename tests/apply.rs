@@ -16,8 +16,9 @@ mod common;
 use std::time::Duration;
 
 use parapply::apply::engine::{self, ApplyOptions, ApplyReport, Until};
-use parapply::apply::ApplyError;
+use parapply::apply::{ApplyError, DefiniteError};
 use parapply::binlog::Source;
+use parapply::replica::PreflightError;
 use parapply::sandbox::{BinlogFormat, Server, ServerOptions};
 use parapply::wire::ConnectOptions;
 
@@ -227,7 +228,16 @@ fn preflight_refuses_a_target_without_binlog_or_with_strict_gtid_mode() {
     p.exec("CREATE DATABASE x").unwrap();
     let no_binlog = Server::start(ServerOptions::new().server_id(3)).unwrap();
     match engine::run(options(&p, &no_binlog)) {
-        Err(ApplyError::Preflight(m)) => assert!(m.contains("log_bin off"), "{m}"),
+        Err(f) => match &f.error {
+            ApplyError::Definite(DefiniteError::Preflight(
+                e @ PreflightError::LogBinOff { addr },
+            )) => {
+                assert!(addr.contains(&no_binlog.port().to_string()), "{addr}");
+                assert!(e.to_string().contains("log_bin off"), "{e}");
+                assert_eq!(f.report.applied, 0);
+            }
+            e => panic!("expected a preflight error, got {e:?}"),
+        },
         other => panic!("expected a preflight error, got {other:?}"),
     }
     let strict = Server::start(
@@ -238,7 +248,12 @@ fn preflight_refuses_a_target_without_binlog_or_with_strict_gtid_mode() {
     )
     .unwrap();
     match engine::run(options(&p, &strict)) {
-        Err(ApplyError::Preflight(m)) => assert!(m.contains("gtid_strict_mode"), "{m}"),
+        Err(f) => match &f.error {
+            ApplyError::Definite(DefiniteError::Preflight(
+                e @ PreflightError::GtidStrictMode { .. },
+            )) => assert!(e.to_string().contains("gtid_strict_mode"), "{e}"),
+            e => panic!("expected a preflight error, got {e:?}"),
+        },
         other => panic!("expected a preflight error, got {other:?}"),
     }
     // A dead target: a clear error naming the address.
@@ -355,14 +370,28 @@ fn lock_waits_are_retried_and_divergence_is_a_clear_error() {
     t.exec("INSERT INTO l.t VALUES (2, 99)").unwrap();
     p.exec("INSERT INTO l.t VALUES (2, 2)").unwrap();
     p.exec("UPDATE l.t SET v = 7 WHERE id = 1").unwrap();
-    let e = engine::run(options(&p, &t)).unwrap_err();
-    let msg = e.to_string();
-    assert!(matches!(e, ApplyError::Group { .. }), "{msg}");
+    let f = engine::run(options(&p, &t)).unwrap_err();
+    let msg = f.to_string();
+    assert!(
+        matches!(&f.error, ApplyError::Definite(DefiniteError::Group { .. })),
+        "{msg}"
+    );
+    assert!(!f.error.is_transient());
+    // The group that failed, by its own GTID and database.
+    let group = f.error.group().expect("names its group");
+    assert_eq!(group.databases, ["l"]);
+    assert_eq!(
+        group.gtid.as_ref().map(|g| g.to_string()).as_deref(),
+        Some("0-1-9")
+    );
+    // What was applied up to there: the low-watermark is the group before.
+    assert_eq!(f.report.gtid_position, "0-1-8", "{:?}", f.report);
     assert!(
         msg.starts_with("apply failed at 0-1-9 (mariadb-bin.000001:"),
         "{msg}"
     );
-    assert!(msg.contains(") in l: server error 1062"), "{msg}");
+    assert!(msg.contains(") in l: server error 1062 (23000): "), "{msg}");
+    assert!(!msg.contains("of the batch"), "{msg}");
     assert!(msg.contains("Duplicate entry '2'"), "{msg}");
     let v: Option<i64> = t.query_first("SELECT v FROM l.t WHERE id = 2").unwrap();
     assert_eq!(

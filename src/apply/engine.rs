@@ -2,52 +2,77 @@
 //! contains no apply logic of its own.
 //!
 //! ```text
-//! reader thread ──groups──► engine loop ──work items──► worker k (own connection)
-//!  (BinlogReader +           (skip rule, scheduler,  ◄──reports──
-//!   Grouper)                  low-watermark)
+//! reader thread ──groups──► Engine ──work items──► worker k (own connection)
+//!  (BinlogReader +          (decide, scheduler,  ◄──reports──
+//!   Grouper)                 low-watermark)
 //! ```
 //!
-//! # Start
+//! [`run`] is [`Engine::start`] then [`Engine::run`]. Promotion's catch-up
+//! is the same run with [`ApplyOptions::selection`] set to
+//! [`Selection::CatchUp`]: the loop, the workers and the shutdown are the
+//! same, only [`decide`]'s answers differ.
 //!
-//! 1. Preflight on a control connection: the target answers, has `log_bin`
-//!    on and `gtid_strict_mode` off (out-of-order commits break it), the user
-//!    may replay binlog events (`BINLOG` of the source's Format_description
-//!    event is tried) and create the progress tables.
-//! 2. The progress tables are created if missing (through the binary log,
-//!    once) and read; a different shard map than the one that wrote them is
-//!    refused unless the state is drained. From here on the control
-//!    connection writes with `sql_log_bin=0`: parapply's bookkeeping stays
-//!    out of the target's binary log.
-//! 3. Reading starts at the low-watermark (or the source's beginning, or
-//!    `--from` on a target without progress). Each group is checked against
-//!    the restart rule of [`crate::progress`]: applied groups are skipped.
+//! # Start ([`Engine::start`])
 //!
-//! # Steady state
+//! 1. Preflight on the target's control connection ([`Replica`]): it
+//!    answers, has `log_bin` on and `gtid_strict_mode` off (out-of-order
+//!    commits break it), the user may replay binlog events (`BINLOG` of the
+//!    source's Format_description event is tried) and set `gtid_seq_no`; the
+//!    progress tables are created if missing (through the binary log, once).
+//!    From here on the control connection writes with `sql_log_bin=0`:
+//!    parapply's bookkeeping stays out of the target's binary log.
+//! 2. The applier lock is taken (a dead applier's statements waited for),
+//!    the state read; a different shard map than the one that wrote it is
+//!    refused unless the state is drained.
+//! 3. The workers and the reader start. Reading starts at the
+//!    low-watermark (or the source's beginning, or `--from` on a target
+//!    without progress).
 //!
-//! The loop pulls a group from the reader whenever the scheduler has room
-//! for its bytes, pushes it, sends what the scheduler dispatches to the
-//! workers' queues, and books the workers' reports — at once when a
-//! completion can unblock something (a group waiting to be dispatched, the
-//! memory budget), otherwise every millisecond, so that it does not wake
-//! up once per transaction. Groups are tracked in source order; the longest
-//! fully applied prefix is the low-watermark, persisted every
-//! `low_watermark_interval`, after each barrier, and at the end. If the
-//! control connection is lost (the target restarted), it reconnects within
-//! the reconnect time and takes the applier lock back.
+//! # Steady state ([`Engine::run`])
 //!
-//! # Shutdown
+//! Each turn of the loop:
 //!
-//! 1. The source ends (without `--follow`), `--until` is reached, or the
-//!    `stop` flag is set (first SIGINT/SIGTERM): no more groups are pulled.
-//! 2. Everything pushed is applied; the applied set is then one prefix of the
-//!    source — every shard at the same position.
-//! 3. The low-watermark is persisted; the worker queues are closed and every
-//!    thread is joined.
+//! * **dispatch** — what the scheduler lets run goes to the workers' queues;
+//! * **admit** — groups read are offered to [`decide`] while the scheduler
+//!   has room for their bytes: applied ones are skipped, the others pushed
+//!   (a catch-up also passes over groups its goal lacks, and stops at its
+//!   end; `--until` ends reading after its group);
+//! * **take reports** — the workers' completions are booked in the
+//!   scheduler, at once when one can unblock something (a group waiting
+//!   to be dispatched, the memory budget), otherwise every millisecond, so
+//!   that the loop does not wake up once per transaction;
+//! * **advance the low-watermark** — groups are tracked in source order;
+//!   the prefix up to [`Scheduler::low_watermark`] (with the skipped groups
+//!   around it) is applied; it is persisted every `low_watermark_interval`,
+//!   after each barrier, and at the end. A lost control connection is
+//!   opened again within the reconnect time, the applier lock taken back.
 //!
-//! With the `abort` flag (second signal) or a worker's fatal error, workers
-//! roll back their open transaction instead of finishing their queue: each
-//! shard is still a prefix (consistent), but shards may differ; the next
-//! start continues from there.
+//! Any error (a worker's report, the reader's, the control connection's), a
+//! signal, the source's end, `--until` or a catch-up's end leaves the loop
+//! for the one shutdown below; nothing returns from the middle.
+//!
+//! # Shutdown ([`Engine::shutdown`], the one exit)
+//!
+//! 1. The reader is told to stop, and its channel closed: no more groups
+//!    are pulled. (A drained stop — the source's end, `--until`, the
+//!    `stop` flag of a first SIGINT/SIGTERM — only gets here when
+//!    everything pushed is applied: the applied set is then one prefix of
+//!    the source, every shard at the same position.)
+//! 2. On an error, workers roll back their open transaction instead of
+//!    finishing their queue (the `abort` flag: set by a worker's failure or
+//!    a second signal); after a reader error they finish what they hold.
+//!    Each shard is still a prefix (consistent), though shards may differ;
+//!    the next start continues from there.
+//! 3. The worker queues are closed; every worker thread and the reader
+//!    thread are joined. A worker that panicked becomes
+//!    [`DefiniteError::WorkerPanicked`] naming it and the group it held.
+//! 4. The reports still queued are taken: groups committed before the
+//!    workers stopped count as applied, and a worker's own error is the
+//!    error reported (never a generic "worker gone": a send to a failed
+//!    worker only ends the loop; its report says why).
+//! 5. The low-watermark advances over what completed and is persisted.
+//! 6. The result: [`ApplyReport`], or [`ApplyFailure`] with the error and
+//!    the report of what was applied up to there.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::IsTerminal;
@@ -56,19 +81,21 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, never, select, unbounded, Sender};
+use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 
-use super::error::ApplyError;
+use super::error::{ApplyError, DefiniteError, GroupRef};
 use super::replay::{binlog_statement, Collations};
 use super::worker::{self, Report, WorkItem, WorkerConfig};
 use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
 use crate::group::{Group, Grouper};
 use crate::position::{BinlogPos, MariaGtid, StartAt};
+use crate::progress::state::gtid_position;
 use crate::progress::{
-    parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark, SHARD_PROGRESS_LAYOUT,
+    decide, Action, AppliedSet, GroupFacts, ProgressTables, ReplicaState, Selection, Watermark,
 };
-use crate::schedule::{Placement, Scheduler, SchedulerConfig, ShardBy, ShardMap};
-use crate::wire::{Conn, ConnectOptions, WireError};
+use crate::replica::{PreflightError, Replica, ReplicaOptions, LOCK_WAIT};
+use crate::schedule::{GroupId, Placement, Scheduler, SchedulerConfig, ShardBy, ShardMap};
+use crate::wire::ConnectOptions;
 
 pub use crate::progress::Until;
 
@@ -93,6 +120,9 @@ pub struct ApplyOptions {
     pub from: Option<StartAt>,
     /// Stop after this group.
     pub until: Option<Until>,
+    /// Which groups to apply: everything not applied yet (the restart
+    /// rule), or a catch-up towards another replica's state.
+    pub selection: Selection,
     /// Databases → shards.
     pub shard_map: ShardMap,
     /// Schema of the progress tables.
@@ -133,7 +163,8 @@ impl ApplyOptions {
     /// batches of up to 32 groups or 4 MiB, 64 MiB in flight, one shard per
     /// database, progress in schema `parapply`, 300 s of reconnecting, 10
     /// retries of a deadlock, the low-watermark persisted every second, no
-    /// status line.
+    /// status line; everything not applied yet is selected
+    /// ([`Selection::Restart`]).
     pub fn new(source: Source, target: ConnectOptions) -> Self {
         ApplyOptions {
             source,
@@ -145,6 +176,7 @@ impl ApplyOptions {
             follow: false,
             from: None,
             until: None,
+            selection: Selection::Restart,
             shard_map: ShardMap::new(Self::DEFAULT_SHARD_BY),
             progress: ProgressTables::new(Self::DEFAULT_PROGRESS_SCHEMA)
                 .expect("a valid schema name"),
@@ -177,168 +209,439 @@ pub struct ApplyReport {
     pub drained: bool,
 }
 
-/// A group in source order, for the low-watermark.
-struct Tracked {
-    /// `None` for a group skipped as already applied.
-    id: Option<u64>,
-    bytes: u64,
-    barrier: bool,
-    domain: u32,
-    mark: Watermark,
-    timestamp: u32,
+/// A run that stopped with an error, and what it applied up to there: the
+/// groups it committed are committed, and `report.position` is where the
+/// applied prefix ends (the next run resumes there).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct ApplyFailure {
+    /// Why it stopped.
+    pub error: ApplyError,
+    /// What it applied before.
+    pub report: Box<ApplyReport>,
 }
 
 /// How often reports are taken while none is urgent (see the main loop).
 const REPORT_TICK: Duration = Duration::from_millis(1);
 
-/// Runs the engine until the source ends, `--until`, a signal, or an error.
-pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
-    let started = Instant::now();
-    let mut control = connect(&opts.target)?;
-    let setup = preflight(&mut control, &opts)?;
-    let state = setup.state;
-    let binlog_state = setup.binlog_state;
-    let collations = Arc::new(setup.collations);
-    let shard_rows: HashSet<(u32, Arc<str>)> = state
-        .shards
-        .keys()
-        .map(|(d, s)| (*d, Arc::from(s.as_str())))
-        .collect();
-    let shard_rows = Arc::new(Mutex::new(shard_rows));
+/// Runs the engine until the source ends, `--until`, a catch-up's end, a
+/// signal, or an error: [`Engine::start`], then [`Engine::run`].
+pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyFailure> {
+    Engine::start(opts)?.run()
+}
 
-    let start = match (state.resume_position(), &opts.from) {
-        (Some(p), None) => resume_start(&opts.source, &state, p)?,
-        (Some(p), Some(_)) => {
-            return Err(ApplyError::Preflight(format!(
-                "the target already has progress (applied up to {p}); drop --from, or reset the \
-                 progress schema `{}` to start elsewhere",
-                opts.progress.schema()
-            )))
-        }
-        (None, Some(f)) => f.clone(),
-        (None, None) => StartAt::Beginning,
-    };
-    tracing::info!(start = ?start, workers = opts.workers, "starting apply");
+/// A group in source order, for the low-watermark.
+struct Tracked {
+    state: TrackState,
+    /// A barrier: the low-watermark is persisted once it passes.
+    barrier: bool,
+    /// Its end: the low-watermark's value once everything up to it is applied.
+    mark: Watermark,
+    domain: u32,
+    timestamp: u32,
+}
 
-    // Workers.
-    let (report_tx, report_rx) = unbounded::<Report>();
-    let mut queues: Vec<Sender<WorkItem>> = Vec::new();
-    let mut handles: Vec<JoinHandle<()>> = Vec::new();
-    for index in 0..opts.workers {
-        let (tx, rx) = unbounded::<WorkItem>();
-        let cfg = WorkerConfig {
-            index,
-            target: opts.target.clone(),
-            progress: opts.progress.clone(),
-            collations: collations.clone(),
-            batch_groups: opts.batch_groups.max(1),
-            batch_bytes: opts.batch_bytes,
-            max_retries: opts.max_retries,
-            reconnect_timeout: opts.reconnect_timeout,
-            abort: opts.abort.clone(),
-            shard_rows: shard_rows.clone(),
-            row_events: setup.row_events,
+enum TrackState {
+    /// Found applied already.
+    Skipped,
+    /// Pushed to the scheduler under this id; the group is kept to name it
+    /// if its worker panics.
+    Pushed(GroupId, Arc<Group>),
+    /// Not selected (a catch-up's goal lacks it): the low-watermark cannot
+    /// pass it.
+    Passed,
+}
+
+/// The groups admitted, in source order, until they are part of the
+/// applied prefix.
+///
+/// A pushed group is applied iff its id is at most
+/// [`Scheduler::low_watermark`] — the largest pushed id up to which every
+/// pushed id is complete — once the entries before it are gone (by
+/// induction they are applied or skipped, so the scheduler's prefix
+/// reaches it exactly when it completes). Skipped groups are applied by
+/// definition, passed ones never.
+#[derive(Default)]
+struct Prefix {
+    track: VecDeque<Tracked>,
+}
+
+impl Prefix {
+    /// The next entry that joined the applied prefix, given the scheduler's
+    /// low-watermark.
+    fn pop(&mut self, low: Option<GroupId>) -> Option<Tracked> {
+        let done = match &self.track.front()?.state {
+            TrackState::Skipped => true,
+            TrackState::Pushed(id, _) => low.is_some_and(|l| *id <= l),
+            TrackState::Passed => false,
         };
-        let rtx = report_tx.clone();
-        handles.push(
-            std::thread::Builder::new()
+        if done {
+            self.track.pop_front()
+        } else {
+            None
+        }
+    }
+
+    /// The group pushed under `id`, if still tracked.
+    fn group(&self, id: GroupId) -> Option<&Group> {
+        self.track.iter().find_map(|t| match &t.state {
+            TrackState::Pushed(i, g) if *i == id => Some(&**g),
+            _ => None,
+        })
+    }
+}
+
+/// What the engine counts.
+#[derive(Default)]
+struct Counts {
+    applied: u64,
+    skipped: u64,
+    bytes: u64,
+}
+
+/// The low-watermark being advanced and persisted.
+struct Low {
+    /// `domain → L`.
+    marks: BTreeMap<u32, Watermark>,
+    /// Where the applied prefix ends.
+    position: Option<BinlogPos>,
+    /// Moved since last persisted.
+    dirty: bool,
+    last_persist: Instant,
+    /// Timestamp of the last group in the prefix (for the lag).
+    last_ts: u32,
+}
+
+/// The running engine: the target's control connection, the threads, and
+/// the loop's state. See the module doc for its steps.
+pub struct Engine {
+    opts: ApplyOptions,
+    replica: Replica,
+    own: AppliedSet,
+    started: Instant,
+
+    queues: Vec<Sender<WorkItem>>,
+    workers: Vec<JoinHandle<()>>,
+    reports: Receiver<Report>,
+    reader: Option<JoinHandle<()>>,
+    reader_stop: Arc<AtomicBool>,
+    groups: Receiver<Result<Vec<Group>, ReadError>>,
+
+    sched: Scheduler,
+    /// Pushed, not yet dispatched.
+    items: HashMap<GroupId, WorkItem>,
+    prefix: Prefix,
+    waiting: VecDeque<Group>,
+    reading: bool,
+    next_id: GroupId,
+    low: Low,
+    counts: Counts,
+    /// The first error; the loop ends.
+    failure: Option<ApplyError>,
+    /// Workers whose queue was found closed: their report says why.
+    lost: HashSet<usize>,
+    status: StatusLine,
+}
+
+impl Engine {
+    /// Connects to the target, runs the preflight checks, takes the
+    /// applier lock, reads the state and starts the workers and the
+    /// reader ("Start" in the module doc). An error before any thread
+    /// started returns at once, with an empty report.
+    pub fn start(opts: ApplyOptions) -> Result<Engine, ApplyFailure> {
+        let started = Instant::now();
+        let fail = |error: ApplyError| ApplyFailure {
+            error,
+            report: Box::new(ApplyReport {
+                applied: 0,
+                skipped: 0,
+                bytes: 0,
+                seconds: started.elapsed().as_secs_f64(),
+                gtid_position: String::new(),
+                position: None,
+                drained: false,
+            }),
+        };
+        let (replica, setup) = preflight(&opts).map_err(fail)?;
+        let start = start_at(&opts, &replica, &setup.own.state).map_err(fail)?;
+        tracing::info!(start = ?start, workers = opts.workers, "starting apply");
+
+        let (report_tx, reports) = unbounded::<Report>();
+        // A closed channel until the reader starts (see `spawn`).
+        let (_, groups) = bounded(0);
+        let state = &setup.own.state;
+        let mut engine = Engine {
+            sched: Scheduler::new(SchedulerConfig {
+                workers: opts.workers,
+                max_inflight_bytes: opts.max_inflight_bytes,
+            }),
+            low: Low {
+                marks: state.low.clone(),
+                position: state.resume_position(),
+                dirty: false,
+                last_persist: Instant::now(),
+                last_ts: 0,
+            },
+            status: StatusLine::new(opts.status_line && std::io::stderr().is_terminal()),
+            own: setup.own,
+            replica,
+            started,
+            queues: Vec::new(),
+            workers: Vec::new(),
+            reports,
+            reader: None,
+            reader_stop: Arc::new(AtomicBool::new(false)),
+            groups,
+            items: HashMap::new(),
+            prefix: Prefix::default(),
+            waiting: VecDeque::new(),
+            reading: true,
+            next_id: 0,
+            counts: Counts::default(),
+            failure: None,
+            lost: HashSet::new(),
+            opts,
+        };
+        if let Err(error) = engine.spawn(start, setup.collations, setup.row_events, report_tx) {
+            // Joins what did start.
+            let (report, _) = engine.finish();
+            return Err(ApplyFailure {
+                error,
+                report: Box::new(report),
+            });
+        }
+        Ok(engine)
+    }
+
+    /// Starts the workers and the reader.
+    fn spawn(
+        &mut self,
+        start: StartAt,
+        collations: Collations,
+        row_events: bool,
+        report_tx: Sender<Report>,
+    ) -> Result<(), ApplyError> {
+        let collations = Arc::new(collations);
+        let shard_rows: HashSet<(u32, Arc<str>)> = self
+            .own
+            .state
+            .shards
+            .keys()
+            .map(|(d, s)| (*d, Arc::from(s.as_str())))
+            .collect();
+        let shard_rows = Arc::new(Mutex::new(shard_rows));
+        for index in 0..self.opts.workers {
+            let (tx, rx) = unbounded::<WorkItem>();
+            let cfg = WorkerConfig {
+                index,
+                target: self.opts.target.clone(),
+                progress: self.opts.progress.clone(),
+                collations: collations.clone(),
+                batch_groups: self.opts.batch_groups.max(1),
+                batch_bytes: self.opts.batch_bytes,
+                max_retries: self.opts.max_retries,
+                reconnect_timeout: self.opts.reconnect_timeout,
+                abort: self.opts.abort.clone(),
+                shard_rows: shard_rows.clone(),
+                row_events,
+            };
+            let rtx = report_tx.clone();
+            let handle = std::thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || worker::run(cfg, rx, rtx))
-                .map_err(|e| ApplyError::Internal(format!("spawning a worker: {e}")))?,
-        );
-        queues.push(tx);
-    }
-    drop(report_tx);
+                .map_err(|error| DefiniteError::Spawn {
+                    what: "worker",
+                    error,
+                })?;
+            self.workers.push(handle);
+            self.queues.push(tx);
+        }
+        drop(report_tx);
 
-    // Reader.
-    let reader_stop = Arc::new(AtomicBool::new(false));
-    // Groups travel in chunks (fewer thread wake-ups; see `read_groups`).
-    let (group_tx, group_rx) = bounded::<Result<Vec<Group>, ReadError>>(2);
-    let reader = {
+        // Groups travel in chunks (fewer thread wake-ups; see `read_groups`).
+        let (group_tx, group_rx) = bounded::<Result<Vec<Group>, ReadError>>(2);
         let ropts = ReaderOptions {
             start,
-            follow: opts.follow,
-            stop: Some(reader_stop.clone()),
+            follow: self.opts.follow,
+            stop: Some(self.reader_stop.clone()),
             ..ReaderOptions::default()
         };
-        let source = opts.source.clone();
-        let chunk = if opts.follow { 1 } else { READ_CHUNK_GROUPS };
-        std::thread::Builder::new()
+        let source = self.opts.source.clone();
+        let chunk = if self.opts.follow {
+            1
+        } else {
+            READ_CHUNK_GROUPS
+        };
+        let handle = std::thread::Builder::new()
             .name("reader".into())
             .spawn(move || read_groups(source, ropts, chunk, group_tx))
-            .map_err(|e| ApplyError::Internal(format!("spawning the reader: {e}")))?
-    };
+            .map_err(|error| DefiniteError::Spawn {
+                what: "reader",
+                error,
+            })?;
+        self.reader = Some(handle);
+        self.groups = group_rx;
+        Ok(())
+    }
 
-    let mut sched = Scheduler::new(SchedulerConfig {
-        workers: opts.workers,
-        max_inflight_bytes: opts.max_inflight_bytes,
-    });
-    let mut items: HashMap<u64, WorkItem> = HashMap::new();
-    let mut track: VecDeque<Tracked> = VecDeque::new();
-    let mut completed: HashSet<u64> = HashSet::new();
-    let mut low: BTreeMap<u32, Watermark> = state.low.clone();
-    let mut low_position: Option<BinlogPos> = state.resume_position();
-    let mut low_dirty = false;
-    let mut last_persist = Instant::now();
-    let mut waiting: VecDeque<Group> = VecDeque::new();
-    let mut reading = true;
-    let mut next_id: u64 = 0;
-    let (mut applied, mut skipped, mut bytes) = (0u64, 0u64, 0u64);
-    let mut failure: Option<ApplyError> = None;
-    let mut status = StatusLine::new(opts.status_line && std::io::stderr().is_terminal());
-    let mut last_ts: u32 = 0;
+    /// The loop of "Steady state" in the module doc, then [`Engine::shutdown`].
+    pub fn run(mut self) -> Result<ApplyReport, ApplyFailure> {
+        while self.turn() {}
+        self.status.clear();
+        self.shutdown()
+    }
 
-    loop {
-        // Dispatch what may run.
-        while let Some(d) = sched.poll_dispatch() {
-            let item = items.remove(&d.id).expect("a pushed group has an item");
-            if queues[d.worker].send(item).is_err() {
-                failure.get_or_insert(ApplyError::Internal(format!("worker {} is gone", d.worker)));
+    /// One turn of the loop; `false` when it ends.
+    fn turn(&mut self) -> bool {
+        self.dispatch();
+        if self.opts.abort.load(Ordering::Relaxed) && self.failure.is_none() {
+            self.failure = Some(ApplyError::Aborted);
+        }
+        let stopping = self.failure.is_some() || !self.lost.is_empty();
+        if stopping || self.opts.stop.load(Ordering::Relaxed) {
+            self.end_reading();
+        }
+        if stopping || (!self.reading && self.waiting.is_empty() && self.sched.is_idle()) {
+            return false;
+        }
+        if self.admit_waiting() {
+            return true;
+        }
+        self.wait_for_reports_or_groups();
+        self.advance_low();
+        if self.low.dirty && self.low.last_persist.elapsed() >= self.opts.low_watermark_interval {
+            self.persist_low();
+        }
+        self.status.show(
+            self.counts.applied,
+            self.sched.in_flight(),
+            self.low.last_ts,
+        );
+        true
+    }
+
+    /// Sends what the scheduler lets run to the workers' queues.
+    fn dispatch(&mut self) {
+        while let Some(d) = self.sched.poll_dispatch() {
+            let Some(item) = self.items.remove(&d.id) else {
+                continue;
+            };
+            if self.queues[d.worker].send(item).is_err() {
+                // The worker stopped; its report (taken at shutdown) says why.
+                self.lost.insert(d.worker);
             }
         }
-        if opts.abort.load(Ordering::Relaxed) && failure.is_none() {
-            failure = Some(ApplyError::Aborted);
-        }
-        if failure.is_some() || opts.stop.load(Ordering::Relaxed) {
-            reading = false;
-            waiting.clear();
-        }
-        if failure.is_some() || (!reading && waiting.is_empty() && sched.is_idle()) {
-            break;
-        }
-        // Take waiting groups while there is room for them.
+    }
+
+    /// No more groups are read.
+    fn end_reading(&mut self) {
+        self.reading = false;
+        self.waiting.clear();
+    }
+
+    /// Admits waiting groups while the scheduler has room for them;
+    /// returns whether any was.
+    fn admit_waiting(&mut self) -> bool {
         let mut admitted = false;
-        while waiting
-            .front()
-            .is_some_and(|g| sched.has_room(g.bytes.len() as u64))
+        while self.failure.is_none()
+            && self
+                .waiting
+                .front()
+                .is_some_and(|g| self.sched.has_room(g.bytes.len() as u64))
         {
-            let g = waiting.pop_front().expect("front exists");
-            let (is_last, err) = admit(
-                g,
-                &opts,
-                &state,
-                &binlog_state,
-                &mut sched,
-                &mut items,
-                &mut track,
-                &mut next_id,
-                &mut skipped,
-            );
-            if let Some(e) = err {
-                failure = Some(e);
+            let Some(g) = self.waiting.pop_front() else {
                 break;
-            }
-            if is_last {
-                reading = false;
-                waiting.clear();
+            };
+            if let Err(e) = self.admit(g) {
+                self.failure = Some(e);
             }
             admitted = true;
         }
-        if admitted || failure.is_some() {
-            continue;
+        admitted
+    }
+
+    /// Decides one group ([`decide`]): skipped, pushed to the scheduler,
+    /// passed over, or the end of reading.
+    fn admit(&mut self, g: Group) -> Result<(), ApplyError> {
+        let Some(gtid) = g.maria_gtid() else {
+            return Err(DefiniteError::NoGtid {
+                group: GroupRef::of(&g),
+            }
+            .into());
+        };
+        let placement = self.opts.shard_map.placement(&g);
+        let (shards, barrier): (Vec<Arc<str>>, bool) = match &placement {
+            Placement::Shards(s) => (s.iter().map(|x| x.0.clone()).collect(), false),
+            Placement::Barrier(_) => (Vec::new(), true),
+        };
+        let end = g.end();
+        let decision = decide(
+            &self.opts.selection,
+            self.opts.until.as_ref(),
+            &self.own,
+            &GroupFacts {
+                gtid,
+                end: &end,
+                shards: (!barrier).then_some(&shards[..]),
+            },
+        );
+        if decision.last {
+            self.end_reading();
         }
-        let group_rx_now = if reading && waiting.is_empty() {
-            group_rx.clone()
+        let mark = Watermark {
+            seq_no: gtid.seq,
+            server_id: gtid.server,
+            end,
+        };
+        let state = match decision.action {
+            Action::Stop => {
+                self.end_reading();
+                return Ok(());
+            }
+            Action::Skip => {
+                self.counts.skipped += 1;
+                TrackState::Skipped
+            }
+            Action::Pass => TrackState::Passed,
+            Action::Apply => {
+                let id = self.next_id;
+                self.next_id += 1;
+                self.sched.push(id, placement, g.bytes.len() as u64)?;
+                let group = Arc::new(g);
+                self.items.insert(
+                    id,
+                    WorkItem {
+                        id,
+                        group: group.clone(),
+                        shards,
+                        barrier,
+                    },
+                );
+                let timestamp = group.timestamp;
+                self.prefix.track.push_back(Tracked {
+                    state: TrackState::Pushed(id, group),
+                    barrier,
+                    mark,
+                    domain: gtid.domain,
+                    timestamp,
+                });
+                return Ok(());
+            }
+        };
+        self.prefix.track.push_back(Tracked {
+            state,
+            barrier,
+            mark,
+            domain: gtid.domain,
+            timestamp: g.timestamp,
+        });
+        Ok(())
+    }
+
+    /// Waits for reports or for groups from the reader, and takes them.
+    fn wait_for_reports_or_groups(&mut self) {
+        let group_rx = if self.reading && self.waiting.is_empty() {
+            self.groups.clone()
         } else {
             never()
         };
@@ -346,122 +649,222 @@ pub fn run(opts: ApplyOptions) -> Result<ApplyReport, ApplyError> {
         // plenty, a completion can wait: take the reports every
         // REPORT_TICK instead of waking up for each one (a wake-up per
         // transaction is a large share of parapply's CPU at --batch 1).
-        let lazy = failure.is_none()
-            && sched.in_flight() > 0
-            && sched.pending() == 0
-            && (waiting.is_empty() || sched.inflight_bytes() > opts.max_inflight_bytes / 2);
-        let report_rx_now = if lazy { never() } else { report_rx.clone() };
+        let lazy = self.sched.in_flight() > 0
+            && self.sched.pending() == 0
+            && (self.waiting.is_empty()
+                || self.sched.inflight_bytes() > self.opts.max_inflight_bytes / 2);
+        let report_rx = if lazy { never() } else { self.reports.clone() };
         let tick = if lazy {
             REPORT_TICK
         } else {
             Duration::from_millis(200)
         };
-        let mut on_report = |r: Report, failure: &mut Option<ApplyError>| match r {
+        select! {
+            recv(report_rx) -> r => match r {
+                Ok(r) => self.take_report(r),
+                // Every worker stopped; their reports said why.
+                Err(_) => self.lost.extend(0..self.opts.workers),
+            },
+            recv(group_rx) -> g => match g {
+                Ok(Ok(chunk)) => self.waiting.extend(chunk),
+                Ok(Err(e)) => {
+                    self.failure.get_or_insert(e.into());
+                }
+                Err(_) => self.reading = false,
+            },
+            default(tick) => self.check_workers(),
+        }
+        self.take_reports();
+    }
+
+    /// A worker that ended while its queue is open has failed (its report
+    /// says why) or panicked: either way the loop ends. Asked when nothing
+    /// else happened, so that a panicked worker's groups are not waited
+    /// for forever.
+    fn check_workers(&mut self) {
+        for (index, h) in self.workers.iter().enumerate() {
+            if h.is_finished() {
+                self.lost.insert(index);
+            }
+        }
+    }
+
+    /// Takes every report already queued.
+    fn take_reports(&mut self) {
+        while let Ok(r) = self.reports.try_recv() {
+            self.take_report(r);
+        }
+    }
+
+    /// Books one worker's report.
+    fn take_report(&mut self, r: Report) {
+        match r {
             Report::Applied { ids, .. } => {
-                for id in ids {
-                    if let Err(e) = sched.complete(id) {
-                        *failure = Some(ApplyError::Internal(format!("scheduler: {e}")));
-                    }
-                    completed.insert(id);
+                if let Err(e) = self.sched.complete_all(ids) {
+                    self.failure.get_or_insert(e.into());
                 }
             }
             Report::Failed { error, .. } => {
-                opts.abort.store(true, Ordering::Relaxed);
-                *failure = Some(error);
-            }
-        };
-        select! {
-            recv(report_rx_now) -> r => match r {
-                Ok(r) => {
-                    on_report(r, &mut failure);
-                    // Everything else already reported, in one wake-up.
-                    for r in report_rx.try_iter() {
-                        on_report(r, &mut failure);
-                    }
+                // The other workers roll back and stop.
+                self.opts.abort.store(true, Ordering::Relaxed);
+                // A worker's own error wins over the `Aborted` its failure
+                // caused elsewhere.
+                if matches!(self.failure, None | Some(ApplyError::Aborted)) {
+                    self.failure = Some(error);
                 }
-                Err(_) => failure = Some(ApplyError::Internal("every worker is gone".into())),
-            },
-            recv(group_rx_now) -> g => match g {
-                Ok(Ok(chunk)) => waiting.extend(chunk),
-                Ok(Err(e)) => failure = Some(ApplyError::from(e)),
-                Err(_) => reading = false,
-            },
-            default(tick) => {}
-        }
-        if lazy {
-            for r in report_rx.try_iter() {
-                on_report(r, &mut failure);
             }
         }
-        // The applied prefix, in source order.
-        while let Some(t) = pop_done(&mut track, &mut completed) {
-            if t.id.is_some() {
-                applied += 1;
-                bytes += t.bytes;
-            }
-            low_dirty |= low.get(&t.domain) != Some(&t.mark);
-            low_position = Some(t.mark.end.clone());
-            low.insert(t.domain, t.mark);
-            last_ts = t.timestamp;
-            if t.barrier {
-                last_persist = Instant::now() - opts.low_watermark_interval;
-            }
-        }
-        if low_dirty && last_persist.elapsed() >= opts.low_watermark_interval {
-            persist_low_reconnecting(&mut control, &opts, &low)?;
-            low_dirty = false;
-            last_persist = Instant::now();
-        }
-        status.show(applied, sched.in_flight(), last_ts);
     }
-    status.clear();
 
-    // Shutdown: stop the reader, close the queues, join everything.
-    reader_stop.store(true, Ordering::Relaxed);
-    drop(group_rx);
-    drop(queues);
-    for h in handles {
-        let _ = h.join();
-    }
-    let _ = reader.join();
-    // Late reports of groups that committed before the workers stopped.
-    while let Ok(r) = report_rx.try_recv() {
-        if let Report::Applied { ids, .. } = r {
-            completed.extend(ids);
+    /// Moves the low-watermark over the groups that joined the applied
+    /// prefix; after a barrier it is persisted at once.
+    fn advance_low(&mut self) {
+        while let Some(t) = self.prefix.pop(self.sched.low_watermark()) {
+            if let TrackState::Pushed(_, g) = &t.state {
+                self.counts.applied += 1;
+                self.counts.bytes += g.bytes.len() as u64;
+            }
+            if t.barrier {
+                self.low.last_persist = Instant::now() - self.opts.low_watermark_interval;
+            }
+            self.low.dirty |= self.low.marks.get(&t.domain) != Some(&t.mark);
+            self.low.position = Some(t.mark.end.clone());
+            self.low.marks.insert(t.domain, t.mark);
+            self.low.last_ts = t.timestamp;
         }
     }
-    while let Some(t) = pop_done(&mut track, &mut completed) {
-        if t.id.is_some() {
-            applied += 1;
-            bytes += t.bytes;
+
+    /// Writes the low-watermark (reconnecting if needed); an error ends the
+    /// loop.
+    fn persist_low(&mut self) {
+        match self.replica.persist_low(&self.low.marks, &self.opts.abort) {
+            Ok(()) => {
+                self.low.dirty = false;
+                self.low.last_persist = Instant::now();
+            }
+            Err(e) => {
+                self.failure.get_or_insert(e.into());
+            }
         }
-        low_position = Some(t.mark.end.clone());
-        low.insert(t.domain, t.mark);
-        low_dirty = true;
     }
-    if low_dirty {
-        // A reconnect may be needed if the failure was the connection.
-        if let Err(e) = persist_low(&mut control, &opts.progress, &low) {
-            tracing::warn!(error = %e, "could not persist the low-watermark; the shard rows still hold the progress");
+
+    /// "Shutdown" in the module doc: the one exit of every run.
+    pub fn shutdown(self) -> Result<ApplyReport, ApplyFailure> {
+        match self.finish() {
+            (report, None) => Ok(report),
+            (report, Some(error)) => Err(ApplyFailure {
+                error,
+                report: Box::new(report),
+            }),
         }
     }
-    if let Some(e) = failure {
-        return Err(e);
+
+    /// Steps 1–6 of "Shutdown": what was applied, and the error if any.
+    fn finish(mut self) -> (ApplyReport, Option<ApplyError>) {
+        // 1. The reader.
+        self.reader_stop.store(true, Ordering::Relaxed);
+        let (_, closed) = bounded(0);
+        drop(std::mem::replace(&mut self.groups, closed));
+        // 2. On an error the workers roll back and stop; after a reader
+        //    error they finish what they hold.
+        let drain = matches!(
+            self.failure,
+            None | Some(ApplyError::Definite(DefiniteError::Read(_)))
+        ) && self.lost.is_empty();
+        if !drain {
+            self.opts.abort.store(true, Ordering::Relaxed);
+        }
+        // 3. Close the queues, join every thread.
+        self.queues.clear();
+        let mut panics = Vec::new();
+        for (index, h) in std::mem::take(&mut self.workers).into_iter().enumerate() {
+            if let Err(p) = h.join() {
+                panics.push((index, panic_message(&*p)));
+            }
+        }
+        if let Some(h) = self.reader.take() {
+            if let Err(p) = h.join() {
+                self.failure.get_or_insert(
+                    DefiniteError::ReaderPanicked {
+                        message: panic_message(&*p),
+                    }
+                    .into(),
+                );
+            }
+        }
+        for (worker, message) in panics {
+            // The group it held: its oldest incomplete one.
+            let group = self
+                .sched
+                .oldest_running_on(worker)
+                .and_then(|id| self.prefix.group(id))
+                .map(GroupRef::of);
+            tracing::error!(worker, group = ?group, %message, "a worker panicked");
+            let e = DefiniteError::WorkerPanicked {
+                worker,
+                group,
+                message,
+            };
+            if matches!(self.failure, None | Some(ApplyError::Aborted)) {
+                self.failure = Some(e.into());
+            }
+        }
+        // 4. Late reports: groups committed before the workers stopped,
+        //    and the errors of workers found gone.
+        self.take_reports();
+        if self.failure.is_none() {
+            if let Some(&worker) = self.lost.iter().min() {
+                self.failure = Some(DefiniteError::WorkerVanished { worker }.into());
+            }
+        }
+        // 5. The low-watermark.
+        self.advance_low();
+        if self.low.dirty {
+            // (After a second signal, without reconnecting.)
+            if let Err(e) = self.replica.persist_low(&self.low.marks, &self.opts.abort) {
+                tracing::warn!(error = %e, "could not persist the low-watermark; the shard rows still hold the progress");
+            }
+        }
+        // 6. The result.
+        let report = ApplyReport {
+            applied: self.counts.applied,
+            skipped: self.counts.skipped,
+            bytes: self.counts.bytes,
+            seconds: self.started.elapsed().as_secs_f64(),
+            gtid_position: gtid_position(&self.low.marks),
+            position: self.low.position.clone(),
+            drained: self.prefix.track.is_empty(),
+        };
+        (report, self.failure.take())
     }
-    let drained = track.is_empty();
-    Ok(ApplyReport {
-        applied,
-        skipped,
-        bytes,
-        seconds: started.elapsed().as_secs_f64(),
-        gtid_position: low
-            .iter()
-            .map(|(d, w)| format!("{d}-{}-{}", w.server_id, w.seq_no))
-            .collect::<Vec<_>>()
-            .join(","),
-        position: low_position,
-        drained,
-    })
+}
+
+/// The text of a thread's panic.
+fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
+}
+
+/// Where reading starts: at the end of the applied prefix, or `--from` on
+/// a target without progress, or the source's beginning.
+fn start_at(
+    opts: &ApplyOptions,
+    replica: &Replica,
+    state: &ReplicaState,
+) -> Result<StartAt, ApplyError> {
+    match (state.resume_position(), &opts.from) {
+        (Some(p), None) => resume_start(&opts.source, state, p, replica),
+        (Some(applied_to), Some(_)) => Err(PreflightError::FromWithProgress {
+            addr: replica.addr(),
+            applied_to,
+            schema: opts.progress.schema().to_string(),
+        }
+        .into()),
+        (None, Some(f)) => Ok(f.clone()),
+        (None, None) => Ok(StartAt::Beginning),
+    }
 }
 
 /// Where reading resumes. In a mirror the prefix's end position names a
@@ -472,6 +875,7 @@ fn resume_start(
     source: &Source,
     state: &ReplicaState,
     end: BinlogPos,
+    replica: &Replica,
 ) -> Result<StartAt, ApplyError> {
     let listed = match source {
         Source::Files(v) => v.clone(),
@@ -483,7 +887,7 @@ fn resume_start(
     }) {
         return Ok(StartAt::Pos(end));
     }
-    let last = state
+    let Some(last) = state
         .low
         .iter()
         .find(|(_, w)| w.end == end)
@@ -492,106 +896,65 @@ fn resume_start(
             server: w.server_id,
             seq: w.seq_no,
         })
-        .ok_or_else(|| ApplyError::Preflight(format!("no low-watermark row ends at {end}")))?;
+    else {
+        return Err(PreflightError::NoResumePoint {
+            addr: replica.addr(),
+            end,
+        }
+        .into());
+    };
     tracing::info!(%end, gtid = %last, "the source has no file {}: resuming by GTID", end.file);
     Ok(StartAt::Gtid(last))
 }
 
-/// Classifies one group: skipped (already applied) or pushed to the
-/// scheduler. Returns whether it is the `--until` group, and an error.
-#[allow(clippy::too_many_arguments)]
-fn admit(
-    g: Group,
-    opts: &ApplyOptions,
-    state: &ReplicaState,
-    binlog_state: &[MariaGtid],
-    sched: &mut Scheduler,
-    items: &mut HashMap<u64, WorkItem>,
-    track: &mut VecDeque<Tracked>,
-    next_id: &mut u64,
-    skipped: &mut u64,
-) -> (bool, Option<ApplyError>) {
-    let Some(gtid) = g.maria_gtid() else {
-        return (
-            false,
-            Some(ApplyError::NoGtid {
-                group: g.describe(),
-            }),
-        );
-    };
-    let is_last = match &opts.until {
-        Some(Until::Gtid(u)) => *u == gtid,
-        Some(Until::Pos(p)) => g.end() >= *p,
-        None => false,
-    };
-    let placement = opts.shard_map.placement(&g);
-    let (shards, barrier): (Vec<Arc<str>>, bool) = match &placement {
-        Placement::Shards(s) => (s.iter().map(|x| x.0.clone()).collect(), false),
-        Placement::Barrier(_) => (Vec::new(), true),
-    };
-    let done = if barrier {
-        state.barrier_applied(gtid, binlog_state)
-    } else {
-        state.shard_group_applied(gtid, shards.iter().map(|s| &**s))
-    } == Applied::Yes;
-    let mark = Watermark {
-        seq_no: gtid.seq,
-        server_id: gtid.server,
-        end: g.end(),
-    };
-    if done {
-        *skipped += 1;
-        track.push_back(Tracked {
-            id: None,
-            bytes: 0,
-            barrier,
-            domain: gtid.domain,
-            mark,
-            timestamp: g.timestamp,
-        });
-        return (is_last, None);
-    }
-    let id = *next_id;
-    *next_id += 1;
-    let bytes = g.bytes.len() as u64;
-    let timestamp = g.timestamp;
-    if let Err(e) = sched.push(id, placement, bytes) {
-        return (
-            is_last,
-            Some(ApplyError::Internal(format!("scheduler: {e}"))),
-        );
-    }
-    items.insert(
-        id,
-        WorkItem {
-            id,
-            group: Arc::new(g),
-            shards,
-            barrier,
-        },
-    );
-    track.push_back(Tracked {
-        id: Some(id),
-        bytes,
-        barrier,
-        domain: gtid.domain,
-        mark,
-        timestamp,
-    });
-    (is_last, None)
+/// What preflight learned.
+struct Setup {
+    own: AppliedSet,
+    collations: Collations,
+    /// `shard_progress` has the layout the workers' row events describe.
+    row_events: bool,
 }
 
-/// The front of `track` if it is done (skipped, or its id completed).
-fn pop_done(track: &mut VecDeque<Tracked>, completed: &mut HashSet<u64>) -> Option<Tracked> {
-    let done = match track.front()?.id {
-        None => true,
-        Some(id) => completed.remove(&id),
-    };
-    if done {
-        track.pop_front()
-    } else {
-        None
+/// Steps 1 and 2 of "Start" in the module doc.
+fn preflight(opts: &ApplyOptions) -> Result<(Replica, Setup), ApplyError> {
+    let mut r = Replica::connect(ReplicaOptions {
+        target: opts.target.clone(),
+        progress: opts.progress.clone(),
+        reconnect_timeout: opts.reconnect_timeout,
+    })?;
+    r.ensure_log_bin()?;
+    if opts.workers > 1 {
+        r.ensure_gtid_strict_mode_off()?;
     }
+    // Replaying binlog events: the source's own FDE is harmless.
+    let fde = {
+        let mut reader = BinlogReader::open(opts.source.clone(), ReaderOptions::default())?;
+        let _ = reader.next()?;
+        reader.format().map(|f| f.raw_event.clone())
+    };
+    if let Some(fde) = fde {
+        r.ensure_binlog_replay(&binlog_statement(&fde))?;
+    }
+    r.ensure_gtid_seq_no()?;
+    let row_events = r.ensure_progress_tables()?;
+    r.ensure_sql_log_bin_off()?;
+    let stop = || opts.abort.load(Ordering::Relaxed) || opts.stop.load(Ordering::Relaxed);
+    r.take_applier_lock(LOCK_WAIT, &stop)?;
+    let state = r.read_state()?;
+    r.ensure_shard_map(&state, &opts.shard_map.fingerprint())?;
+    let binlog_state = r.gtid_binlog_state()?;
+    let collations = Collations(r.collations()?);
+    Ok((
+        r,
+        Setup {
+            own: AppliedSet {
+                state,
+                binlog_state,
+            },
+            collations,
+            row_events,
+        },
+    ))
 }
 
 /// Groups per chunk handed from the reader to the engine (when not tailing).
@@ -647,293 +1010,6 @@ fn read_groups(
     }
 }
 
-fn connect(target: &ConnectOptions) -> Result<Conn, ApplyError> {
-    Conn::connect(target).map_err(|error| ApplyError::Target {
-        addr: target.addr(),
-        error: Box::new(error),
-    })
-}
-
-struct Setup {
-    state: ReplicaState,
-    binlog_state: Vec<MariaGtid>,
-    collations: Collations,
-    /// `shard_progress` has the layout the workers' row events describe.
-    row_events: bool,
-}
-
-/// The checks of "Start" in the module doc.
-fn preflight(c: &mut Conn, opts: &ApplyOptions) -> Result<Setup, ApplyError> {
-    let addr = opts.target.addr();
-    let sql_err = |what: &str, e: WireError| ApplyError::Preflight(format!("{addr}: {what}: {e}"));
-    let value = |c: &mut Conn, sql: &str| -> Result<String, ApplyError> {
-        c.query_value(sql)
-            .map_err(|e| sql_err(sql, e))
-            .map(Option::unwrap_or_default)
-    };
-    if value(c, "SELECT @@GLOBAL.log_bin")? != "1" {
-        return Err(ApplyError::Preflight(format!(
-            "{addr}: the target has log_bin off; parapply needs the target's binary log (for \
-             exactly-once DDL after a crash, and for promoting this replica): start it with \
-             --log-bin and --log-slave-updates"
-        )));
-    }
-    if opts.workers > 1 && value(c, "SELECT @@GLOBAL.gtid_strict_mode")? == "1" {
-        return Err(ApplyError::Preflight(format!(
-            "{addr}: gtid_strict_mode is on; parallel workers commit GTIDs of different \
-             databases out of order, which strict mode refuses: SET GLOBAL gtid_strict_mode=0"
-        )));
-    }
-    // Privileges: replaying binlog events (the source's own FDE is harmless).
-    let fde = {
-        let mut r = BinlogReader::open(opts.source.clone(), ReaderOptions::default())?;
-        let _ = r.next()?;
-        r.format().map(|f| f.raw_event.clone())
-    };
-    if let Some(fde) = fde {
-        c.execute(&binlog_statement(&fde)).map_err(|e| {
-            let hint = if e.code() == Some(1227) || e.code() == Some(1142) || e.code() == Some(1044)
-            {
-                " (grant it: GRANT BINLOG REPLAY, SUPER ON *.* TO the applier's user; and the \
-                  table rights of the replicated databases)"
-            } else {
-                ""
-            };
-            ApplyError::Preflight(format!(
-                "{addr}: replaying binlog events is refused: {e}{hint}"
-            ))
-        })?;
-    }
-    c.execute(b"SET @@session.gtid_seq_no=0").map_err(|e| {
-        sql_err(
-            "setting gtid_seq_no (needs SUPER or REPLICATION MASTER ADMIN)",
-            e,
-        )
-    })?;
-    // The progress tables are created through the binary log (a replica
-    // of this replica receives the watermark rows inside each transaction
-    // and needs the tables), once; the engine's own bookkeeping after that
-    // is not logged: the target's binary log holds the primary's GTIDs,
-    // not parapply's.
-    if value(c, &opts.progress.count_tables_sql())? != "4" {
-        for sql in opts.progress.create_sql() {
-            c.execute(sql.as_bytes())
-                .map_err(|e| sql_err("creating the progress tables", e))?;
-        }
-    }
-    c.execute(b"SET @@session.sql_log_bin=0").map_err(|e| {
-        sql_err(
-            "turning off binary logging for parapply's bookkeeping (needs SUPER or BINLOG \
-             ADMIN)",
-            e,
-        )
-    })?;
-    let layout = value(c, &opts.progress.layout_sql())?;
-    let row_events = layout == SHARD_PROGRESS_LAYOUT;
-    if !row_events {
-        tracing::warn!(
-            layout = %layout,
-            expected = SHARD_PROGRESS_LAYOUT,
-            "`{}`.`shard_progress` does not have the layout parapply creates; watermarks are \
-             written with SQL (slower)",
-            opts.progress.schema()
-        );
-    }
-    take_over(c, opts)?;
-    let shards = c
-        .query_rows(&opts.progress.select_shards_sql())
-        .map_err(|e| sql_err("reading progress", e))?;
-    let low = c
-        .query_rows(&opts.progress.select_low_sql())
-        .map_err(|e| sql_err("reading progress", e))?;
-    let map = c
-        .query_value(&opts.progress.select_shard_map_sql())
-        .map_err(|e| sql_err("reading progress", e))?;
-    let state = ProgressTables::parse_state(&shards, &low, map)
-        .map_err(|e| ApplyError::Preflight(format!("{addr}: {e}")))?;
-    let fingerprint = opts.shard_map.fingerprint();
-    match &state.shard_map {
-        Some(old) if *old != fingerprint && !state.is_drained() => {
-            return Err(ApplyError::Preflight(format!(
-                "the progress on {addr} was written with shard map `{old}`, not `{fingerprint}`, \
-                 and the shards are at different positions: run with the old map until drained \
-                 (SIGINT), then change it"
-            )))
-        }
-        Some(old) if *old == fingerprint => {}
-        _ => {
-            c.execute(opts.progress.save_shard_map_sql(&fingerprint).as_bytes())
-                .map_err(|e| sql_err("saving the shard map", e))?;
-        }
-    }
-    let binlog_state = parse_gtid_list(&value(c, "SELECT @@GLOBAL.gtid_binlog_state")?)
-        .map_err(ApplyError::Preflight)?;
-    let rows = c
-        .query_rows(
-            "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS",
-        )
-        .map_err(|e| sql_err("reading collations", e))?;
-    let mut collations = Collations::default();
-    for r in rows {
-        let text = |i: usize| {
-            r.get(i)
-                .and_then(|v| v.as_ref())
-                .map(|b| String::from_utf8_lossy(b).into_owned())
-                .unwrap_or_default()
-        };
-        if let Ok(id) = text(0).parse::<u32>() {
-            collations.0.insert(id, (text(1), text(2)));
-        }
-    }
-    Ok(Setup {
-        state,
-        binlog_state,
-        collations,
-        row_events,
-    })
-}
-
-/// Becomes the one applier of this target and schema, and waits until the
-/// sessions of a previous (dead) applier have left the server, so that what
-/// they were running is committed or rolled back before the state is read.
-fn take_over(c: &mut Conn, opts: &ApplyOptions) -> Result<(), ApplyError> {
-    let addr = opts.target.addr();
-    let lock = opts.progress.applier_lock();
-    let got = c
-        .query_value(&format!(
-            "SELECT GET_LOCK('{}', 30)",
-            crate::progress::escape(&lock)
-        ))
-        .map_err(|e| ApplyError::Preflight(format!("{addr}: taking the applier lock: {e}")))?;
-    if got.as_deref() != Some("1") {
-        let holder = c
-            .query_value(&format!(
-                "SELECT IS_USED_LOCK('{}')",
-                crate::progress::escape(&lock)
-            ))
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| "?".into());
-        return Err(ApplyError::Preflight(format!(
-            "{addr}: another parapply apply is running against this target (connection \
-             {holder} holds the lock `{lock}`); stop it first"
-        )));
-    }
-    let rows = c
-        .query_rows(&opts.progress.select_sessions_sql())
-        .map_err(|e| ApplyError::Preflight(format!("{addr}: reading sessions: {e}")))?;
-    let ids: Vec<String> = rows
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .map(|b| String::from_utf8_lossy(&b).into_owned())
-        .filter(|id| id.chars().all(|c| c.is_ascii_digit()) && !id.is_empty())
-        .collect();
-    if !ids.is_empty() {
-        let list = ids.join(",");
-        let started = Instant::now();
-        let mut told = Instant::now() - Duration::from_secs(60);
-        loop {
-            let running = c
-                .query_rows(&format!(
-                    "SELECT ID, COALESCE(LEFT(INFO, 80), '') FROM information_schema.PROCESSLIST \
-                     WHERE ID IN ({list}) AND ID <> CONNECTION_ID()"
-                ))
-                .map_err(|e| {
-                    ApplyError::Preflight(format!("{addr}: reading the process list: {e}"))
-                })?;
-            if running.is_empty() {
-                break;
-            }
-            if told.elapsed() >= Duration::from_secs(5) {
-                let what: Vec<String> = running
-                    .iter()
-                    .map(|r| {
-                        r.iter()
-                            .map(|v| {
-                                String::from_utf8_lossy(v.as_deref().unwrap_or(b"")).into_owned()
-                            })
-                            .collect::<Vec<_>>()
-                            .join(": ")
-                    })
-                    .collect();
-                tracing::warn!(
-                    waited_s = started.elapsed().as_secs(),
-                    sessions = %what.join("; "),
-                    "waiting for a previous applier's statements to finish on the target"
-                );
-                told = Instant::now();
-            }
-            if opts.abort.load(Ordering::Relaxed) || opts.stop.load(Ordering::Relaxed) {
-                return Err(ApplyError::Aborted);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-    c.execute(opts.progress.clear_sessions_sql().as_bytes())
-        .map_err(|e| ApplyError::Preflight(format!("{addr}: clearing sessions: {e}")))?;
-    Ok(())
-}
-
-fn persist_low(
-    c: &mut Conn,
-    tables: &ProgressTables,
-    low: &BTreeMap<u32, Watermark>,
-) -> Result<(), ApplyError> {
-    if let Some(sql) = tables.upsert_low_sql(low) {
-        c.execute(sql.as_bytes())
-            .map_err(|error| ApplyError::Target {
-                addr: c.addr().to_string(),
-                error: Box::new(error),
-            })?;
-    }
-    Ok(())
-}
-
-/// [`persist_low`]; when the control connection was lost (the target
-/// restarted, say), connects again within the reconnect time — as the
-/// workers do — takes the applier lock back and retries.
-fn persist_low_reconnecting(
-    control: &mut Conn,
-    opts: &ApplyOptions,
-    low: &BTreeMap<u32, Watermark>,
-) -> Result<(), ApplyError> {
-    match persist_low(control, &opts.progress, low) {
-        Err(ApplyError::Target { error, .. }) if error.is_connection_lost() => {
-            tracing::warn!(error = %error, "lost the control connection to the target; reconnecting");
-            let lock = opts.progress.applier_lock();
-            let relock = format!("SELECT GET_LOCK('{}', 0)", crate::progress::escape(&lock));
-            let mut c = worker::reconnect_within(
-                &opts.target,
-                opts.reconnect_timeout,
-                &opts.abort,
-                *error,
-                || Conn::connect(&opts.target),
-            )?;
-            // The lock went with the old connection: take it back, unless
-            // another applier took over meanwhile.
-            let got = c.query_value(&relock).map_err(|error| ApplyError::Target {
-                addr: opts.target.addr(),
-                error: Box::new(error),
-            })?;
-            if got.as_deref() != Some("1") {
-                return Err(ApplyError::Preflight(format!(
-                    "{}: after reconnecting, the applier lock `{lock}` is held by another \
-                     connection: another parapply apply took over this target; stopping",
-                    opts.target.addr()
-                )));
-            }
-            c.execute(b"SET @@session.sql_log_bin=0")
-                .map_err(|error| ApplyError::Target {
-                    addr: opts.target.addr(),
-                    error: Box::new(error),
-                })?;
-            *control = c;
-            persist_low(control, &opts.progress, low)
-        }
-        r => r,
-    }
-}
-
 /// The live line on a terminal: throughput, lag, groups in flight.
 struct StatusLine {
     on: bool,
@@ -973,5 +1049,93 @@ impl StatusLine {
         if self.on {
             eprint!("\r\x1b[2K");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tracked(state: TrackState, seq: u64) -> Tracked {
+        Tracked {
+            state,
+            barrier: false,
+            mark: Watermark {
+                seq_no: seq,
+                server_id: 1,
+                end: BinlogPos::new("bin.000001", seq * 100),
+            },
+            domain: 0,
+            timestamp: 0,
+        }
+    }
+
+    fn group() -> Arc<Group> {
+        Arc::new(Group {
+            gtid: None,
+            server_id: 1,
+            file: Arc::from("bin.000001"),
+            start_pos: 4,
+            end_pos: 100,
+            source_file: Arc::from("bin.000001"),
+            source_pos: 4,
+            databases: vec!["a".into()],
+            databases_exact: true,
+            tables: Vec::new(),
+            kind: crate::group::GroupKind::RowDml,
+            gtid_flags: 0,
+            commit_id: None,
+            timestamp: 0,
+            events: Vec::new(),
+            bytes: Vec::new(),
+            format: Arc::new(crate::binlog::synth::format_description()),
+        })
+    }
+
+    /// The applied prefix follows the scheduler's low-watermark: pushed
+    /// groups complete out of order, skipped ones are applied by definition,
+    /// a passed one holds everything after it.
+    #[test]
+    fn the_prefix_follows_the_schedulers_low_watermark() {
+        let mut sched = Scheduler::new(SchedulerConfig {
+            workers: 2,
+            max_inflight_bytes: 1 << 20,
+        });
+        let mut prefix = Prefix::default();
+        // seq 1: skipped; 2: id 0 (a); 3: id 1 (b); 4: skipped; 5: id 2 (a);
+        // 6: passed; 7: id 3 (b).
+        let g = group();
+        let mut push = |prefix: &mut Prefix, id: GroupId, shard: &str, seq: u64| {
+            sched.push(id, Placement::shards([shard]), 1).unwrap();
+            prefix
+                .track
+                .push_back(tracked(TrackState::Pushed(id, g.clone()), seq));
+        };
+        prefix.track.push_back(tracked(TrackState::Skipped, 1));
+        push(&mut prefix, 0, "a", 2);
+        push(&mut prefix, 1, "b", 3);
+        prefix.track.push_back(tracked(TrackState::Skipped, 4));
+        push(&mut prefix, 2, "a", 5);
+        prefix.track.push_back(tracked(TrackState::Passed, 6));
+        push(&mut prefix, 3, "b", 7);
+        let _ = sched.ready();
+        let popped = |prefix: &mut Prefix, sched: &Scheduler| {
+            std::iter::from_fn(|| prefix.pop(sched.low_watermark()))
+                .map(|t| t.mark.seq_no)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(popped(&mut prefix, &sched), [1]);
+        // b's group completes first: the prefix waits for a's.
+        sched.complete(1).unwrap();
+        assert_eq!(popped(&mut prefix, &sched), Vec::<u64>::new());
+        assert_eq!(prefix.group(0).map(|g| g.end_pos), Some(g.end_pos));
+        sched.complete(0).unwrap();
+        assert_eq!(popped(&mut prefix, &sched), [2, 3, 4]);
+        sched.complete(3).unwrap();
+        sched.complete(2).unwrap();
+        // 6 was passed over: 7, complete, stays behind it.
+        assert_eq!(popped(&mut prefix, &sched), [5]);
+        assert_eq!(prefix.track.len(), 2);
+        assert!(prefix.group(3).is_some());
     }
 }

@@ -6,4 +6,4 @@ pub mod error;
 pub mod replay;
 pub mod worker;
 
-pub use error::ApplyError;
+pub use error::{ApplyError, DefiniteError, GroupRef, TransientError};

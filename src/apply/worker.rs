@@ -61,8 +61,10 @@
 //!   before anything is applied again; of a chain, the committed prefix. A
 //!   deferred commit whose round trip failed is settled the same way before
 //!   the next batch is retried.
-//! * Anything else: roll back and report [`ApplyError::Group`] naming the
-//!   failing group; the engine stops. Nothing of the failing batch is
+//! * Anything else: roll back and report [`DefiniteError::Group`] naming
+//!   the failing group (of a batch, the group whose statement failed; a
+//!   failed `COMMIT`, [`DefiniteError::Commit`], the batch's last group,
+//!   whose GTID the transaction carries); the engine stops. Nothing of the failing batch is
 //!   committed (of a chain, the groups before it are, and are reported).
 
 use std::collections::HashSet;
@@ -73,12 +75,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use super::error::ApplyError;
+use super::error::{ApplyError, DefiniteError, GroupRef, TransientError};
 use super::replay::{plan_group, Collations, Session, Step, Trailer, TrailerUse};
 use crate::binlog::constants::gtid_flags;
 use crate::group::{Group, GroupKind};
 use crate::position::MariaGtid;
 use crate::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark};
+use crate::replica::{reconnect_within, ReplicaError};
 use crate::wire::{Conn, ConnectOptions, WireError};
 
 /// One group to apply.
@@ -275,8 +278,9 @@ struct Open {
 
 /// Where a failed attempt left things.
 enum Failure {
-    /// Rolled back (or never started): the batch can be applied again.
-    Retry(WireError),
+    /// Rolled back (or never started): the batch can be applied again. The
+    /// index of the group whose statement failed.
+    Retry(WireError, usize),
     /// The connection died; the commit may or may not have happened.
     Lost(WireError),
     /// The deferred `COMMIT` of the open batch, sent at the head of this
@@ -304,7 +308,8 @@ impl Default for Retries {
 
 impl Retries {
     /// Waits before the next attempt (10 ms doubling, at most 1 s), or
-    /// gives up with `e` as the error of `failing` after `max_retries`.
+    /// gives up with `e` as the error of `failing` after `max_retries`
+    /// ([`TransientError::RetriesExhausted`]).
     fn wait(
         &mut self,
         cfg: &WorkerConfig,
@@ -313,7 +318,12 @@ impl Retries {
     ) -> Result<(), ApplyError> {
         self.done += 1;
         if self.done > cfg.max_retries {
-            return Err(group_error(std::slice::from_ref(failing), e));
+            return Err(TransientError::RetriesExhausted {
+                group: GroupRef::of(&failing.group),
+                retries: cfg.max_retries,
+                error: Box::new(e),
+            }
+            .into());
         }
         tracing::warn!(
             worker = cfg.index,
@@ -333,10 +343,7 @@ const OPEN_COMMIT: usize = usize::MAX;
 
 impl Worker {
     fn connect(cfg: WorkerConfig, reports: Sender<Report>) -> Result<Worker, ApplyError> {
-        let conn = open(&cfg).map_err(|error| ApplyError::Target {
-            addr: cfg.target.addr(),
-            error: Box::new(error),
-        })?;
+        let conn = open(&cfg).map_err(|error| ApplyError::target(cfg.target.addr(), error))?;
         Ok(Worker {
             cfg,
             conn,
@@ -370,7 +377,7 @@ impl Worker {
                 // COMMIT in flight, or a single-statement group that commits
                 // by itself after a deferred COMMIT.
                 Err(failure) => {
-                    if self.recover(failure, &batch[0], &mut retries)?
+                    if self.recover(failure, &batch, &mut retries)?
                         && self.batch_committed(&batch)?
                     {
                         self.committed(Open {
@@ -396,7 +403,7 @@ impl Worker {
     }
 
     /// Makes the connection ready for the next attempt after `failure` of
-    /// an attempt headed by `head`: rolls back; settles a deferred COMMIT
+    /// an attempt at `batch`: rolls back; settles a deferred COMMIT
     /// that was in the attempt; waits before retrying a deadlock or
     /// lock-wait timeout; reconnects a lost connection. Returns whether the
     /// connection was lost — then what the attempt committed must be read
@@ -404,7 +411,7 @@ impl Worker {
     fn recover(
         &mut self,
         failure: Failure,
-        head: &WorkItem,
+        batch: &[WorkItem],
         retries: &mut Retries,
     ) -> Result<bool, ApplyError> {
         match failure {
@@ -419,13 +426,14 @@ impl Worker {
                 self.rollback();
                 Err(e)
             }
-            Failure::Retry(e) => {
+            Failure::Retry(e, failing) => {
                 self.rollback();
-                retries.wait(&self.cfg, head, e)?;
+                let failing = &batch[failing.min(batch.len() - 1)];
+                retries.wait(&self.cfg, failing, e)?;
                 Ok(false)
             }
             Failure::Lost(e) => {
-                self.reconnect(head, e)?;
+                self.reconnect(&batch[0], e)?;
                 Ok(true)
             }
         }
@@ -458,7 +466,13 @@ impl Worker {
                 return Ok(());
             }
         } else if !(e.is_deadlock() || e.is_lock_wait_timeout()) {
-            return Err(group_error(&open.batch, e));
+            let last = open.batch.last().expect("a batch is not empty");
+            return Err(DefiniteError::Commit {
+                group: GroupRef::of(&last.group),
+                batched: open.batch.len(),
+                error: Box::new(e),
+            }
+            .into());
         }
         self.apply_with_retries(open.batch, false)
     }
@@ -517,7 +531,8 @@ impl Worker {
             &cfg.abort,
             first,
             || open(cfg),
-        )?;
+        )
+        .map_err(ApplyError::from)?;
         self.forget_session();
         tracing::info!(worker = self.cfg.index, "reconnected to the target");
         Ok(())
@@ -530,17 +545,19 @@ impl Worker {
             return Ok(false);
         };
         let addr = self.cfg.target.addr();
-        let target_err = |error| ApplyError::Target {
-            addr: addr.clone(),
-            error: Box::new(error),
-        };
+        let target_err = |error| ApplyError::target(addr.clone(), error);
         if last.barrier {
             let state = self
                 .conn
                 .query_value("SELECT @@GLOBAL.gtid_binlog_state")
                 .map_err(target_err)?
                 .unwrap_or_default();
-            let state = parse_gtid_list(&state).map_err(ApplyError::Preflight)?;
+            let state = parse_gtid_list(&state).map_err(|error| ReplicaError::BadGtidList {
+                addr: addr.clone(),
+                variable: "gtid_binlog_state",
+                value: state.clone(),
+                error,
+            })?;
             return Ok(ReplicaState::default().barrier_applied(g, &state) == Applied::Yes);
         }
         let rows = self
@@ -550,7 +567,7 @@ impl Worker {
         // The read opened a transaction (autocommit is off); end it.
         self.conn.execute(b"ROLLBACK").map_err(target_err)?;
         let st = ProgressTables::parse_state(&rows, &[], None)
-            .map_err(|e| ApplyError::Preflight(e.to_string()))?;
+            .map_err(|error| ReplicaError::BadProgress { addr, error })?;
         Ok(st.shard_group_applied(g, last.shards.iter().map(|s| &**s)) == Applied::Yes)
     }
 
@@ -564,9 +581,12 @@ impl Worker {
     ) -> Result<(bool, Vec<(u32, Arc<str>)>), Failure> {
         let last = batch.last().expect("a batch is not empty");
         let gtid = last.group.maria_gtid().ok_or_else(|| {
-            Failure::Fatal(ApplyError::NoGtid {
-                group: last.group.describe(),
-            })
+            Failure::Fatal(
+                DefiniteError::NoGtid {
+                    group: GroupRef::of(&last.group),
+                }
+                .into(),
+            )
         })?;
         let in_transaction = !matches!(last.group.kind, GroupKind::Ddl | GroupKind::Xa);
         let prepared_xa = last.group.gtid_flags & gtid_flags::PREPARED_XA != 0;
@@ -601,10 +621,13 @@ impl Worker {
                 &mut planned,
             )
             .map_err(|error| {
-                Failure::Fatal(ApplyError::Replay {
-                    group: item.group.describe(),
-                    error: Box::new(error),
-                })
+                Failure::Fatal(
+                    DefiniteError::Replay {
+                        group: GroupRef::of(&item.group),
+                        error: Box::new(error),
+                    }
+                    .into(),
+                )
             })?;
             if i == 0 {
                 // How the transaction ends: a group merged with its
@@ -711,7 +734,9 @@ impl Worker {
             match result {
                 Ok(()) => retries = Retries::default(),
                 Err(failure) => {
-                    if self.recover(failure, &pending[0], &mut retries)? {
+                    // The chain stopped at its first uncommitted group,
+                    // now at the head of `pending`.
+                    if self.recover(failure, pending.make_contiguous(), &mut retries)? {
                         self.take_committed_prefix(&mut pending)?;
                     }
                 }
@@ -771,8 +796,8 @@ impl Worker {
                 }),
                 &mut steps,
             )
-            .map_err(|error| ApplyError::Replay {
-                group: item.group.describe(),
+            .map_err(|error| DefiniteError::Replay {
+                group: GroupRef::of(&item.group),
                 error: Box::new(error),
             })?;
             if used != TrailerUse::Merged {
@@ -833,7 +858,9 @@ impl Worker {
             Err(e) => e,
         };
         let failure = if e.is_deadlock() || e.is_lock_wait_timeout() {
-            Failure::Retry(e)
+            // The failing group is the first not committed: once the
+            // committed ones are dropped, the head of what is left.
+            Failure::Retry(e, 0)
         } else if e.is_connection_lost() {
             Failure::Lost(e)
         } else {
@@ -843,7 +870,7 @@ impl Worker {
                 .filter(|&o| o != OPEN_COMMIT)
                 .unwrap_or(done)
                 .min(chain.len() - 1);
-            Failure::Fatal(group_error(&chain[owner..=owner], e))
+            Failure::Fatal(ApplyError::in_group(&chain[owner].group, e))
         };
         (done, Err(failure))
     }
@@ -932,11 +959,13 @@ impl Worker {
                 Ok(Some(n)) if n == "0" => return Ok(()),
                 Ok(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
                 Ok(_) => {
-                    return Err(Failure::Fatal(ApplyError::Internal(format!(
-                        "connection {old} holding the prepared XA transaction of {} did not go \
-                         away",
-                        group.describe()
-                    ))))
+                    return Err(Failure::Fatal(
+                        DefiniteError::XaNotDetached {
+                            group: GroupRef::of(group),
+                            connection: old,
+                        }
+                        .into(),
+                    ))
                 }
                 Err(e) => return Err(Failure::Lost(e)),
             }
@@ -961,57 +990,24 @@ impl Worker {
             let open = self.open.take().expect("an open batch was being committed");
             self.committed(open);
         }
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if e.is_deadlock() || e.is_lock_wait_timeout() => Err(Failure::Retry(e)),
-            // Whether a COMMIT in flight took effect is read back after reconnecting.
-            Err(e) if e.is_connection_lost() => Err(Failure::Lost(e)),
-            Err(e) => {
-                let owner = match &e {
-                    WireError::Server { statement, .. } => {
-                        owners.get(*statement).copied().unwrap_or(0)
-                    }
-                    _ => 0,
-                };
-                let owner = owner.min(batch.len() - 1);
-                Err(Failure::Fatal(group_error(&batch[owner..=owner], e)))
-            }
+        let e = match result {
+            Ok(_) => return Ok(()),
+            Err(e) => e,
+        };
+        // Whether a COMMIT in flight took effect is read back after reconnecting.
+        if e.is_connection_lost() {
+            return Err(Failure::Lost(e));
         }
-    }
-}
-
-/// Calls `open` until it connects (backoff 100 ms doubling to 2 s), for
-/// up to `timeout` after the connection was lost with `first`. Gives up at
-/// once on an error that is not a lost connection (a refused login, say),
-/// and on `abort`.
-pub(super) fn reconnect_within(
-    target: &ConnectOptions,
-    timeout: Duration,
-    abort: &AtomicBool,
-    first: WireError,
-    mut open: impl FnMut() -> Result<Conn, WireError>,
-) -> Result<Conn, ApplyError> {
-    let deadline = Instant::now() + timeout;
-    let mut wait = Duration::from_millis(100);
-    let mut last = first;
-    loop {
-        if abort.load(Ordering::Relaxed) {
-            return Err(ApplyError::Aborted);
+        // The group whose statement failed.
+        let owner = match &e {
+            WireError::Server { statement, .. } => owners.get(*statement).copied().unwrap_or(0),
+            _ => 0,
         }
-        match open() {
-            Ok(c) => return Ok(c),
-            Err(e) if e.is_connection_lost() && Instant::now() < deadline => {
-                last = e;
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(Duration::from_secs(2));
-            }
-            Err(e) => {
-                let error = if e.is_connection_lost() { last } else { e };
-                return Err(ApplyError::Target {
-                    addr: target.addr(),
-                    error: Box::new(error),
-                });
-            }
+        .min(batch.len() - 1);
+        if e.is_deadlock() || e.is_lock_wait_timeout() {
+            Err(Failure::Retry(e, owner))
+        } else {
+            Err(Failure::Fatal(ApplyError::in_group(&batch[owner].group, e)))
         }
     }
 }
@@ -1056,21 +1052,5 @@ fn watermark_of(g: MariaGtid, group: &Group) -> Watermark {
         seq_no: g.seq,
         server_id: g.server,
         end: group.end(),
-    }
-}
-
-fn group_error(batch: &[WorkItem], error: WireError) -> ApplyError {
-    let g = &batch[0].group;
-    let databases = if g.databases.is_empty() {
-        "unknown databases".to_string()
-    } else if g.databases.len() == 1 {
-        g.databases[0].clone()
-    } else {
-        format!("databases {}", g.databases.join(", "))
-    };
-    ApplyError::Group {
-        group: g.describe(),
-        databases,
-        error: Box::new(error),
     }
 }

@@ -7,16 +7,15 @@ use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-use parapply::apply::engine::{self, ApplyOptions};
-use parapply::binlog::{BinlogReader, ReaderOptions, Source};
-use parapply::group::Grouper;
+use anyhow::bail;
+use parapply::apply::engine::{self, ApplyOptions, ApplyReport};
+use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
 use parapply::mirror::{self, MirrorOptions, MirrorStart};
-use parapply::position::{BinlogPos, MariaGtid, StartAt};
-use parapply::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState};
-use parapply::schedule::{Placement, ShardMap};
-use parapply::wire::{Conn, ConnectOptions};
+use parapply::position::StartAt;
+use parapply::progress::ProgressTables;
+use parapply::replica::{self, Replica, ReplicaOptions};
+use parapply::wire::ConnectOptions;
 
 use super::args::{ApplyArgs, BenchArgs, InspectArgs, MirrorArgs, StatusArgs, TargetArgs};
 use super::output::Output;
@@ -94,9 +93,27 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     opts.stop = stop.clone();
     opts.abort = abort;
     opts.status_line = true;
-    let report = engine::run(opts)?;
-    if a.json {
-        writeln!(out, "{}", serde_json::to_string(&report)?)?;
+    let report = match engine::run(opts) {
+        Ok(r) => r,
+        Err(f) => {
+            // Where the applied prefix ends: the next run resumes there.
+            print_report(out, &f.report, a.json, false)?;
+            return Err(f.error.into());
+        }
+    };
+    print_report(out, &report, a.json, stop.load(Ordering::SeqCst))
+}
+
+/// What a run applied; `stopped`: by a signal (then a drained state is
+/// offered to the server's own SQL thread).
+fn print_report(
+    out: &mut Output,
+    report: &ApplyReport,
+    json: bool,
+    stopped: bool,
+) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::to_string(report)?)?;
     } else {
         writeln!(
             out,
@@ -113,7 +130,7 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
                 report.gtid_position
             )?;
         }
-        if report.drained && stop.load(Ordering::SeqCst) {
+        if report.drained && stopped {
             writeln!(
                 out,
                 "drained: every shard is at {}. To let the server's own SQL thread take over:\n  \
@@ -127,29 +144,22 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
 
 /// `parapply status`.
 pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
-    let opts = target_options(&a.target)?;
-    let tables = ProgressTables::new(&a.target.progress_schema)
-        .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
-    let mut c = Conn::connect(&opts)?;
-    let shards = c
-        .query_rows(&tables.select_shards_sql())
-        .with_context(|| format!("reading {}.shard_progress", tables.schema()))?;
-    let low = c.query_rows(&tables.select_low_sql())?;
-    let map = c.query_value(&tables.select_shard_map_sql())?;
-    let state = ProgressTables::parse_state(&shards, &low, map)?;
+    let mut replica = Replica::connect(ReplicaOptions {
+        target: target_options(&a.target)?,
+        progress: ProgressTables::new(&a.target.progress_schema)
+            .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?,
+        reconnect_timeout: Duration::ZERO,
+    })?;
+    let own = replica.applied_set()?;
     let pending = match &a.source {
-        Some(src) => Some(pending(
-            &state,
+        Some(src) => Some(replica::pending(
+            &own,
             source_of(src)?,
             &a.sharding.map().map_err(anyhow::Error::msg)?,
-            &parse_gtid_list(
-                &c.query_value("SELECT @@GLOBAL.gtid_binlog_state")?
-                    .unwrap_or_default(),
-            )
-            .map_err(anyhow::Error::msg)?,
         )?),
         None => None,
     };
+    let state = &own.state;
     if a.json {
         let mut v = state.to_json();
         v["pending"] = serde_json::to_value(&pending)?;
@@ -184,54 +194,6 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
-}
-
-/// What the source holds that the target has not applied.
-#[derive(Debug, serde::Serialize)]
-struct Pending {
-    /// Groups not applied.
-    groups: u64,
-    /// Their bytes.
-    bytes: u64,
-    /// End of the last group in the source.
-    source_end: Option<BinlogPos>,
-}
-
-fn pending(
-    state: &ReplicaState,
-    source: Source,
-    map: &ShardMap,
-    binlog_state: &[MariaGtid],
-) -> anyhow::Result<Pending> {
-    let start = state
-        .resume_position()
-        .map(StartAt::Pos)
-        .unwrap_or(StartAt::Beginning);
-    let opts = ReaderOptions {
-        start,
-        ..ReaderOptions::default()
-    };
-    let mut g = Grouper::new(BinlogReader::open(source, opts)?);
-    let mut p = Pending {
-        groups: 0,
-        bytes: 0,
-        source_end: None,
-    };
-    while let Some(group) = g.next()? {
-        p.source_end = Some(group.end());
-        let Some(gtid) = group.maria_gtid() else {
-            continue;
-        };
-        let applied = match map.placement(&group) {
-            Placement::Shards(s) => state.shard_group_applied(gtid, s.iter().map(|x| &*x.0)),
-            Placement::Barrier(_) => state.barrier_applied(gtid, binlog_state),
-        };
-        if applied == Applied::No {
-            p.groups += 1;
-            p.bytes += group.bytes.len() as u64;
-        }
-    }
-    Ok(p)
 }
 
 /// `parapply bench`: the table (or JSON) on standard output; progress goes

@@ -1,0 +1,219 @@
+//! What can go wrong with one replica, split by what the caller does:
+//! [`ReplicaError::is_transient`] errors are worth a retry later (the
+//! server is unreachable); every other one needs an operator (a setting, a
+//! privilege, another applier, unreadable progress).
+
+use crate::position::BinlogPos;
+use crate::progress::StateParseError;
+use crate::wire::WireError;
+
+/// `addr: ` unless the wire error already names the address.
+fn at(addr: &str, error: &WireError) -> String {
+    if error.names_addr() {
+        String::new()
+    } else {
+        format!("{addr}: ")
+    }
+}
+
+/// A hint for the privilege errors of replaying binlog events.
+fn replay_hint(error: &WireError) -> &'static str {
+    match error.code() {
+        Some(1227 | 1142 | 1044) => {
+            " (grant it: GRANT BINLOG REPLAY, SUPER ON *.* TO the applier's user; and the table \
+             rights of the replicated databases)"
+        }
+        _ => "",
+    }
+}
+
+/// A check before applying failed: the target is not usable as
+/// configured. An operator must act; the message says how.
+#[derive(Debug, thiserror::Error)]
+pub enum PreflightError {
+    /// `log_bin` is off.
+    #[error(
+        "{addr}: the target has log_bin off; parapply needs the target's binary log (for \
+         exactly-once DDL after a crash, and for promoting this replica): start it with \
+         --log-bin and --log-slave-updates"
+    )]
+    LogBinOff {
+        /// The target.
+        addr: String,
+    },
+    /// `gtid_strict_mode` is on while several workers commit out of order.
+    #[error(
+        "{addr}: gtid_strict_mode is on; parallel workers commit GTIDs of different databases \
+         out of order, which strict mode refuses: SET GLOBAL gtid_strict_mode=0"
+    )]
+    GtidStrictMode {
+        /// The target.
+        addr: String,
+    },
+    /// The user may not replay binlog events (`BINLOG '…'`).
+    #[error(
+        "{addr}: replaying binlog events is refused: {error}{}",
+        replay_hint(error)
+    )]
+    BinlogReplayRefused {
+        /// The target.
+        addr: String,
+        /// The server's answer.
+        error: Box<WireError>,
+    },
+    /// The user may not set `gtid_seq_no` (keeping the primary's GTIDs).
+    #[error(
+        "{addr}: setting gtid_seq_no is refused (needs SUPER or REPLICATION MASTER ADMIN): \
+         {error}"
+    )]
+    GtidSeqNoRefused {
+        /// The target.
+        addr: String,
+        /// The server's answer.
+        error: Box<WireError>,
+    },
+    /// The progress tables cannot be created.
+    #[error("{addr}: creating the progress tables in `{schema}`: {error}")]
+    ProgressTables {
+        /// The target.
+        addr: String,
+        /// The progress schema.
+        schema: String,
+        /// The server's answer.
+        error: Box<WireError>,
+    },
+    /// Binary logging cannot be turned off for parapply's bookkeeping.
+    #[error(
+        "{addr}: turning off binary logging for parapply's bookkeeping is refused (needs SUPER \
+         or BINLOG ADMIN): {error}"
+    )]
+    SqlLogBinRefused {
+        /// The target.
+        addr: String,
+        /// The server's answer.
+        error: Box<WireError>,
+    },
+    /// The progress was written under another shard map and is not drained.
+    #[error(
+        "the progress on {addr} was written with shard map `{old}`, not `{new}`, and the shards \
+         are at different positions: run with the old map until drained (SIGINT), then change it"
+    )]
+    ShardMapChanged {
+        /// The target.
+        addr: String,
+        /// The fingerprint the progress was written under.
+        old: String,
+        /// The fingerprint asked for.
+        new: String,
+    },
+    /// A start position was given for a target that has progress.
+    #[error(
+        "{addr}: the target already has progress (applied up to {applied_to}); drop --from, or \
+         reset the progress schema `{schema}` to start elsewhere"
+    )]
+    FromWithProgress {
+        /// The target.
+        addr: String,
+        /// Where its applied prefix ends.
+        applied_to: BinlogPos,
+        /// The progress schema.
+        schema: String,
+    },
+    /// The source has neither the file the applied prefix ends in nor a
+    /// low-watermark row to resume from by GTID.
+    #[error("{addr}: no low-watermark row ends at {end}, and the source has no file {}", end.file)]
+    NoResumePoint {
+        /// The target.
+        addr: String,
+        /// Where the applied prefix ends.
+        end: BinlogPos,
+    },
+}
+
+/// An error of a [`super::Replica`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReplicaError {
+    /// The server cannot be reached (after retrying for the reconnect time),
+    /// or refuses the login.
+    #[error("target {}{error}", at(addr, error))]
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// The last error.
+        error: Box<WireError>,
+    },
+    /// A statement failed.
+    #[error("{addr}: {what}: {error}")]
+    Query {
+        /// `host:port`.
+        addr: String,
+        /// What was being done.
+        what: &'static str,
+        /// The server's answer.
+        error: Box<WireError>,
+    },
+    /// A check before applying failed.
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// Another applier holds the applier lock.
+    #[error(
+        "{addr}: another parapply apply is running against this target (connection {} holds \
+         the lock `{lock}`); stop it first",
+        holder.map_or_else(|| "?".to_string(), |h| h.to_string())
+    )]
+    Locked {
+        /// `host:port`.
+        addr: String,
+        /// The lock's name.
+        lock: String,
+        /// The connection holding it, when the server says.
+        holder: Option<u64>,
+    },
+    /// After a reconnect, another applier holds the lock.
+    #[error(
+        "{addr}: after reconnecting, the applier lock `{lock}` is held by another connection: \
+         another parapply apply took over this target; stopping"
+    )]
+    LockLost {
+        /// `host:port`.
+        addr: String,
+        /// The lock's name.
+        lock: String,
+    },
+    /// The progress rows do not parse.
+    #[error("{addr}: reading progress: {error}")]
+    BadProgress {
+        /// `host:port`.
+        addr: String,
+        /// Which row and column.
+        error: StateParseError,
+    },
+    /// A GTID list variable does not parse.
+    #[error("{addr}: @@{variable} `{value}`: {error}")]
+    BadGtidList {
+        /// `host:port`.
+        addr: String,
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+        /// Why.
+        error: String,
+    },
+    /// Stopped by the caller (a signal) while waiting.
+    #[error("stopped while waiting for the target")]
+    Stopped,
+}
+
+impl ReplicaError {
+    /// Worth retrying later: the server could not be reached or the
+    /// connection was lost; nothing about the replica is wrong.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ReplicaError::Connect { error, .. } | ReplicaError::Query { error, .. } => {
+                error.is_connection_lost()
+            }
+            _ => false,
+        }
+    }
+}

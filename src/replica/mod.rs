@@ -1,0 +1,498 @@
+//! One target server's parapply state: the connection to it, the checks it
+//! must pass before anything is applied, the applier lock, and reading what
+//! it has applied. The apply engine, `status` and (later) promotion all go
+//! through a [`Replica`]; it knows nothing of them (plain inputs,
+//! [`ReplicaOptions`], and its own result types).
+//!
+//! # Connection
+//!
+//! [`Replica::connect`] opens one control connection. A lost connection is
+//! opened again within [`ReplicaOptions::reconnect_timeout`]
+//! ([`reconnect_within`], which the workers use too); the session's
+//! settings (`sql_log_bin=0`) and the applier lock are taken back.
+//!
+//! # Preflight
+//!
+//! Each requirement is one `ensure_*` method returning a typed
+//! [`PreflightError`] that says what to change: [`Replica::ensure_log_bin`],
+//! [`Replica::ensure_gtid_strict_mode_off`],
+//! [`Replica::ensure_binlog_replay`] (the `BINLOG` privilege),
+//! [`Replica::ensure_gtid_seq_no`] (keeping the primary's GTIDs),
+//! [`Replica::ensure_progress_tables`], [`Replica::ensure_sql_log_bin_off`]
+//! (bookkeeping stays out of the target's binary log) and
+//! [`Replica::ensure_shard_map`].
+//!
+//! # The applier lock
+//!
+//! One applier per target and progress schema:
+//! [`Replica::take_applier_lock`] takes the server lock
+//! ([`crate::progress::ProgressTables::applier_lock`]), or says which
+//! connection holds it ([`ReplicaError::Locked`]); then it waits until the
+//! sessions a dead applier left behind have left the server (their
+//! statements committed or rolled back), so that the state read next is
+//! final.
+//!
+//! # State
+//!
+//! [`Replica::read_state`] (watermarks and low-watermark),
+//! [`Replica::gtid_binlog_state`], [`Replica::applied_set`] (both: what the
+//! restart rule needs), [`Replica::read_only`]; [`pending`] counts what a
+//! source holds that the replica has not applied (`parapply status`).
+
+mod error;
+mod pending;
+
+pub use error::{PreflightError, ReplicaError};
+pub use pending::{pending, Pending};
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::position::MariaGtid;
+use crate::progress::{
+    escape, parse_gtid_list, AppliedSet, ProgressTables, ReplicaState, Watermark,
+    SHARD_PROGRESS_LAYOUT,
+};
+use crate::wire::{Conn, ConnectOptions, WireError};
+
+/// How to reach a replica and where its progress lives.
+#[derive(Debug, Clone)]
+pub struct ReplicaOptions {
+    /// The server.
+    pub target: ConnectOptions,
+    /// The progress tables.
+    pub progress: ProgressTables,
+    /// How long a lost connection is tried again.
+    pub reconnect_timeout: Duration,
+}
+
+/// A replica server, through one control connection.
+pub struct Replica {
+    opts: ReplicaOptions,
+    conn: Conn,
+    /// This connection holds the applier lock (take it back after a reconnect).
+    locked: bool,
+    /// This connection runs with `sql_log_bin=0`.
+    log_bin_off: bool,
+}
+
+/// How long [`Replica::take_applier_lock`] waits for the lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+impl Replica {
+    /// Connects (once: an unreachable server is an error at once).
+    pub fn connect(opts: ReplicaOptions) -> Result<Replica, ReplicaError> {
+        let conn = Conn::connect(&opts.target).map_err(|error| ReplicaError::Connect {
+            addr: opts.target.addr(),
+            error: Box::new(error),
+        })?;
+        Ok(Replica {
+            opts,
+            conn,
+            locked: false,
+            log_bin_off: false,
+        })
+    }
+
+    /// `host:port`.
+    pub fn addr(&self) -> String {
+        self.opts.target.addr()
+    }
+
+    /// Its options.
+    pub fn options(&self) -> &ReplicaOptions {
+        &self.opts
+    }
+
+    fn query_err(&self, what: &'static str) -> impl FnOnce(WireError) -> ReplicaError + '_ {
+        move |error| ReplicaError::Query {
+            addr: self.addr(),
+            what,
+            error: Box::new(error),
+        }
+    }
+
+    fn value(&mut self, sql: &str, what: &'static str) -> Result<String, ReplicaError> {
+        match self.conn.query_value(sql) {
+            Ok(v) => Ok(v.unwrap_or_default()),
+            Err(e) => Err(self.query_err(what)(e)),
+        }
+    }
+
+    fn rows(
+        &mut self,
+        sql: &str,
+        what: &'static str,
+    ) -> Result<Vec<crate::wire::Row>, ReplicaError> {
+        match self.conn.query_rows(sql) {
+            Ok(v) => Ok(v),
+            Err(e) => Err(self.query_err(what)(e)),
+        }
+    }
+
+    fn exec(&mut self, sql: &[u8], what: &'static str) -> Result<(), ReplicaError> {
+        match self.conn.execute(sql) {
+            Ok(_) => Ok(()),
+            Err(e) => Err(self.query_err(what)(e)),
+        }
+    }
+
+    /// `log_bin` is on (DESIGN.md: exactly-once DDL and promotion need it).
+    pub fn ensure_log_bin(&mut self) -> Result<(), ReplicaError> {
+        if self.value("SELECT @@GLOBAL.log_bin", "reading log_bin")? != "1" {
+            return Err(PreflightError::LogBinOff { addr: self.addr() }.into());
+        }
+        Ok(())
+    }
+
+    /// `gtid_strict_mode` is off (out-of-order commits break it).
+    pub fn ensure_gtid_strict_mode_off(&mut self) -> Result<(), ReplicaError> {
+        let v = self.value(
+            "SELECT @@GLOBAL.gtid_strict_mode",
+            "reading gtid_strict_mode",
+        )?;
+        if v == "1" {
+            return Err(PreflightError::GtidStrictMode { addr: self.addr() }.into());
+        }
+        Ok(())
+    }
+
+    /// The user may replay binlog events: runs `statement`, a harmless
+    /// `BINLOG '…'` (the source's own Format_description event).
+    pub fn ensure_binlog_replay(&mut self, statement: &[u8]) -> Result<(), ReplicaError> {
+        self.conn.execute(statement).map(drop).map_err(|error| {
+            PreflightError::BinlogReplayRefused {
+                addr: self.addr(),
+                error: Box::new(error),
+            }
+            .into()
+        })
+    }
+
+    /// The user may set `gtid_seq_no` (the primary's GTIDs are kept).
+    pub fn ensure_gtid_seq_no(&mut self) -> Result<(), ReplicaError> {
+        self.conn
+            .execute(b"SET @@session.gtid_seq_no=0")
+            .map(drop)
+            .map_err(|error| {
+                PreflightError::GtidSeqNoRefused {
+                    addr: self.addr(),
+                    error: Box::new(error),
+                }
+                .into()
+            })
+    }
+
+    /// Creates the progress tables when missing — through the binary log,
+    /// once: a replica of this replica receives the watermark rows inside
+    /// each transaction and needs the tables. Returns whether
+    /// `shard_progress` has the layout the workers' row events describe
+    /// (otherwise watermarks are written with SQL, slower).
+    pub fn ensure_progress_tables(&mut self) -> Result<bool, ReplicaError> {
+        let tables = self.opts.progress.clone();
+        if self.value(&tables.count_tables_sql(), "counting the progress tables")? != "4" {
+            for sql in tables.create_sql() {
+                if let Err(error) = self.conn.execute(sql.as_bytes()) {
+                    return Err(PreflightError::ProgressTables {
+                        addr: self.addr(),
+                        schema: tables.schema().to_string(),
+                        error: Box::new(error),
+                    }
+                    .into());
+                }
+            }
+        }
+        let layout = self.value(&tables.layout_sql(), "reading the progress table's layout")?;
+        let row_events = layout == SHARD_PROGRESS_LAYOUT;
+        if !row_events {
+            tracing::warn!(
+                layout = %layout,
+                expected = SHARD_PROGRESS_LAYOUT,
+                "`{}`.`shard_progress` does not have the layout parapply creates; watermarks are \
+                 written with SQL (slower)",
+                tables.schema()
+            );
+        }
+        Ok(row_events)
+    }
+
+    /// From here on this connection's writes stay out of the target's
+    /// binary log (it holds the primary's GTIDs, not parapply's).
+    pub fn ensure_sql_log_bin_off(&mut self) -> Result<(), ReplicaError> {
+        self.conn
+            .execute(b"SET @@session.sql_log_bin=0")
+            .map_err(|error| PreflightError::SqlLogBinRefused {
+                addr: self.addr(),
+                error: Box::new(error),
+            })?;
+        self.log_bin_off = true;
+        Ok(())
+    }
+
+    /// The watermarks in `state` were written under the shard map
+    /// `fingerprint`, or are drained (then any map may continue); records
+    /// the fingerprint.
+    pub fn ensure_shard_map(
+        &mut self,
+        state: &ReplicaState,
+        fingerprint: &str,
+    ) -> Result<(), ReplicaError> {
+        match &state.shard_map {
+            Some(old) if old == fingerprint => Ok(()),
+            Some(old) if !state.is_drained() => Err(PreflightError::ShardMapChanged {
+                addr: self.addr(),
+                old: old.clone(),
+                new: fingerprint.to_string(),
+            }
+            .into()),
+            _ => {
+                let sql = self.opts.progress.save_shard_map_sql(fingerprint);
+                self.exec(sql.as_bytes(), "saving the shard map")
+            }
+        }
+    }
+
+    /// Becomes the one applier of this target and schema (see the module
+    /// doc): takes the lock, waiting up to `wait` for it, then waits for a
+    /// dead applier's sessions to leave, and forgets them. `stop` is asked
+    /// while waiting.
+    pub fn take_applier_lock(
+        &mut self,
+        wait: Duration,
+        stop: &dyn Fn() -> bool,
+    ) -> Result<(), ReplicaError> {
+        let lock = self.opts.progress.applier_lock();
+        let got = self.value(
+            &format!("SELECT GET_LOCK('{}', {})", escape(&lock), wait.as_secs()),
+            "taking the applier lock",
+        )?;
+        if got != "1" {
+            let holder = self.lock_holder().ok().flatten();
+            return Err(ReplicaError::Locked {
+                addr: self.addr(),
+                lock,
+                holder,
+            });
+        }
+        self.locked = true;
+        self.wait_for_dead_sessions(stop)?;
+        let clear = self.opts.progress.clear_sessions_sql();
+        self.exec(clear.as_bytes(), "clearing sessions")
+    }
+
+    /// The connection holding the applier lock, if any.
+    pub fn lock_holder(&mut self) -> Result<Option<u64>, ReplicaError> {
+        let lock = self.opts.progress.applier_lock();
+        let v = self.value(
+            &format!("SELECT IS_USED_LOCK('{}')", escape(&lock)),
+            "asking who holds the applier lock",
+        )?;
+        Ok(v.parse().ok())
+    }
+
+    /// Waits until the connections listed in `sessions` by a previous
+    /// applier have left the server's process list.
+    fn wait_for_dead_sessions(&mut self, stop: &dyn Fn() -> bool) -> Result<(), ReplicaError> {
+        let sql = self.opts.progress.select_sessions_sql();
+        let ids: Vec<String> = self
+            .rows(&sql, "reading sessions")?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .filter(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()))
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let list = ids.join(",");
+        let started = Instant::now();
+        let mut told: Option<Instant> = None;
+        loop {
+            let running = self.rows(
+                &format!(
+                    "SELECT ID, COALESCE(LEFT(INFO, 80), '') FROM information_schema.PROCESSLIST \
+                     WHERE ID IN ({list}) AND ID <> CONNECTION_ID()"
+                ),
+                "reading the process list",
+            )?;
+            if running.is_empty() {
+                return Ok(());
+            }
+            if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
+                let what: Vec<String> = running
+                    .iter()
+                    .map(|r| {
+                        r.iter()
+                            .map(|v| {
+                                String::from_utf8_lossy(v.as_deref().unwrap_or(b"")).into_owned()
+                            })
+                            .collect::<Vec<_>>()
+                            .join(": ")
+                    })
+                    .collect();
+                tracing::warn!(
+                    waited_s = started.elapsed().as_secs(),
+                    sessions = %what.join("; "),
+                    "waiting for a previous applier's statements to finish on the target"
+                );
+                told = Some(Instant::now());
+            }
+            if stop() {
+                return Err(ReplicaError::Stopped);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The watermarks, low-watermark and shard-map fingerprint.
+    pub fn read_state(&mut self) -> Result<ReplicaState, ReplicaError> {
+        let t = self.opts.progress.clone();
+        let shards = self.rows(&t.select_shards_sql(), "reading progress")?;
+        let low = self.rows(&t.select_low_sql(), "reading progress")?;
+        let map = match self.conn.query_value(&t.select_shard_map_sql()) {
+            Ok(v) => v,
+            Err(e) => return Err(self.query_err("reading progress")(e)),
+        };
+        ProgressTables::parse_state(&shards, &low, map).map_err(|error| ReplicaError::BadProgress {
+            addr: self.addr(),
+            error,
+        })
+    }
+
+    /// `@@GLOBAL.gtid_binlog_state`: the last GTID of each (domain, server)
+    /// in the target's binary log.
+    pub fn gtid_binlog_state(&mut self) -> Result<Vec<MariaGtid>, ReplicaError> {
+        let value = self.value(
+            "SELECT @@GLOBAL.gtid_binlog_state",
+            "reading gtid_binlog_state",
+        )?;
+        parse_gtid_list(&value).map_err(|error| ReplicaError::BadGtidList {
+            addr: self.addr(),
+            variable: "gtid_binlog_state",
+            value,
+            error,
+        })
+    }
+
+    /// What the restart rule needs: the state and the binlog state.
+    pub fn applied_set(&mut self) -> Result<AppliedSet, ReplicaError> {
+        Ok(AppliedSet {
+            state: self.read_state()?,
+            binlog_state: self.gtid_binlog_state()?,
+        })
+    }
+
+    /// `@@GLOBAL.read_only`.
+    pub fn read_only(&mut self) -> Result<bool, ReplicaError> {
+        Ok(self.value("SELECT @@GLOBAL.read_only", "reading read_only")? == "1")
+    }
+
+    /// The server's collations: id → (character set, collation name).
+    pub fn collations(&mut self) -> Result<HashMap<u32, (String, String)>, ReplicaError> {
+        let rows = self.rows(
+            "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS",
+            "reading collations",
+        )?;
+        let mut out = HashMap::new();
+        for r in rows {
+            let text = |i: usize| {
+                r.get(i)
+                    .and_then(|v| v.as_ref())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default()
+            };
+            if let Ok(id) = text(0).parse::<u32>() {
+                out.insert(id, (text(1), text(2)));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores the low-watermark of each domain in `low`. When the
+    /// connection was lost (the target restarted, say) it is opened again
+    /// within the reconnect time — the session settings and the applier
+    /// lock taken back — and the write retried. `abort` ends the waiting.
+    pub fn persist_low(
+        &mut self,
+        low: &BTreeMap<u32, Watermark>,
+        abort: &AtomicBool,
+    ) -> Result<(), ReplicaError> {
+        let Some(sql) = self.opts.progress.upsert_low_sql(low) else {
+            return Ok(());
+        };
+        match self.conn.execute(sql.as_bytes()) {
+            Ok(_) => Ok(()),
+            Err(error) if error.is_connection_lost() => {
+                tracing::warn!(error = %error, "lost the control connection to the target; reconnecting");
+                self.reconnect(abort, error)?;
+                self.exec(sql.as_bytes(), "writing the low-watermark")
+            }
+            Err(e) => Err(self.query_err("writing the low-watermark")(e)),
+        }
+    }
+
+    /// Opens the connection again after `first` (see [`reconnect_within`])
+    /// and restores what the old one held: `sql_log_bin=0` and the applier
+    /// lock — unless another applier took it meanwhile.
+    pub fn reconnect(&mut self, abort: &AtomicBool, first: WireError) -> Result<(), ReplicaError> {
+        let target = self.opts.target.clone();
+        self.conn = reconnect_within(&target, self.opts.reconnect_timeout, abort, first, || {
+            Conn::connect(&target)
+        })?;
+        if self.locked {
+            let lock = self.opts.progress.applier_lock();
+            let got = self.value(
+                &format!("SELECT GET_LOCK('{}', 0)", escape(&lock)),
+                "taking the applier lock back",
+            )?;
+            if got != "1" {
+                self.locked = false;
+                return Err(ReplicaError::LockLost {
+                    addr: self.addr(),
+                    lock,
+                });
+            }
+        }
+        if self.log_bin_off {
+            self.exec(b"SET @@session.sql_log_bin=0", "turning off binary logging")?;
+        }
+        Ok(())
+    }
+}
+
+/// Calls `open` until it connects (backoff 100 ms doubling to 2 s), for
+/// up to `timeout` after the connection was lost with `first`. Gives up at
+/// once on an error that is not a lost connection (a refused login, say),
+/// and on `abort` ([`ReplicaError::Stopped`]).
+pub fn reconnect_within(
+    target: &ConnectOptions,
+    timeout: Duration,
+    abort: &AtomicBool,
+    first: WireError,
+    mut open: impl FnMut() -> Result<Conn, WireError>,
+) -> Result<Conn, ReplicaError> {
+    let deadline = Instant::now() + timeout;
+    let mut wait = Duration::from_millis(100);
+    let mut last = first;
+    loop {
+        if abort.load(Ordering::Relaxed) {
+            return Err(ReplicaError::Stopped);
+        }
+        match open() {
+            Ok(c) => return Ok(c),
+            Err(e) if e.is_connection_lost() && Instant::now() < deadline => {
+                last = e;
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_secs(2));
+            }
+            Err(e) => {
+                let error = if e.is_connection_lost() { last } else { e };
+                return Err(ReplicaError::Connect {
+                    addr: target.addr(),
+                    error: Box::new(error),
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! What a source holds that a replica has not applied (`parapply status`),
+//! by the same per-group decision as the apply engine.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
+use crate::group::Grouper;
+use crate::position::{BinlogPos, StartAt};
+use crate::progress::{decide, Action, AppliedSet, GroupFacts, Selection};
+use crate::schedule::{Placement, ShardMap};
+
+/// Groups of a source that a replica has not applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Pending {
+    /// Groups not applied.
+    pub groups: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// End of the last group in the source.
+    pub source_end: Option<BinlogPos>,
+}
+
+/// Reads `source` from the end of `own`'s applied prefix and counts the
+/// groups [`decide`] would apply under [`Selection::Restart`] with the
+/// shard map `map`. Groups without a MariaDB GTID are not counted (the
+/// engine refuses them).
+pub fn pending(own: &AppliedSet, source: Source, map: &ShardMap) -> Result<Pending, ReadError> {
+    let start = own
+        .state
+        .resume_position()
+        .map(StartAt::Pos)
+        .unwrap_or(StartAt::Beginning);
+    let opts = ReaderOptions {
+        start,
+        ..ReaderOptions::default()
+    };
+    let mut groups = Grouper::new(BinlogReader::open(source, opts)?);
+    let mut p = Pending {
+        groups: 0,
+        bytes: 0,
+        source_end: None,
+    };
+    while let Some(group) = groups.next()? {
+        let end = group.end();
+        let Some(gtid) = group.maria_gtid() else {
+            p.source_end = Some(end);
+            continue;
+        };
+        let shards: Option<Vec<Arc<str>>> = match map.placement(&group) {
+            Placement::Shards(s) => Some(s.into_iter().map(|x| x.0).collect()),
+            Placement::Barrier(_) => None,
+        };
+        let facts = GroupFacts {
+            gtid,
+            end: &end,
+            shards: shards.as_deref(),
+        };
+        if decide(&Selection::Restart, None, own, &facts).action == Action::Apply {
+            p.groups += 1;
+            p.bytes += group.bytes.len() as u64;
+        }
+        p.source_end = Some(end);
+    }
+    Ok(p)
+}
