@@ -705,3 +705,72 @@ fn a_worker_sends_the_queued_single_statement_groups_as_one_chain() {
     let v: Option<i64> = t.query_first("SELECT v FROM c.t WHERE id = 1").unwrap();
     assert_eq!(v, Some(4));
 }
+
+/// A catch-up is the same engine run with another selection: replica B,
+/// behind, receives exactly the groups replica A holds and B lacks — none
+/// that A lacks, although the source has more — and then stops; B ends in
+/// A's state.
+#[test]
+fn a_catch_up_applies_what_the_goal_holds_and_stops_there() {
+    use parapply::progress::{compare, Selection, StateOrder};
+    use parapply::replica::{Replica, ReplicaOptions};
+    let p = primary(BinlogFormat::Row);
+    let (a, b) = (target(), target());
+    common::load_small_transactions(&p, "cu", 3, 30);
+    let mid = p.gtid_binlog_pos().unwrap();
+    for i in 0..12 {
+        p.exec(&format!("UPDATE cu{}.t SET v = 'a{i}' WHERE id = 0", i % 3))
+            .unwrap();
+    }
+    // A applies everything so far.
+    let r = run(options(&p, &a));
+    assert!(r.drained, "{r:?}");
+    // The primary goes on; A lacks these.
+    for i in 0..6 {
+        p.exec(&format!(
+            "UPDATE cu{}.t SET v = 'later{i}' WHERE id = 0",
+            i % 3
+        ))
+        .unwrap();
+    }
+    // B stops at `mid`.
+    let mut o = options(&p, &b);
+    o.until = Some(mid.parse().unwrap());
+    run(o);
+    let replica = |s: &Server| {
+        Replica::connect(ReplicaOptions {
+            target: ConnectOptions::new("127.0.0.1", s.port(), "root"),
+            progress: parapply::progress::ProgressTables::new("parapply").unwrap(),
+            reconnect_timeout: Duration::from_secs(5),
+        })
+        .unwrap()
+    };
+    let goal = replica(&a).applied_set().unwrap();
+    let before = replica(&b).read_state().unwrap();
+    assert!(
+        matches!(compare(&goal.state, &before), StateOrder::AAhead(_)),
+        "{:?}",
+        compare(&goal.state, &before)
+    );
+
+    let catch_up = |b: &Server| {
+        let mut o = options(&p, b);
+        o.selection = Selection::CatchUp(Box::new(goal.clone()));
+        run(o)
+    };
+    let r = catch_up(&b);
+    assert_eq!(
+        r.applied, 12,
+        "the twelve groups after `mid` that A holds: {r:?}"
+    );
+    let dbs = ["cu0", "cu1", "cu2"];
+    assert_eq!(a.checksums(&dbs).unwrap(), b.checksums(&dbs).unwrap());
+    assert_ne!(p.checksums(&dbs).unwrap(), b.checksums(&dbs).unwrap());
+    let after = replica(&b).read_state().unwrap();
+    assert_eq!(compare(&goal.state, &after), StateOrder::Equal);
+    // Again: nothing left to catch up.
+    assert_eq!(catch_up(&b).applied, 0);
+    // And the restart rule takes B on from there to the primary's end.
+    run(options(&p, &b));
+    assert_same_data(&p, &b);
+}

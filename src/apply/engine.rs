@@ -244,9 +244,8 @@ struct Tracked {
 enum TrackState {
     /// Found applied already.
     Skipped,
-    /// Pushed to the scheduler under this id; the group is kept to name it
-    /// if its worker panics.
-    Pushed(GroupId, Arc<Group>),
+    /// Pushed to the scheduler under this id, with its bytes.
+    Pushed(GroupId, u64),
     /// Not selected (a catch-up's goal lacks it): the low-watermark cannot
     /// pass it.
     Passed,
@@ -280,14 +279,6 @@ impl Prefix {
         } else {
             None
         }
-    }
-
-    /// The group pushed under `id`, if still tracked.
-    fn group(&self, id: GroupId) -> Option<&Group> {
-        self.track.iter().find_map(|t| match &t.state {
-            TrackState::Pushed(i, g) if *i == id => Some(&**g),
-            _ => None,
-        })
     }
 }
 
@@ -340,6 +331,9 @@ pub struct Engine {
     failure: Option<ApplyError>,
     /// Workers whose queue was found closed: their report says why.
     lost: HashSet<usize>,
+    /// Per worker, the groups dispatched to it and not reported applied, in
+    /// queue order: the front is the one it works on (named if it panics).
+    held: Vec<VecDeque<(GroupId, Arc<Group>)>>,
     status: StatusLine,
 }
 
@@ -400,6 +394,7 @@ impl Engine {
             counts: Counts::default(),
             failure: None,
             lost: HashSet::new(),
+            held: Vec::new(),
             opts,
         };
         if let Err(error) = engine.spawn(start, setup.collations, setup.row_events, report_tx) {
@@ -455,6 +450,7 @@ impl Engine {
                 })?;
             self.workers.push(handle);
             self.queues.push(tx);
+            self.held.push(VecDeque::new());
         }
         drop(report_tx);
 
@@ -526,6 +522,7 @@ impl Engine {
             let Some(item) = self.items.remove(&d.id) else {
                 continue;
             };
+            self.held[d.worker].push_back((d.id, item.group.clone()));
             if self.queues[d.worker].send(item).is_err() {
                 // The worker stopped; its report (taken at shutdown) says why.
                 self.lost.insert(d.worker);
@@ -619,7 +616,7 @@ impl Engine {
                 );
                 let timestamp = group.timestamp;
                 self.prefix.track.push_back(Tracked {
-                    state: TrackState::Pushed(id, group),
+                    state: TrackState::Pushed(id, group.bytes.len() as u64),
                     barrier,
                     mark,
                     domain: gtid.domain,
@@ -699,7 +696,18 @@ impl Engine {
     /// Books one worker's report.
     fn take_report(&mut self, r: Report) {
         match r {
-            Report::Applied { ids, .. } => {
+            Report::Applied { worker, ids } => {
+                // A worker reports its queue's groups in order.
+                if let Some(held) = self.held.get_mut(worker) {
+                    for id in &ids {
+                        match held.front() {
+                            Some((front, _)) if front == id => {
+                                held.pop_front();
+                            }
+                            _ => held.retain(|(h, _)| h != id),
+                        }
+                    }
+                }
                 if let Err(e) = self.sched.complete_all(ids) {
                     self.failure.get_or_insert(e.into());
                 }
@@ -720,9 +728,9 @@ impl Engine {
     /// prefix; after a barrier it is persisted at once.
     fn advance_low(&mut self) {
         while let Some(t) = self.prefix.pop(self.sched.low_watermark()) {
-            if let TrackState::Pushed(_, g) = &t.state {
+            if let TrackState::Pushed(_, bytes) = t.state {
                 self.counts.applied += 1;
-                self.counts.bytes += g.bytes.len() as u64;
+                self.counts.bytes += bytes;
             }
             if t.barrier {
                 self.low.last_persist = Instant::now() - self.opts.low_watermark_interval;
@@ -794,11 +802,7 @@ impl Engine {
         }
         for (worker, message) in panics {
             // The group it held: its oldest incomplete one.
-            let group = self
-                .sched
-                .oldest_running_on(worker)
-                .and_then(|id| self.prefix.group(id))
-                .map(GroupRef::of);
+            let group = self.held[worker].front().map(|(_, g)| GroupRef::of(g));
             tracing::error!(worker, group = ?group, %message, "a worker panicked");
             let e = DefiniteError::WorkerPanicked {
                 worker,
@@ -1070,28 +1074,6 @@ mod tests {
         }
     }
 
-    fn group() -> Arc<Group> {
-        Arc::new(Group {
-            gtid: None,
-            server_id: 1,
-            file: Arc::from("bin.000001"),
-            start_pos: 4,
-            end_pos: 100,
-            source_file: Arc::from("bin.000001"),
-            source_pos: 4,
-            databases: vec!["a".into()],
-            databases_exact: true,
-            tables: Vec::new(),
-            kind: crate::group::GroupKind::RowDml,
-            gtid_flags: 0,
-            commit_id: None,
-            timestamp: 0,
-            events: Vec::new(),
-            bytes: Vec::new(),
-            format: Arc::new(crate::binlog::synth::format_description()),
-        })
-    }
-
     /// The applied prefix follows the scheduler's low-watermark: pushed
     /// groups complete out of order, skipped ones are applied by definition,
     /// a passed one holds everything after it.
@@ -1104,12 +1086,11 @@ mod tests {
         let mut prefix = Prefix::default();
         // seq 1: skipped; 2: id 0 (a); 3: id 1 (b); 4: skipped; 5: id 2 (a);
         // 6: passed; 7: id 3 (b).
-        let g = group();
         let mut push = |prefix: &mut Prefix, id: GroupId, shard: &str, seq: u64| {
             sched.push(id, Placement::shards([shard]), 1).unwrap();
             prefix
                 .track
-                .push_back(tracked(TrackState::Pushed(id, g.clone()), seq));
+                .push_back(tracked(TrackState::Pushed(id, 10), seq));
         };
         prefix.track.push_back(tracked(TrackState::Skipped, 1));
         push(&mut prefix, 0, "a", 2);
@@ -1128,7 +1109,6 @@ mod tests {
         // b's group completes first: the prefix waits for a's.
         sched.complete(1).unwrap();
         assert_eq!(popped(&mut prefix, &sched), Vec::<u64>::new());
-        assert_eq!(prefix.group(0).map(|g| g.end_pos), Some(g.end_pos));
         sched.complete(0).unwrap();
         assert_eq!(popped(&mut prefix, &sched), [2, 3, 4]);
         sched.complete(3).unwrap();
@@ -1136,6 +1116,5 @@ mod tests {
         // 6 was passed over: 7, complete, stays behind it.
         assert_eq!(popped(&mut prefix, &sched), [5]);
         assert_eq!(prefix.track.len(), 2);
-        assert!(prefix.group(3).is_some());
     }
 }

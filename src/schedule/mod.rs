@@ -537,18 +537,6 @@ impl Scheduler {
         self.watermark
     }
 
-    /// The oldest dispatched, incomplete group of `worker`: the one it is
-    /// applying, since a worker applies its queue in order. O(groups
-    /// outstanding); for naming a failed worker's group, not for the hot
-    /// path.
-    pub fn oldest_running_on(&self, worker: usize) -> Option<GroupId> {
-        self.groups
-            .iter()
-            .filter(|(_, e)| e.state == State::Running { worker })
-            .map(|(id, _)| *id)
-            .min()
-    }
-
     /// Dispatched, incomplete groups of `worker` (0 for an index out of
     /// range).
     pub fn backlog(&self, worker: usize) -> usize {

@@ -600,31 +600,3 @@ fn refused_calls_leave_the_state_unchanged() {
     assert!(s.is_idle());
     assert_eq!(s.low_watermark(), Some(5));
 }
-
-#[test]
-fn oldest_running_on_names_the_head_of_a_workers_queue() {
-    let mut s = Scheduler::new(SchedulerConfig {
-        workers: 2,
-        max_inflight_bytes: 1 << 20,
-    });
-    for (id, shard) in [(1, "a"), (2, "b"), (3, "a"), (4, "b")] {
-        s.push(id, Placement::shards([shard]), 10).unwrap();
-    }
-    let ds = s.ready();
-    let on = |w: usize| {
-        ds.iter()
-            .filter(|d| d.worker == w)
-            .map(|d| d.id)
-            .collect::<Vec<_>>()
-    };
-    let (wa, wb) = (ds[0].worker, 1 - ds[0].worker);
-    assert_eq!(on(wa), [1, 3]);
-    assert_eq!(on(wb), [2, 4]);
-    assert_eq!(s.oldest_running_on(wa), Some(1));
-    s.complete(1).unwrap();
-    assert_eq!(s.oldest_running_on(wa), Some(3));
-    s.complete(3).unwrap();
-    assert_eq!(s.oldest_running_on(wa), None);
-    assert_eq!(s.oldest_running_on(wb), Some(2));
-    assert_eq!(s.oldest_running_on(7), None);
-}
