@@ -62,8 +62,11 @@
 //! waiting single-statement transactions are chained in one round trip,
 //! each committed on its own. Deadlocks are retried; a lost connection is
 //! re-established and an in-doubt commit checked.
-//! [`apply::engine`] wires reader, scheduler and workers and drains on a
-//! signal. The commands themselves (`parapply apply`, `status`, …) are the
+//! [`apply::engine`] wires reader, scheduler and workers
+//! ([`apply::engine::Engine`]: start, then a loop of named steps — dispatch,
+//! admit, take reports, advance the low-watermark — and one shutdown that
+//! every return goes through); it drains on a signal, and the same loop run
+//! with a [`progress::Selection::CatchUp`] applies a catch-up set. The commands themselves (`parapply apply`, `status`, …) are the
 //! binary's (`src/main.rs`, `src/cli/`), not the library's.
 //!
 //! # Progress
@@ -71,7 +74,17 @@
 //! [`progress`]: the per-shard watermark rows written in each group's
 //! transaction, the low-watermark, and the restart rule that makes a crash
 //! lose nothing and repeat nothing (DDL included, through the target's
-//! binlog state).
+//! binlog state). [`progress::state`] is pure: the state as values, the one
+//! per-group decision ([`progress::decide`]: apply, skip, pass over, stop)
+//! that the engine and `status` share, and the comparison of two replicas'
+//! states ([`progress::compare`]); [`progress::tables`] is their SQL and row
+//! events.
+//!
+//! [`replica`]: one target server's parapply state through its control
+//! connection — connect and reconnect, the preflight checks
+//! (`ensure_*`), the applier lock, reading the state — with plain inputs
+//! and its own errors; the engine, `status` and promotion use it, and it
+//! uses none of them.
 //!
 //! # Promotion
 //!
@@ -82,7 +95,12 @@
 //! Every error names its place in the stream: [`binlog::ReadError`] carries
 //! the file and byte position of the event concerned (`mariadb-bin.000003:1893:
 //! checksum mismatch …`), [`binlog::DecodeError`] the field and offset inside
-//! the event. `anyhow` is used only in the binary (`src/cli/`).
+//! the event. The engine's errors ([`apply::ApplyError`]) are split by what
+//! the caller does — transient (run again later) or definite (an operator
+//! must act) — and a group's error names the group that failed
+//! ([`apply::GroupRef`]: GTID, primary file:pos, databases); a failed run
+//! still reports what it applied ([`apply::engine::ApplyFailure`]). `anyhow`
+//! is used only in the binary (`src/cli/`).
 //!
 //! # Benchmarks
 //!

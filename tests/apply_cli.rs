@@ -186,3 +186,37 @@ fn follow_tails_new_writes_and_sigint_drains_to_one_position() {
     assert_eq!(shards, ["s1", "s2"], "{v}");
     assert_eq!(v["low_watermark"][0]["gtid"], pos.as_str(), "{v}");
 }
+
+/// A group that fails stops `apply` with an error naming that group (its
+/// GTID, position and database), and the command still prints where the
+/// applied prefix ends: the groups before it are applied, and the next run
+/// resumes there.
+#[test]
+fn an_error_names_the_failing_group_and_prints_the_final_position() {
+    let (p, t) = servers();
+    let out = apply(&p, "root", t.port(), None, &[]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out).1);
+    for i in 100..105 {
+        p.exec(&format!("INSERT INTO s1.t VALUES ({i})")).unwrap();
+    }
+    let before = p.gtid_binlog_pos().unwrap();
+    // The replica diverged: it has the row the primary inserts next.
+    t.exec("INSERT INTO s1.t VALUES (1000)").unwrap();
+    p.exec("INSERT INTO s1.t VALUES (1000)").unwrap();
+    let failing = p.gtid_binlog_pos().unwrap();
+    // One transaction per group: the five before the failing one commit.
+    let out = apply(&p, "root", t.port(), None, &["--batch", "1"])
+        .output()
+        .unwrap();
+    let (stdout, err) = text(&out);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        err.contains(&format!("apply failed at {failing} (mariadb-bin.")),
+        "{err}"
+    );
+    assert!(err.contains(") in s1: server error 1062"), "{err}");
+    assert!(
+        stdout.contains("applied 5 groups") && stdout.contains(&format!("GTID position {before}")),
+        "{stdout}"
+    );
+}

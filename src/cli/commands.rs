@@ -96,8 +96,11 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     let report = match engine::run(opts) {
         Ok(r) => r,
         Err(f) => {
-            // Where the applied prefix ends: the next run resumes there.
-            print_report(out, &f.report, a.json, false)?;
+            // What was applied and where the applied prefix ends (the next
+            // run resumes there) — unless it stopped before it started.
+            if a.json || f.report.position.is_some() {
+                print_report(out, &f.report, a.json, false)?;
+            }
             return Err(f.error.into());
         }
     };

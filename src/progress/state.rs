@@ -73,6 +73,30 @@ pub enum Applied {
 }
 
 impl ReplicaState {
+    /// The state of a replica whose applied set is a prefix of the stream
+    /// per domain — one run by MariaDB's own SQL thread, whose
+    /// `gtid_slave_pos` names the last group applied in each domain — given
+    /// where each of those groups ends (found by locating it in a mirror).
+    /// It has low-watermarks only, no shard rows.
+    pub fn prefix(last: impl IntoIterator<Item = (MariaGtid, BinlogPos)>) -> ReplicaState {
+        ReplicaState {
+            low: last
+                .into_iter()
+                .map(|(g, end)| {
+                    (
+                        g.domain,
+                        Watermark {
+                            seq_no: g.seq,
+                            server_id: g.server,
+                            end,
+                        },
+                    )
+                })
+                .collect(),
+            ..ReplicaState::default()
+        }
+    }
+
     /// Where reading resumes: the end of the applied prefix (the latest end
     /// among the domains' low-watermarks), or `None` to start at the
     /// beginning of the source.
@@ -564,6 +588,19 @@ mod tests {
             actions(&sel, &AppliedSet::default()),
             [Apply, Apply, Pass, Apply, Apply, Stop, Stop, Stop, Stop]
         );
+    }
+
+    #[test]
+    fn a_prefix_state_holds_everything_up_to_its_gtids() {
+        let p = ReplicaState::prefix([(g(7), BinlogPos::new("bin.000001", 700))]);
+        assert_eq!(p.shard_group_applied(g(7), ["any"]), Applied::Yes);
+        assert_eq!(p.shard_group_applied(g(8), ["any"]), Applied::No);
+        assert!(p.is_drained());
+        assert_eq!(p.gtid_position(), "0-1-7");
+        // A parapply replica with a shard past 7 is ahead of it.
+        let mut q = p.clone();
+        q.shards.insert((0, "x".into()), wm(9, 900));
+        assert!(matches!(compare(&q, &p), StateOrder::AAhead(_)));
     }
 
     #[test]

@@ -36,7 +36,7 @@
 //!
 //! [`Replica::read_state`] (watermarks and low-watermark),
 //! [`Replica::gtid_binlog_state`], [`Replica::applied_set`] (both: what the
-//! restart rule needs), [`Replica::read_only`]; [`pending`] counts what a
+//! restart rule needs), [`Replica::read_only`], [`Replica::gtid_slave_pos`]; [`pending`] counts what a
 //! source holds that the replica has not applied (`parapply status`).
 
 mod error;
@@ -370,6 +370,18 @@ impl Replica {
         parse_gtid_list(&value).map_err(|error| ReplicaError::BadGtidList {
             addr: self.addr(),
             variable: "gtid_binlog_state",
+            value,
+            error,
+        })
+    }
+
+    /// `@@GLOBAL.gtid_slave_pos`: what the server's own SQL thread applied
+    /// (see [`ReplicaState::prefix`]).
+    pub fn gtid_slave_pos(&mut self) -> Result<Vec<MariaGtid>, ReplicaError> {
+        let value = self.value("SELECT @@GLOBAL.gtid_slave_pos", "reading gtid_slave_pos")?;
+        parse_gtid_list(&value).map_err(|error| ReplicaError::BadGtidList {
+            addr: self.addr(),
+            variable: "gtid_slave_pos",
             value,
             error,
         })
