@@ -753,6 +753,16 @@ fn a_catch_up_applies_what_the_goal_holds_and_stops_there() {
         compare(&goal.state, &before)
     );
 
+    // The plan: what a catch-up would apply, counted by the same decision.
+    let plan = parapply::replica::pending(
+        &replica(&b).applied_set().unwrap(),
+        &Selection::CatchUp(Box::new(goal.clone())),
+        Source::dir(p.binlog_dir()).unwrap(),
+        &parapply::schedule::ShardMap::new(parapply::schedule::ShardBy::Database),
+    )
+    .unwrap();
+    assert_eq!(plan.groups, 12, "{plan:?}");
+
     let catch_up = |b: &Server| {
         let mut o = options(&p, b);
         o.selection = Selection::CatchUp(Box::new(goal.clone()));
@@ -770,6 +780,28 @@ fn a_catch_up_applies_what_the_goal_holds_and_stops_there() {
     assert_eq!(compare(&goal.state, &after), StateOrder::Equal);
     // Again: nothing left to catch up.
     assert_eq!(catch_up(&b).applied, 0);
+    // A goal written under another shard map is refused before anything.
+    let mut o = options(&p, &b);
+    o.shard_map = parapply::schedule::ShardMap::new(parapply::schedule::ShardBy::Table);
+    o.selection = Selection::CatchUp(Box::new(goal.clone()));
+    match engine::run(o) {
+        Err(f) => assert!(
+            matches!(
+                f.error,
+                ApplyError::Definite(DefiniteError::Preflight(
+                    PreflightError::GoalShardMap { .. }
+                ))
+            ),
+            "{:?}",
+            f.error
+        ),
+        Ok(r) => panic!("a catch-up under another shard map ran: {r:?}"),
+    }
+    assert_eq!(
+        replica(&b).read_state().unwrap().shard_map.as_deref(),
+        Some("by=database"),
+        "the refused run changed nothing"
+    );
     // And the restart rule takes B on from there to the primary's end.
     run(options(&p, &b));
     assert_same_data(&p, &b);

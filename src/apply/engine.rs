@@ -14,8 +14,9 @@
 //!
 //! # Start ([`Engine::start`])
 //!
-//! 1. Preflight on the target's control connection ([`Replica`]): it
-//!    answers, has `log_bin` on and `gtid_strict_mode` off (out-of-order
+//! 1. For a catch-up, the goal must have been written under this run's
+//!    shard map. Preflight on the target's control connection
+//!    ([`Replica`]): it answers, has `log_bin` on and `gtid_strict_mode` off (out-of-order
 //!    commits break it), the user may replay binlog events (`BINLOG` of the
 //!    source's Format_description event is tried) and set `gtid_seq_no`; the
 //!    progress tables are created if missing (through the binary log, once).
@@ -921,6 +922,19 @@ struct Setup {
 
 /// Steps 1 and 2 of "Start" in the module doc.
 fn preflight(opts: &ApplyOptions) -> Result<(Replica, Setup), ApplyError> {
+    // A catch-up's goal must speak of the same shards (checked before
+    // anything on the target changes).
+    if let Selection::CatchUp(goal) = &opts.selection {
+        let ours = opts.shard_map.fingerprint();
+        if let Some(theirs) = goal.state.shard_map.as_ref().filter(|m| **m != ours) {
+            return Err(PreflightError::GoalShardMap {
+                addr: opts.target.addr(),
+                goal: theirs.clone(),
+                ours,
+            }
+            .into());
+        }
+    }
     let mut r = Replica::connect(ReplicaOptions {
         target: opts.target.clone(),
         progress: opts.progress.clone(),

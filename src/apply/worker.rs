@@ -63,9 +63,12 @@
 //!   the next batch is retried.
 //! * Anything else: roll back and report [`DefiniteError::Group`] naming
 //!   the failing group (of a batch, the group whose statement failed; a
-//!   failed `COMMIT`, [`DefiniteError::Commit`], the batch's last group,
-//!   whose GTID the transaction carries); the engine stops. Nothing of the failing batch is
-//!   committed (of a chain, the groups before it are, and are reported).
+//!   failed `COMMIT`, [`DefiniteError::Commit`], names the batch's last
+//!   group, whose GTID the transaction carries); the engine stops. Nothing
+//!   of the failing batch is committed (of a chain, the groups before it
+//!   are, and are reported). Retries that run out are
+//!   [`TransientError::RetriesExhausted`], naming the group whose statement
+//!   hit the deadlock or lock-wait timeout.
 
 use std::collections::HashSet;
 use std::io::Write as _;

@@ -13,7 +13,7 @@ use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
 use parapply::mirror::{self, MirrorOptions, MirrorStart};
 use parapply::position::StartAt;
-use parapply::progress::ProgressTables;
+use parapply::progress::{ProgressTables, Selection};
 use parapply::replica::{self, Replica, ReplicaOptions};
 use parapply::wire::ConnectOptions;
 
@@ -157,6 +157,7 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
     let pending = match &a.source {
         Some(src) => Some(replica::pending(
             &own,
+            &Selection::Restart,
             source_of(src)?,
             &a.sharding.map().map_err(anyhow::Error::msg)?,
         )?),

@@ -106,6 +106,20 @@ pub enum PreflightError {
         /// The fingerprint asked for.
         new: String,
     },
+    /// A catch-up's goal state was written under another shard map than
+    /// this run's: its watermarks name other shards.
+    #[error(
+        "{addr}: the catch-up goal was written with shard map `{goal}`, this run uses `{ours}`; \
+         watermarks of different shard maps cannot be compared"
+    )]
+    GoalShardMap {
+        /// The target.
+        addr: String,
+        /// The goal's fingerprint.
+        goal: String,
+        /// This run's.
+        ours: String,
+    },
     /// A start position was given for a target that has progress.
     #[error(
         "{addr}: the target already has progress (applied up to {applied_to}); drop --from, or \

@@ -1,5 +1,6 @@
 //! What a source holds that a replica has not applied (`parapply status`),
-//! by the same per-group decision as the apply engine.
+//! or that a catch-up would apply (a promotion's plan), by the same
+//! per-group decision as the apply engine.
 
 use std::sync::Arc;
 
@@ -18,15 +19,23 @@ pub struct Pending {
     pub groups: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// End of the last group in the source.
+    /// End of the last group read: the source's end, unless a catch-up
+    /// stopped before it.
     pub source_end: Option<BinlogPos>,
 }
 
 /// Reads `source` from the end of `own`'s applied prefix and counts the
-/// groups [`decide`] would apply under [`Selection::Restart`] with the
-/// shard map `map`. Groups without a MariaDB GTID are not counted (the
-/// engine refuses them).
-pub fn pending(own: &AppliedSet, source: Source, map: &ShardMap) -> Result<Pending, ReadError> {
+/// groups [`decide`] would apply under `selection` with the shard map
+/// `map` — [`Selection::Restart`]: what is not applied yet;
+/// [`Selection::CatchUp`]: the catch-up set, up to where the engine would
+/// stop. Groups without a MariaDB GTID are not counted (the engine refuses
+/// them).
+pub fn pending(
+    own: &AppliedSet,
+    selection: &Selection,
+    source: Source,
+    map: &ShardMap,
+) -> Result<Pending, ReadError> {
     let start = own
         .state
         .resume_position()
@@ -57,9 +66,13 @@ pub fn pending(own: &AppliedSet, source: Source, map: &ShardMap) -> Result<Pendi
             end: &end,
             shards: shards.as_deref(),
         };
-        if decide(&Selection::Restart, None, own, &facts).action == Action::Apply {
-            p.groups += 1;
-            p.bytes += group.bytes.len() as u64;
+        match decide(selection, None, own, &facts).action {
+            Action::Apply => {
+                p.groups += 1;
+                p.bytes += group.bytes.len() as u64;
+            }
+            Action::Stop => break,
+            Action::Skip | Action::Pass => {}
         }
         p.source_end = Some(end);
     }
