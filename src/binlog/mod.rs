@@ -5,12 +5,15 @@
 //! — when the FDE says CRC32 — a 4-byte checksum over header and body, which
 //! the reader verifies for every event.
 //!
+//! * [`checksum`] — the CRC32 that ends each event, verified by the reader
+//!   and the mirror.
 //! * [`constants`] — type codes and flag bits, grouped in one place.
 //! * [`events`] — one decoder per event family, borrowing from the bytes.
 //! * [`Event`] — the decoded-event enum; unknown types pass through raw.
 //! * [`reader`] — streams [`RawEvent`]s from files or a directory with an
 //!   index, follows Rotate and the index, tails growing files.
 
+pub mod checksum;
 pub mod constants;
 pub mod cursor;
 pub mod error;

@@ -37,9 +37,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::constants::{
-    EventType, CHECKSUM_ALG_CRC32, HEADER_LEN, LOG_EVENT_BINLOG_IN_USE_F, MAGIC, MAX_EVENT_SIZE,
-};
+use super::checksum::{self, ChecksumError};
+use super::constants::{EventType, CHECKSUM_ALG_CRC32, HEADER_LEN, MAGIC, MAX_EVENT_SIZE};
 use super::error::ReadError;
 use super::event::{Event, EventHeader};
 use super::events::{FormatDescription, GtidEvent, GtidListEvent, RotateEvent};
@@ -795,32 +794,23 @@ impl BinlogReader {
     }
 }
 
-/// Checks an event's CRC32. A Format_description event's checksum is
-/// computed with `LOG_EVENT_BINLOG_IN_USE_F` clear: the server sets and
-/// clears that flag in place without rewriting the checksum.
+/// Checks an event's CRC32 ([`checksum::verify`]), naming the event's place.
 fn verify_crc(file: &str, pos: u64, t: EventType, bytes: &[u8]) -> Result<(), ReadError> {
-    let (data, tail) = bytes.split_at(bytes.len() - 4);
-    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-    let computed = if t == EventType::FORMAT_DESCRIPTION {
-        let mut h = crc32fast::Hasher::new();
-        h.update(&data[..17]);
-        let flags = u16::from_le_bytes([data[17], data[18]]) & !LOG_EVENT_BINLOG_IN_USE_F;
-        h.update(&flags.to_le_bytes());
-        h.update(&data[19..]);
-        h.finalize()
-    } else {
-        crc32fast::hash(data)
-    };
-    if stored != computed {
-        return Err(ReadError::Checksum {
+    match checksum::verify(bytes) {
+        Ok(()) => Ok(()),
+        Err(ChecksumError::Mismatch { stored, computed }) => Err(ReadError::Checksum {
             file: file.to_string(),
             pos,
             type_name: t.name(),
             stored,
             computed,
-        });
+        }),
+        Err(e @ ChecksumError::TooShort { .. }) => Err(ReadError::BadHeader {
+            file: file.to_string(),
+            pos,
+            what: e.to_string(),
+        }),
     }
-    Ok(())
 }
 
 /// The GTID_LIST at the start of a file, if it has one (MariaDB binlogs do).
