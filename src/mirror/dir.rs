@@ -192,10 +192,15 @@ impl MirrorDir {
         head.extend_from_slice(fde);
         // The primary's active file has the in-use flag set; the primary
         // sends the FDE with it cleared.
-        let flags_at = MAGIC.len() + 17;
-        let flags =
-            u16::from_le_bytes([head[flags_at], head[flags_at + 1]]) | LOG_EVENT_BINLOG_IN_USE_F;
-        head[flags_at..flags_at + 2].copy_from_slice(&flags.to_le_bytes());
+        let Some(flags) = head.get_mut(FDE_FLAGS_OFFSET as usize..FDE_FLAGS_OFFSET as usize + 2)
+        else {
+            return Err(MirrorError::Stream {
+                at: BinlogPos::new(name, MAGIC.len() as u64),
+                what: format!("an FDE of {} bytes has no header flags", fde.len()),
+            });
+        };
+        let set = u16::from_le_bytes([flags[0], flags[1]]) | LOG_EVENT_BINLOG_IN_USE_F;
+        flags.copy_from_slice(&set.to_le_bytes());
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

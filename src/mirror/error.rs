@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 
-use crate::binlog::ReadError;
+use crate::binlog::checksum::ChecksumError;
+use crate::binlog::{EventType, ReadError};
 use crate::position::BinlogPos;
 use crate::wire::WireError;
 
@@ -66,6 +67,18 @@ pub enum MirrorError {
         at: BinlogPos,
         /// What is wrong.
         what: String,
+    },
+    /// An event's CRC32 does not match its bytes (or the event is too
+    /// short to hold one). Nothing of it was written.
+    #[error("{at}: {event_type} event from the primary: {cause}")]
+    Checksum {
+        /// Mirror file and offset where the event would go.
+        at: BinlogPos,
+        /// The event's type.
+        event_type: EventType,
+        /// What does not match.
+        #[source]
+        cause: ChecksumError,
     },
     /// Reading or writing the mirror directory failed.
     #[error("{}: cannot {op}: {error}", path.display())]

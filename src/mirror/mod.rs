@@ -64,8 +64,9 @@ use std::time::{Duration, Instant};
 pub use dir::Resume;
 pub use error::{MirrorError, ER_SLAVE_SAME_ID};
 
+use crate::binlog::checksum;
 use crate::binlog::constants::{
-    EventType, CHECKSUM_LEN, HEADER_LEN, LOG_EVENT_ARTIFICIAL_F, LOG_EVENT_BINLOG_IN_USE_F, MAGIC,
+    EventType, CHECKSUM_LEN, HEADER_LEN, LOG_EVENT_ARTIFICIAL_F, MAGIC,
 };
 use crate::binlog::{EventHeader, FormatDescription};
 use crate::position::BinlogPos;
@@ -380,6 +381,31 @@ fn dump(o: &MirrorOptions, conn: &mut Conn, file: &str, pos: u64) -> Result<(), 
         .map_err(wire("requesting the binlog dump"))
 }
 
+/// A packet of a dump, its framing removed.
+#[derive(Debug)]
+enum Packet<'b> {
+    /// An event: the bytes after the OK marker.
+    Event(&'b [u8]),
+    /// EOF: the primary ended the dump.
+    End,
+    /// ERR: the primary's error.
+    Error(WireError),
+    /// Anything else: what it starts with.
+    Unexpected(String),
+}
+
+fn classify(p: &[u8]) -> Packet<'_> {
+    match p.split_first() {
+        Some((0x00, ev)) => Packet::Event(ev),
+        Some((0xfe, _)) if p.len() < 9 => Packet::End,
+        Some((0xff, _)) => Packet::Error(Conn::server_error(p, 0)),
+        _ => Packet::Unexpected(format!(
+            "unexpected packet starting {:02x?}",
+            &p[..p.len().min(8)]
+        )),
+    }
+}
+
 /// The next packet of a dump: an event, or the end of the stream.
 fn next_event<'b>(
     o: &MirrorOptions,
@@ -390,18 +416,15 @@ fn next_event<'b>(
     conn.read_packet_into(buf).map_err(wire(format!(
         "reading the binlog stream (mirror at {from})"
     )))?;
-    match buf.first().copied() {
-        Some(0x00) => Ok(Some(&buf[1..])),
-        Some(0xfe) if buf.len() < 9 => Ok(None),
-        Some(0xff) => Err(classify_dump_error(o, Conn::server_error(buf, 0), from)),
-        _ => Err(MirrorError::Wire {
+    match classify(buf) {
+        Packet::Event(ev) => Ok(Some(ev)),
+        Packet::End => Ok(None),
+        Packet::Error(e) => Err(classify_dump_error(o, e, from)),
+        Packet::Unexpected(what) => Err(MirrorError::Wire {
             during: format!("reading the binlog stream (mirror at {from})"),
             source: WireError::Protocol {
                 addr: conn.addr().to_owned(),
-                what: format!(
-                    "unexpected packet starting {:02x?}",
-                    &buf[..buf.len().min(8)]
-                ),
+                what,
             },
         }),
     }
@@ -492,97 +515,111 @@ fn header(ev: &[u8], at: &BinlogPos) -> Result<EventHeader, MirrorError> {
 
 /// File name and position of a Rotate event.
 fn rotate_target(ev: &[u8], crc32: bool) -> Result<(String, u64), String> {
-    let end = ev.len() - if crc32 { CHECKSUM_LEN } else { 0 };
-    let body = ev
-        .get(HEADER_LEN..end)
-        .filter(|b| b.len() > 8)
-        .ok_or_else(|| format!("Rotate event of {} bytes is too short", ev.len()))?;
-    let mut p = [0u8; 8];
-    p.copy_from_slice(&body[..8]);
-    let name = String::from_utf8(body[8..].to_vec())
+    let short = || format!("Rotate event of {} bytes is too short", ev.len());
+    let end = ev
+        .len()
+        .checked_sub(if crc32 { CHECKSUM_LEN } else { 0 })
+        .ok_or_else(short)?;
+    let body = ev.get(HEADER_LEN..end).ok_or_else(short)?;
+    let (pos, name) = body.split_first_chunk::<8>().ok_or_else(short)?;
+    let name = String::from_utf8(name.to_vec())
         .map_err(|_| "Rotate event names a file that is not UTF-8".to_owned())?;
-    if name.is_empty() || name.contains('/') {
-        return Err(format!("Rotate event names an unusable file `{name}`"));
+    if file_number(&name).is_none() {
+        return Err(format!(
+            "Rotate event names an unusable file `{}`: expected BASENAME.NUMBER",
+            name.escape_debug()
+        ));
     }
-    Ok((name, u64::from_le_bytes(p)))
+    Ok((name, u64::from_le_bytes(*pos)))
 }
 
-fn crc_ok(ev: &[u8], t: EventType) -> bool {
-    let (data, tail) = ev.split_at(ev.len() - CHECKSUM_LEN);
-    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-    if t == EventType::FORMAT_DESCRIPTION {
-        let mut h = crc32fast::Hasher::new();
-        h.update(&data[..17]);
-        let flags = u16::from_le_bytes([data[17], data[18]]) & !LOG_EVENT_BINLOG_IN_USE_F;
-        h.update(&flags.to_le_bytes());
-        h.update(&data[19..]);
-        h.finalize() == stored
-    } else {
-        crc32fast::hash(data) == stored
+/// The sequence of a binlog file name `BASENAME.NUMBER` (what MariaDB
+/// names its binlog files): `None` for anything else, among them every
+/// name that is not a plain file name in the mirror directory (`..`, a
+/// path, the index).
+fn file_number(name: &str) -> Option<(&str, u64)> {
+    let (base, number) = name.rsplit_once('.')?;
+    if base.is_empty() || base.starts_with('.') || base.contains(['/', '\0']) {
+        return None;
+    }
+    if base.chars().any(char::is_control) {
+        return None;
+    }
+    if number.is_empty() || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((base, number.parse().ok()?))
+}
+
+/// Whether the primary's next file `next` comes after `cur` (same basename,
+/// higher number: `.999999` is followed by `.1000000`).
+fn follows(next: &str, cur: &str) -> bool {
+    match (file_number(next), file_number(cur)) {
+        (Some((b1, n1)), Some((b0, n0))) => b1 == b0 && n1 > n0,
+        _ => false,
     }
 }
 
-/// One connection's life: connect, dump from the mirror's end, write events
-/// until the stream ends or fails.
-fn session(
-    o: &MirrorOptions,
-    dir: &mut MirrorDir,
-    pending: &mut Option<String>,
-    progress: &mut Progress,
-) -> Result<(), MirrorError> {
-    if dir.position().is_none() && pending.is_none() {
-        let first = match &o.start {
-            // An empty file name asks the primary for its oldest file.
-            None | Some(MirrorStart::Oldest) => String::new(),
-            Some(MirrorStart::Pos(p)) => {
-                if p.pos != MAGIC.len() as u64 {
-                    tracing::info!(from = %p, "an empty mirror starts with a whole file: copying {} from offset 0", p.file);
-                }
-                p.file.clone()
-            }
-            Some(MirrorStart::Gtid(g)) => {
-                let f = file_for_gtid(o, g)?;
-                tracing::info!(gtid = %g, file = %f, "the primary starts GTID {g} in {f}: copying it from offset 0");
-                f
-            }
-        };
-        *pending = Some(first);
-    }
-    let (file, pos) = match (&*pending, dir.position()) {
-        (Some(name), _) => (name.clone(), MAGIC.len() as u64),
-        (None, Some(p)) => (p.file, p.pos),
-        (None, None) => return Err(MirrorError::Usage("internal: no start position".into())),
-    };
-    let from = format!("{file}:{pos}");
-    let (mut conn, crc32) = connect(o)?;
-    register(o, &mut conn)?;
-    dump(o, &mut conn, &file, pos)?;
-    tracing::info!(primary = %conn.addr(), from = %from, server_id = o.server_id, "dumping the primary's binlog");
+/// Verifies `ev`'s CRC32 as an event of type `t` to be placed at `at`.
+fn verify_crc(ev: &[u8], t: EventType, at: &BinlogPos) -> Result<(), MirrorError> {
+    checksum::verify(ev).map_err(|cause| MirrorError::Checksum {
+        at: at.clone(),
+        event_type: t,
+        cause,
+    })
+}
 
-    let mut buf = Vec::with_capacity(1 << 16);
-    // Set by a fake Rotate to a new file: its FDE comes next.
-    let mut new_file: Option<String> = pending.clone();
-    // A fake Rotate for the current file: its (log_pos 0) FDE comes next.
-    let mut resume_fde = false;
-    // Whether the stream has opened a file yet: the first event must be a fake Rotate.
-    let mut rotated = false;
-    loop {
-        if o.stopped() {
-            return Ok(());
+/// What one dump session knows between two events of the stream (see the
+/// module doc for what the primary sends and what is written).
+#[derive(Debug)]
+struct Stream {
+    /// The primary sends checksums (its `binlog_checksum` is CRC32).
+    crc32: bool,
+    /// Set by a fake Rotate to a new file: its FDE comes next.
+    new_file: Option<String>,
+    /// A fake Rotate for the current file: its (log_pos 0) FDE comes next.
+    resume_fde: bool,
+    /// Whether the stream has opened a file yet: the first event must be a
+    /// fake Rotate.
+    rotated: bool,
+}
+
+impl Stream {
+    /// A session that asked for `pending` from its start (`Some`), or
+    /// for the mirror's end (`None`).
+    fn new(crc32: bool, pending: &Option<String>) -> Self {
+        Stream {
+            crc32,
+            new_file: pending.clone(),
+            resume_fde: false,
+            rotated: false,
         }
-        let at = dir
-            .position()
-            .unwrap_or_else(|| BinlogPos::new(new_file.clone().unwrap_or_default(), 4));
-        let Some(ev) = next_event(o, &mut conn, &mut buf, &at.to_string())? else {
-            // The primary ended the dump (it is shutting down): reconnect.
-            return Err(MirrorError::Wire {
-                during: format!("streaming (mirror at {at})"),
-                source: WireError::Protocol {
-                    addr: conn.addr().to_owned(),
-                    what: "the primary ended the binlog dump".into(),
-                },
-            });
-        };
+    }
+
+    /// Where the next event goes: the mirror's end, or the start of the
+    /// file being asked for.
+    fn at(&self, dir: &MirrorDir) -> BinlogPos {
+        dir.position().unwrap_or_else(|| {
+            BinlogPos::new(
+                self.new_file.clone().unwrap_or_default(),
+                MAGIC.len() as u64,
+            )
+        })
+    }
+
+    /// Checks one event of the stream against the mirror, then writes it or
+    /// leaves it out (see the module doc). `pending` is the file asked for
+    /// from its start, cleared once its FDE is written. Every length is
+    /// checked before it is used: a malformed event is an error naming the
+    /// mirror position, never a panic.
+    fn event(
+        &mut self,
+        ev: &[u8],
+        dir: &mut MirrorDir,
+        pending: &mut Option<String>,
+        progress: &mut Progress,
+    ) -> Result<(), MirrorError> {
+        let at = self.at(dir);
         let h = header(ev, &at)?;
         let t = h.event_type;
         let bad = |what: String| MirrorError::Stream {
@@ -590,11 +627,11 @@ fn session(
             what,
         };
         if t == EventType::ROTATE && (h.flags & LOG_EVENT_ARTIFICIAL_F != 0 || h.log_pos == 0) {
-            if crc32 && !crc_ok(ev, t) {
-                return Err(bad("checksum mismatch in the primary's fake Rotate".into()));
+            if self.crc32 {
+                verify_crc(ev, t, &at)?;
             }
-            let (name, rpos) = rotate_target(ev, crc32).map_err(bad)?;
-            rotated = true;
+            let (name, rpos) = rotate_target(ev, self.crc32).map_err(bad)?;
+            self.rotated = true;
             match dir.cur.as_ref() {
                 Some(cur) if cur.name == name => {
                     if rpos != cur.len {
@@ -603,14 +640,15 @@ fn session(
                             cur.len
                         )));
                     }
-                    resume_fde = true;
-                    new_file = None;
+                    self.resume_fde = true;
+                    self.new_file = None;
                 }
                 cur => {
                     if let Some(cur) = cur {
-                        if name <= cur.name {
+                        if !follows(&name, &cur.name) {
                             return Err(bad(format!(
-                                "the primary switches back from {} to {name}: that would reorder the mirror",
+                                "the primary switches from {} to {name}, which does not follow \
+                                 it: that would reorder the mirror",
                                 cur.name
                             )));
                         }
@@ -632,23 +670,23 @@ fn session(
                             )));
                         }
                     }
-                    new_file = Some(name);
-                    resume_fde = false;
+                    self.new_file = Some(name);
+                    self.resume_fde = false;
                 }
             }
-            continue;
+            return Ok(());
         }
-        if !rotated {
+        if !self.rotated {
             return Err(bad(format!(
                 "the primary's stream starts with a {t} event, not a fake Rotate"
             )));
         }
         if t == EventType::HEARTBEAT || h.flags & LOG_EVENT_ARTIFICIAL_F != 0 {
             tracing::trace!(event = %t, "not written (heartbeat or artificial)");
-            continue;
+            return Ok(());
         }
         if t == EventType::FORMAT_DESCRIPTION {
-            if let Some(name) = new_file.take() {
+            if let Some(name) = self.new_file.take() {
                 let at = BinlogPos::new(name.clone(), MAGIC.len() as u64);
                 let expect = MAGIC.len() as u64 + ev.len() as u64;
                 if u64::from(h.log_pos) != expect {
@@ -664,31 +702,25 @@ fn session(
                     }
                 })?;
                 let file_crc = fde.has_crc32();
-                if fde.checksum_alg != crate::binlog::constants::CHECKSUM_ALG_UNDEF
-                    && file_crc
-                    && !crc_ok(ev, t)
-                {
-                    return Err(MirrorError::Stream {
-                        at,
-                        what: "checksum mismatch in the FDE".into(),
-                    });
+                if file_crc {
+                    verify_crc(ev, t, &at)?;
                 }
                 dir.create_file(&name, ev, file_crc)?;
                 *pending = None;
                 tracing::info!(file = %name, "new mirror file");
                 progress.tick(ev.len(), dir);
-                continue;
+                return Ok(());
             }
-            if resume_fde && h.log_pos == 0 {
-                resume_fde = false;
-                continue;
+            if self.resume_fde && h.log_pos == 0 {
+                self.resume_fde = false;
+                return Ok(());
             }
         }
-        resume_fde = false;
+        self.resume_fde = false;
         let Some(cur) = dir.cur.as_ref() else {
             return Err(bad(format!("a {t} event before any file was started")));
         };
-        if new_file.is_some() {
+        if self.new_file.is_some() {
             return Err(bad(format!(
                 "a {t} event where the FDE of a new file was due"
             )));
@@ -708,19 +740,134 @@ fn session(
                 h.log_pos
             )));
         }
-        if cur.crc32 && !crc_ok(ev, t) {
-            return Err(bad(format!(
-                "checksum mismatch in a {t} event from the primary"
-            )));
+        if cur.crc32 {
+            verify_crc(ev, t, &at)?;
         }
         dir.append(ev, t)?;
         progress.tick(ev.len(), dir);
+        Ok(())
+    }
+}
+
+/// The file an empty mirror asks for first: `""` asks the primary for its
+/// oldest file.
+fn first_file(o: &MirrorOptions) -> Result<String, MirrorError> {
+    Ok(match &o.start {
+        None | Some(MirrorStart::Oldest) => String::new(),
+        Some(MirrorStart::Pos(p)) => {
+            if p.pos != MAGIC.len() as u64 {
+                tracing::info!(from = %p, "an empty mirror starts with a whole file: copying {} from offset 0", p.file);
+            }
+            p.file.clone()
+        }
+        Some(MirrorStart::Gtid(g)) => {
+            let f = file_for_gtid(o, g)?;
+            tracing::info!(gtid = %g, file = %f, "the primary starts GTID {g} in {f}: copying it from offset 0");
+            f
+        }
+    })
+}
+
+/// One connection's life: connect, dump from the mirror's end, write events
+/// until the stream ends or fails.
+fn session(
+    o: &MirrorOptions,
+    dir: &mut MirrorDir,
+    pending: &mut Option<String>,
+    progress: &mut Progress,
+) -> Result<(), MirrorError> {
+    if dir.position().is_none() && pending.is_none() {
+        *pending = Some(first_file(o)?);
+    }
+    let (file, pos) = match (&*pending, dir.position()) {
+        (Some(name), _) => (name.clone(), MAGIC.len() as u64),
+        (None, Some(p)) => (p.file, p.pos),
+        (None, None) => return Err(MirrorError::Usage("internal: no start position".into())),
+    };
+    let from = format!("{file}:{pos}");
+    let (mut conn, crc32) = connect(o)?;
+    register(o, &mut conn)?;
+    dump(o, &mut conn, &file, pos)?;
+    tracing::info!(primary = %conn.addr(), from = %from, server_id = o.server_id, "dumping the primary's binlog");
+
+    let mut buf = Vec::with_capacity(1 << 16);
+    let mut stream = Stream::new(crc32, pending);
+    loop {
+        if o.stopped() {
+            return Ok(());
+        }
+        let at = stream.at(dir);
+        let Some(ev) = next_event(o, &mut conn, &mut buf, &at.to_string())? else {
+            // The primary ended the dump (it is shutting down): reconnect.
+            return Err(MirrorError::Wire {
+                during: format!("streaming (mirror at {at})"),
+                source: WireError::Protocol {
+                    addr: conn.addr().to_owned(),
+                    what: "the primary ended the binlog dump".into(),
+                },
+            });
+        };
+        stream.event(ev, dir, pending, progress)?;
+    }
+}
+
+/// The mirror's handling of dump packets without a network, for the fuzz
+/// target (`fuzz/fuzz_targets/mirror_packets.rs`). Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// Feeds `sessions` of dump packets (as the primary sends them after
+    /// `COM_BINLOG_DUMP`, the 4-byte framing removed) to the mirror in
+    /// `dir`, each session as a new connection would after a restart:
+    /// the directory is recovered first, and an empty mirror asks for the
+    /// oldest file. `crc32` is the primary's `binlog_checksum`. Returns the
+    /// outcome of each session (the error that ended it, if any); an error
+    /// from recovery ends the feeding.
+    pub fn feed(
+        dir: &std::path::Path,
+        crc32: bool,
+        sessions: &[Vec<&[u8]>],
+    ) -> Result<Vec<Result<(), MirrorError>>, MirrorError> {
+        let o = MirrorOptions {
+            sync: SyncPolicy::Never,
+            ..MirrorOptions::new(ConnectOptions::new("127.0.0.1", 0, "fuzz"), dir, 1)
+        };
+        let mut outcomes = Vec::new();
+        for packets in sessions {
+            let (mut md, resume) = MirrorDir::recover(dir, o.sync)?;
+            let mut pending = match resume {
+                Resume::Empty => Some(String::new()),
+                Resume::At(_) => None,
+                Resume::Create(name) => Some(name),
+            };
+            let mut progress = Progress::new(Duration::from_secs(3600));
+            let mut stream = Stream::new(crc32, &pending);
+            let mut outcome = Ok(());
+            for p in packets {
+                let at = stream.at(&md);
+                let step = match classify(p) {
+                    Packet::Event(ev) => stream.event(ev, &mut md, &mut pending, &mut progress),
+                    Packet::End => break,
+                    Packet::Error(e) => Err(classify_dump_error(&o, e, &at.to_string())),
+                    Packet::Unexpected(what) => Err(MirrorError::Stream { at, what }),
+                };
+                if let Err(e) = step {
+                    outcome = Err(e);
+                    break;
+                }
+            }
+            md.flush()?;
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binlog::checksum::ChecksumError;
 
     #[test]
     fn sync_policies() {
@@ -745,5 +892,216 @@ mod tests {
             ("mariadb-bin.000002".to_owned(), 4)
         );
         assert!(rotate_target(&ev[..HEADER_LEN + 4], false).is_err());
+        // Shorter than a checksum: an error, not an underflow.
+        for len in 0..HEADER_LEN + 9 {
+            assert!(rotate_target(&ev[..len], true).is_err(), "{len}");
+        }
+    }
+
+    #[test]
+    fn rotate_names_must_be_binlog_file_names() {
+        let named = |name: &str| {
+            let mut ev = vec![0u8; HEADER_LEN];
+            ev.extend_from_slice(&4u64.to_le_bytes());
+            ev.extend_from_slice(name.as_bytes());
+            rotate_target(&ev, false)
+        };
+        assert!(named("mariadb-bin.000002").is_ok());
+        assert!(named("db1.example-bin.1000000").is_ok());
+        for bad in [
+            "",
+            ".",
+            "..",
+            "../x.000001",
+            "a/b.000001",
+            ".hidden.000001",
+            "mariadb-bin.index",
+            "mariadb-bin.",
+            "mariadb-bin",
+            "mari\0db.000001",
+            "line\nbreak.000001",
+        ] {
+            assert!(named(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(follows("mariadb-bin.000002", "mariadb-bin.000001"));
+        assert!(follows("mariadb-bin.1000000", "mariadb-bin.999999"));
+        assert!(!follows("mariadb-bin.000001", "mariadb-bin.000001"));
+        assert!(!follows("mariadb-bin.000001", "mariadb-bin.000002"));
+        assert!(!follows("other-bin.000009", "mariadb-bin.000001"));
+    }
+
+    use crate::binlog::synth::{self, EventMeta};
+
+    fn meta(flags: u16) -> EventMeta {
+        EventMeta {
+            timestamp: 1,
+            server_id: 1,
+            flags,
+        }
+    }
+
+    /// A dump packet: the OK marker, then the event.
+    fn packet(event: &[u8]) -> Vec<u8> {
+        let mut p = vec![0u8];
+        p.extend_from_slice(event);
+        p
+    }
+
+    /// The fake Rotate the primary sends before a file.
+    fn fake_rotate(name: &str, pos: u64) -> Vec<u8> {
+        let mut body = pos.to_le_bytes().to_vec();
+        body.extend_from_slice(name.as_bytes());
+        let mut ev = Vec::new();
+        synth::push_event(
+            &mut ev,
+            0,
+            meta(LOG_EVENT_ARTIFICIAL_F),
+            EventType::ROTATE,
+            &body,
+        );
+        packet(&ev)
+    }
+
+    /// The events of a binlog file, as whole events.
+    fn events_of(file: &[u8]) -> Vec<&[u8]> {
+        let mut out = Vec::new();
+        let mut pos = MAGIC.len();
+        while pos < file.len() {
+            let size = u32::from_le_bytes(file[pos + 9..pos + 13].try_into().unwrap()) as usize;
+            out.push(&file[pos..pos + size]);
+            pos += size;
+        }
+        out
+    }
+
+    fn feed(dir: &std::path::Path, sessions: &[Vec<Vec<u8>>]) -> Vec<Result<(), MirrorError>> {
+        let sessions: Vec<Vec<&[u8]>> = sessions
+            .iter()
+            .map(|s| s.iter().map(Vec::as_slice).collect())
+            .collect();
+        fuzzing::feed(dir, true, &sessions).unwrap()
+    }
+
+    /// The primary's stream of a real MariaDB 10.11 binlog file, fed
+    /// without a network, gives the same bytes; a second session resumes
+    /// after a fake Rotate for the same file and a `log_pos` 0 FDE.
+    #[test]
+    fn a_real_file_streamed_in_two_sessions_is_mirrored_byte_for_byte() {
+        let file = std::fs::read("../shared/binlogs/mariadb-10.11/mariadb-bin.000001").unwrap();
+        let events = events_of(&file);
+        let name = "mariadb-bin.000001";
+        let half = events.len() / 2;
+        let mut first = vec![fake_rotate(name, 4)];
+        first.extend(events[..half].iter().map(|e| packet(e)));
+        let resume_at: usize = MAGIC.len() + events[..half].iter().map(|e| e.len()).sum::<usize>();
+        let mut fde = events[0].to_vec();
+        fde[13..17].copy_from_slice(&0u32.to_le_bytes()); // log_pos 0 when resuming
+        let mut second = vec![fake_rotate(name, resume_at as u64), packet(&fde)];
+        second.extend(events[half..].iter().map(|e| packet(e)));
+        let tmp = tempfile::tempdir().unwrap();
+        let outcomes = feed(tmp.path(), &[first, second]);
+        assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+        assert_eq!(std::fs::read(tmp.path().join(name)).unwrap(), file);
+        let index = std::fs::read_to_string(tmp.path().join("mariadb-bin.index")).unwrap();
+        assert_eq!(index, format!("./{name}\n"));
+    }
+
+    /// Issue 9: an FDE of 19 bytes in the middle of a file used to index
+    /// past its end in the checksum check. Every cut of an event is an
+    /// error naming the mirror position, and nothing of it is written.
+    #[test]
+    fn a_short_or_cut_event_is_an_error_with_its_position_not_a_panic() {
+        let file = std::fs::read("../shared/binlogs/mariadb-10.11/mariadb-bin.000001").unwrap();
+        let events = events_of(&file);
+        let name = "mariadb-bin.000001";
+        let head = || vec![fake_rotate(name, 4), packet(events[0])];
+        let end = (MAGIC.len() + events[0].len()) as u64;
+        // A bare FDE header announcing its 19 bytes, continuing the file.
+        let mut short = vec![0u8; HEADER_LEN];
+        short[4] = EventType::FORMAT_DESCRIPTION.0;
+        short[9..13].copy_from_slice(&(HEADER_LEN as u32).to_le_bytes());
+        short[13..17].copy_from_slice(&(end as u32 + HEADER_LEN as u32).to_le_bytes());
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = head();
+        s.push(packet(&short));
+        let outcome = feed(tmp.path(), &[s]).remove(0);
+        match &outcome {
+            Err(MirrorError::Checksum {
+                at,
+                event_type,
+                cause: ChecksumError::TooShort { len: 19 },
+            }) => {
+                assert_eq!(*at, BinlogPos::new(name, end));
+                assert_eq!(*event_type, EventType::FORMAT_DESCRIPTION);
+            }
+            other => panic!("expected a too-short checksum error, got {other:?}"),
+        }
+        assert_eq!(
+            outcome.unwrap_err().to_string(),
+            format!("{name}:{end}: Format_desc event from the primary: event of 19 bytes cannot hold a 19-byte header and a checksum")
+        );
+        assert_eq!(
+            std::fs::metadata(tmp.path().join(name)).unwrap().len(),
+            end,
+            "nothing of the event is written"
+        );
+        // Every cut of every event of the file, and every cut of the
+        // fake Rotate and of the FDE that start it.
+        for (i, ev) in events.iter().enumerate().skip(1) {
+            for len in 0..ev.len() {
+                let tmp = tempfile::tempdir().unwrap();
+                let mut s = head();
+                s.extend(events[1..i].iter().map(|e| packet(e)));
+                s.push(packet(&ev[..len]));
+                let outcome = feed(tmp.path(), &[s]).remove(0);
+                let e = outcome.expect_err("a cut event is an error");
+                assert!(
+                    matches!(e, MirrorError::Stream { .. } | MirrorError::Checksum { .. }),
+                    "{e}"
+                );
+            }
+        }
+        for len in 0..events[0].len() {
+            let tmp = tempfile::tempdir().unwrap();
+            let s = vec![fake_rotate(name, 4), packet(&events[0][..len])];
+            assert!(feed(tmp.path(), &[s]).remove(0).is_err(), "{len}");
+        }
+        let rotate = fake_rotate(name, 4);
+        for len in 0..rotate.len() {
+            let tmp = tempfile::tempdir().unwrap();
+            assert!(
+                feed(tmp.path(), &[vec![rotate[..len].to_vec()]])
+                    .remove(0)
+                    .is_err(),
+                "{len}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_flipped_bit_is_a_checksum_error_and_is_not_written() {
+        let file = std::fs::read("../shared/binlogs/mariadb-10.11/mariadb-bin.000001").unwrap();
+        let events = events_of(&file);
+        let name = "mariadb-bin.000001";
+        let mut bad = events[2].to_vec();
+        bad[HEADER_LEN + 1] ^= 4;
+        let s = vec![
+            fake_rotate(name, 4),
+            packet(events[0]),
+            packet(events[1]),
+            packet(&bad),
+        ];
+        let tmp = tempfile::tempdir().unwrap();
+        let outcome = feed(tmp.path(), &[s]).remove(0);
+        let at = (MAGIC.len() + events[0].len() + events[1].len()) as u64;
+        match outcome {
+            Err(MirrorError::Checksum {
+                at: a,
+                cause: ChecksumError::Mismatch { .. },
+                ..
+            }) => assert_eq!(a, BinlogPos::new(name, at)),
+            other => panic!("expected a checksum mismatch, got {other:?}"),
+        }
+        assert_eq!(std::fs::metadata(tmp.path().join(name)).unwrap().len(), at);
     }
 }
