@@ -336,6 +336,10 @@ fn the_shared_workload_matches_the_reference_replay() {
 /// (the replica diverged) stops the engine with an error naming the GTID,
 /// position, database and the server's message, and nothing of the failing
 /// transaction is committed.
+///
+/// The lock is released once the target has counted a lock-wait timeout
+/// (InnoDB's `lock_timeouts` metric), not after a guessed delay: the run can
+/// then only succeed by retrying, and its report must say it did.
 #[test]
 fn lock_waits_are_retried_and_divergence_is_a_clear_error() {
     let p = primary(BinlogFormat::Row);
@@ -344,26 +348,51 @@ fn lock_waits_are_retried_and_divergence_is_a_clear_error() {
         .unwrap();
     let mut o = options(&p, &t);
     o.until = Some("0-1-3".parse::<Until>().unwrap());
-    run(o);
+    let first = run(o);
+    assert_eq!(first.retries, 0, "{first:?}");
     for i in 1..=5 {
         p.exec(&format!("UPDATE l.t SET v = {i} WHERE id = 1"))
             .unwrap();
     }
     // Another client holds the row; the target gives up waiting after 1 s.
     t.exec("SET GLOBAL innodb_lock_wait_timeout = 1").unwrap();
+    let lock_timeouts = |t: &Server| -> u64 {
+        t.query_first(
+            "SELECT COUNT FROM information_schema.INNODB_METRICS WHERE NAME = 'lock_timeouts'",
+        )
+        .unwrap()
+        .expect("InnoDB counts lock-wait timeouts (metric lock_timeouts, enabled by default)")
+    };
+    let timeouts_before = lock_timeouts(&t);
     let mut holder = t.conn().unwrap();
     use mysql::prelude::Queryable;
     holder.query_drop("START TRANSACTION").unwrap();
     holder
         .query_drop("SELECT * FROM l.t WHERE id = 1 FOR UPDATE")
         .unwrap();
-    let release = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(2500));
-        holder.query_drop("COMMIT").unwrap();
+    let r = std::thread::scope(|s| {
+        let release = s.spawn(|| {
+            // A hang guard only: the timeout comes after about 1 s.
+            let deadline = std::time::Instant::now() + common::HANG_GUARD;
+            while lock_timeouts(&t) == timeouts_before {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "no lock-wait timeout on the target"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            holder.query_drop("COMMIT").unwrap();
+        });
+        let r = run(options(&p, &t));
+        release.join().unwrap();
+        r
     });
-    let r = run(options(&p, &t));
-    release.join().unwrap();
     assert_eq!(r.applied, 5, "{r:?}");
+    assert!(
+        r.retries >= 1,
+        "the group that timed out was applied without a retry: {r:?}"
+    );
+    assert!(lock_timeouts(&t) > timeouts_before);
     assert_same_data(&p, &t);
 
     // Divergence: the replica already has a row the primary inserts.
@@ -681,6 +710,7 @@ fn a_worker_sends_the_queued_single_statement_groups_as_one_chain() {
         max_retries: 3,
         reconnect_timeout: Duration::from_secs(5),
         abort: Arc::new(AtomicBool::new(false)),
+        retries: Arc::default(),
         shard_rows: Arc::new(Mutex::new([(0, Arc::from("c"))].into_iter().collect())),
         row_events: true,
     };

@@ -77,7 +77,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::io::IsTerminal;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -208,6 +208,8 @@ pub struct ApplyReport {
     pub position: Option<BinlogPos>,
     /// Every shard at the same position (a drained stop).
     pub drained: bool,
+    /// Attempts repeated after a deadlock or lock-wait timeout.
+    pub retries: u64,
 }
 
 /// A run that stopped with an error, and what it applied up to there: the
@@ -335,6 +337,8 @@ pub struct Engine {
     /// Per worker, the groups dispatched to it and not reported applied, in
     /// queue order: the front is the one it works on (named if it panics).
     held: Vec<VecDeque<(GroupId, Arc<Group>)>>,
+    /// Attempts the workers repeated after a deadlock or lock-wait timeout.
+    retries: Arc<AtomicU64>,
     status: StatusLine,
 }
 
@@ -355,6 +359,7 @@ impl Engine {
                 gtid_position: String::new(),
                 position: None,
                 drained: false,
+                retries: 0,
             }),
         };
         let (replica, setup) = preflight(&opts).map_err(fail)?;
@@ -396,6 +401,7 @@ impl Engine {
             failure: None,
             lost: HashSet::new(),
             held: Vec::new(),
+            retries: Arc::default(),
             opts,
         };
         if let Err(error) = engine.spawn(start, setup.collations, setup.row_events, report_tx) {
@@ -438,6 +444,7 @@ impl Engine {
                 max_retries: self.opts.max_retries,
                 reconnect_timeout: self.opts.reconnect_timeout,
                 abort: self.opts.abort.clone(),
+                retries: self.retries.clone(),
                 shard_rows: shard_rows.clone(),
                 row_events,
             };
@@ -839,6 +846,7 @@ impl Engine {
             gtid_position: gtid_position(&self.low.marks),
             position: self.low.position.clone(),
             drained: self.prefix.track.is_empty(),
+            retries: self.retries.load(Ordering::Relaxed),
         };
         (report, self.failure.take())
     }

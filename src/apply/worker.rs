@@ -72,7 +72,7 @@
 
 use std::collections::HashSet;
 use std::io::Write as _;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -144,6 +144,9 @@ pub struct WorkerConfig {
     pub reconnect_timeout: Duration,
     /// Set to stop at once (the current transaction is rolled back).
     pub abort: Arc<AtomicBool>,
+    /// Counts the attempts repeated after a deadlock or lock-wait timeout
+    /// (shared by the workers; the engine reports it).
+    pub retries: Arc<AtomicU64>,
     /// The `(domain, shard)` rows `shard_progress` holds, shared by the
     /// workers: those move by row events; a missing one is inserted with SQL.
     pub shard_rows: ShardRows,
@@ -328,6 +331,7 @@ impl Retries {
             }
             .into());
         }
+        cfg.retries.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(
             worker = cfg.index,
             group = %failing.group.describe(),
