@@ -120,7 +120,7 @@ fn follow_tails_new_writes_and_sigint_drains_to_one_position() {
         a.unwrap_or(0) + b.unwrap_or(0)
     };
     let wait_for = |n: u64| {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let deadline = Instant::now() + common::HANG_GUARD;
         while count(&t) != n {
             assert!(
                 Instant::now() < deadline,
@@ -146,7 +146,7 @@ fn follow_tails_new_writes_and_sigint_drains_to_one_position() {
         .status()
         .unwrap();
     assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + common::HANG_GUARD;
     while child.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "apply did not stop after SIGINT");
         std::thread::sleep(Duration::from_millis(20));

@@ -201,7 +201,7 @@ fn follow_mode_sees_new_groups_and_new_files_as_they_are_written() {
     });
     let mut seen = Vec::new();
     let wait_for = |want: &str, seen: &mut Vec<String>| {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + common::HANG_GUARD;
         while !seen.iter().any(|s| s == want) {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {

@@ -10,6 +10,8 @@
 //! Run: `cargo test --test mirror` (needs MariaDB server binaries; see
 //! `parapply::sandbox`). Set `MIRROR_TEST_SEED` to replay the kill moments.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -123,7 +125,7 @@ fn run_mirror(
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + common::HANG_GUARD;
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -170,7 +172,7 @@ fn compare(primary: &Server, dir: &Path, first: usize) -> Result<(), String> {
 }
 
 fn wait_identical(primary: &Server, dir: &Path, first: usize, m: Option<&Mirror>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + common::HANG_GUARD;
     loop {
         match compare(primary, dir, first) {
             Ok(()) => return,
@@ -282,6 +284,8 @@ fn primary_restart_and_crash_mid_stream() {
     workload(&p, 100, 50);
     wait_identical(&p, &dir, 0, Some(&m));
     p.kill9().unwrap();
+    // Down for a moment (not a synchronisation): the mirror's reads fail
+    // and it keeps reconnecting until the restart.
     thread::sleep(Duration::from_millis(300));
     p.restart().unwrap();
     workload(&p, 150, 50);
@@ -336,7 +340,7 @@ fn faults_are_reported_clearly() {
         )
         .unwrap();
     // MariaDB keeps a file until its binlog checkpoint is written: retry.
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + common::HANG_GUARD;
     let mut c = conn(&p);
     loop {
         c.execute(b"PURGE BINARY LOGS TO 'mariadb-bin.000003'")
@@ -435,7 +439,7 @@ fn faults_are_reported_clearly() {
     // A second mirror with the same server id: the primary drops the first.
     let mut first = first;
     let second = spawn_mirror(&p, &tmp.path().join("e"), 106, &[]);
-    let deadline = Instant::now() + Duration::from_secs(15);
+    let deadline = Instant::now() + common::HANG_GUARD;
     let status = loop {
         if let Some(s) = first.child.try_wait().unwrap() {
             break s;
@@ -456,8 +460,11 @@ fn faults_are_reported_clearly() {
     drop(second);
 }
 
+/// A reader tailing the mirror under steady load sees every transaction.
+/// The commit-to-seen lag is printed as a benchmark figure
+/// (docs/benchmarks.md), not asserted.
 #[test]
-fn a_reader_tailing_the_mirror_lags_under_a_second() {
+fn a_reader_tailing_the_mirror_sees_every_transaction_and_prints_its_lag() {
     use parapply::binlog::Event;
     use std::collections::HashMap;
     use std::sync::mpsc;
@@ -503,7 +510,7 @@ fn a_reader_tailing_the_mirror_lags_under_a_second() {
     }
     let last = *committed.keys().max().unwrap();
     let mut lags = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + common::HANG_GUARD;
     while lags.len() < committed.len() && Instant::now() < deadline {
         if let Ok((seq, seen)) = rx.recv_timeout(Duration::from_millis(100)) {
             if let Some(t) = committed.get(&seq) {
@@ -523,7 +530,11 @@ fn a_reader_tailing_the_mirror_lags_under_a_second() {
     );
     lags.sort();
     let (p50, max) = (lags[lags.len() / 2], lags[lags.len() - 1]);
-    eprintln!("commit → seen by a reader tailing the mirror: p50 {p50:?}, max {max:?}");
-    assert!(max < Duration::from_secs(1), "p50 {p50:?}, max {max:?}");
+    eprintln!(
+        "commit → seen by a reader tailing the mirror over {} transactions: p50 {p50:?}, \
+         p90 {:?}, max {max:?}",
+        lags.len(),
+        lags[lags.len() * 9 / 10]
+    );
     assert!(p.binlog_files().unwrap().len() >= 2, "the load rotated");
 }

@@ -50,7 +50,7 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
             .unwrap(),
     );
     // The applier needs the mirror's index to exist.
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + common::HANG_GUARD;
     while !std::fs::read_dir(dir.path())
         .unwrap()
         .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "index"))
@@ -108,7 +108,7 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
         lags[lags.len() * 9 / 10],
         lags[lags.len() - 1]
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + common::HANG_GUARD;
     loop {
         let a = p.checksums(&["m1", "m2"]).unwrap();
         let b = t.checksums(&["m1", "m2"]).unwrap_or_default();
@@ -129,7 +129,7 @@ fn mirror_then_follow_apply_keeps_the_replica_equal_under_load() {
             .unwrap()
             .success();
         assert!(ok);
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + common::HANG_GUARD;
         let status = loop {
             if let Some(st) = child.0.try_wait().unwrap() {
                 break st;

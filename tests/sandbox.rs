@@ -11,6 +11,8 @@
 //! cargo test --test sandbox
 //! ```
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
@@ -184,7 +186,7 @@ fn sigkilled_owner_leaves_no_server_and_no_files() {
     owner.kill().expect("SIGKILL the owner");
     owner.wait().expect("reap the owner");
 
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + common::HANG_GUARD;
     while (server_alive(pid, &root) || root.exists()) && Instant::now() < deadline {
         thread::sleep(Duration::from_millis(50));
     }

@@ -9,7 +9,7 @@
 //! `parapply::sandbox`).
 
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use parapply::binlog::{BinlogReader, EventType, ReaderOptions, Source};
@@ -255,10 +255,9 @@ fn timeouts_and_dead_ports_are_clear_io_errors() {
     let mut o = root(&server);
     o.read_timeout = Some(Duration::from_millis(300));
     let mut c = Conn::connect(&o).unwrap();
-    let t = Instant::now();
+    // Without the read timeout the query would return its row after 5 s.
     let e = c.query_rows("SELECT SLEEP(5)").unwrap_err();
     assert!(e.is_timeout() && e.is_connection_lost(), "{e:?}");
-    assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
     // The connection is unusable after a half-done exchange.
     assert!(c.ping().unwrap_err().is_connection_lost());
 

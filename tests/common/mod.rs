@@ -5,9 +5,16 @@
 
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
 use parapply::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
 use parapply::position::StartAt;
+
+/// How long a test waits for something that must happen (a row to arrive,
+/// a process to exit) before it fails: a hang guard, not a performance
+/// bound. Latencies and throughputs are printed and reported in
+/// `docs/benchmarks.md`, never asserted.
+pub const HANG_GUARD: Duration = Duration::from_secs(120);
 
 /// (pos, end_pos, log_pos, type_code) of each event, or the error.
 pub type Listing = Vec<(u64, u64, u32, u8)>;
