@@ -533,3 +533,87 @@ fn an_event_cut_across_the_read_buffer_boundary_is_a_truncation_not_a_foreign_fi
         }
     }
 }
+
+fn synth_read_back(source: Source) -> (u64, Vec<parapply::group::Group>) {
+    let reader = BinlogReader::open(source, ReaderOptions::default()).unwrap();
+    let mut grouper = Grouper::new(reader);
+    let mut groups = Vec::new();
+    while let Some(g) = grouper.next().unwrap() {
+        groups.push(g);
+    }
+    assert!(grouper.pending().is_none());
+    (grouper.stats().bytes, groups)
+}
+
+/// `binlog::synth` writes files that the reader and the grouper read back
+/// as the transactions it generated (here rather than in `synth`'s unit
+/// tests: `binlog` does not use `group`).
+#[test]
+fn synth_one_file_reads_back_as_its_groups() {
+    use parapply::binlog::synth::{generate, SynthOptions, Until};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        until: Until::Transactions(200),
+        databases: 4,
+        rows_per_transaction: 3,
+        ..SynthOptions::default()
+    };
+    let out = generate(dir.path(), &opts).unwrap();
+    assert_eq!(out.files.len(), 1);
+    assert_eq!(out.groups, 200);
+    // magic + FDE + Gtid_list + checkpoint + 5 events per transaction.
+    assert_eq!(out.events, 3 + 200 * 5);
+    assert_eq!(std::fs::metadata(&out.files[0]).unwrap().len(), out.bytes);
+    let (bytes, groups) = synth_read_back(Source::Files(out.files.clone()));
+    assert_eq!(bytes + 4, out.bytes);
+    assert_eq!(groups.len(), 200);
+    for (i, g) in groups.iter().enumerate() {
+        let gtid = g.maria_gtid().unwrap();
+        assert_eq!((gtid.domain, gtid.server, gtid.seq), (0, 1, i as u64 + 1));
+        assert_eq!(g.kind, GroupKind::RowDml);
+        assert_eq!(g.databases, vec![format!("db_{:02}", (i + 1) % 4)]);
+        assert_eq!(g.events.len(), 5);
+    }
+    assert_eq!(out.last_gtid.unwrap().seq, 200);
+}
+
+#[test]
+fn synth_rotates_at_the_size_limit_and_writes_the_index() {
+    use parapply::binlog::synth::{generate, SynthOptions, Until};
+    let dir = tempfile::tempdir().unwrap();
+    let opts = SynthOptions {
+        until: Until::Bytes(200_000),
+        max_file_size: 50_000,
+        annotate: false,
+        ..SynthOptions::default()
+    };
+    let out = generate(dir.path(), &opts).unwrap();
+    assert!(out.bytes >= 200_000);
+    assert!(out.files.len() >= 4, "{:?}", out.files);
+    let index = std::fs::read_to_string(&out.index).unwrap();
+    assert_eq!(index.lines().count(), out.files.len());
+    assert!(index.starts_with("./synth-bin.000001\n"));
+    for f in &out.files[..out.files.len() - 1] {
+        let len = std::fs::metadata(f).unwrap().len();
+        assert!((50_000..51_000).contains(&len), "{len}");
+    }
+    let (_, groups) = synth_read_back(Source::Index(out.index.clone()));
+    assert_eq!(groups.len() as u64, out.groups);
+    // seq_nos run on across files; the second file starts at 4.
+    assert!(groups
+        .windows(2)
+        .all(|w| { w[1].maria_gtid().unwrap().seq == w[0].maria_gtid().unwrap().seq + 1 }));
+    let second = groups
+        .iter()
+        .find(|g| &*g.file == "synth-bin.000002")
+        .unwrap();
+    let name_len = "synth-bin.000002".len() as u64;
+    let first_pos = 4 + 252 + (19 + 4 + 16 + 4) + (19 + 4 + name_len + 4);
+    assert_eq!(second.start_pos, first_pos);
+    // The second file's Gtid_list holds the last GTID of the first.
+    let list = parapply::binlog::reader::gtid_list_of(&out.files[1])
+        .unwrap()
+        .unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].seq + 1, second.maria_gtid().unwrap().seq);
+}
