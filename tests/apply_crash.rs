@@ -1,9 +1,12 @@
 //! Crash safety of `parapply apply`: nothing lost, nothing applied twice.
 //!
-//! * The applier process is killed with SIGKILL at 20+ random moments of one
+//! * The applier process is killed with SIGKILL at 20 random moments of one
 //!   run and restarted each time; at the end the target's tables equal the
 //!   primary's, and a ledger (a table without a primary key into which
 //!   every transaction inserts its own token) holds every token exactly once.
+//!   The kills must have landed while applying: at least 15 of the 20 come
+//!   after the run committed something (the ledger grew during it) and
+//!   before it committed everything.
 //! * The target `mariadbd` is killed and restarted in the middle of a run:
 //!   the applier reconnects and finishes, again exactly once.
 //!
@@ -142,43 +145,59 @@ fn kill_9_of_the_applier_at_random_moments_loses_and_repeats_nothing() {
             .spawn()
             .unwrap()
     };
+    let total = ledger_rows(&p);
     let mut kills = 0;
-    let mut finished_early = 0;
+    // Kills that landed while the run was applying: the ledger grew during
+    // the run, and was not complete when it was killed.
+    let mut while_applying = 0;
+    let mut ledger_at_kills = Vec::new();
     while kills < 20 {
+        // The killed applier's sessions are gone: what the ledger holds now
+        // is all the previous runs committed.
+        wait_for_no_applier_session(&t);
+        let before = ledger_rows(&t);
         let mut child = apply(if rng.next() & 1 == 0 { "1" } else { "8" });
-        let wait = Duration::from_millis(20 + rng.next() % 80);
-        let deadline = Instant::now() + wait;
-        let mut exited = None;
-        while Instant::now() < deadline {
+        // Most moments come once this run has committed something (the
+        // ledger grew), then 0–40 ms later; every fifth is blind, 0–100 ms
+        // after the start (startup, preflight, the applier lock, skipping).
+        let blind = kills % 5 == 4;
+        let extra = Duration::from_millis(rng.next() % if blind { 100 } else { 40 });
+        let started = Instant::now();
+        let mut moment = blind.then_some(started + extra);
+        let exited = loop {
             if let Some(status) = child.try_wait().unwrap() {
-                exited = Some(status);
-                break;
+                break Some(status);
             }
-            std::thread::sleep(Duration::from_millis(5));
+            match moment {
+                Some(m) if Instant::now() >= m => break None,
+                Some(_) => {}
+                None if ledger_rows(&t) > before => moment = Some(Instant::now() + extra),
+                None => assert!(
+                    started.elapsed() < Duration::from_secs(120),
+                    "the applier committed nothing in 120 s (a hang guard)"
+                ),
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        if let Some(status) = exited {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                status.success(),
+                "apply failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            // Everything was applied before the moment came: nothing to
+            // kill any more.
+            break;
         }
-        match exited {
-            None => {
-                child.kill().unwrap(); // SIGKILL
-                child.wait().unwrap();
-                kills += 1;
-            }
-            Some(status) => {
-                let out = child.wait_with_output().unwrap();
-                assert!(
-                    status.success(),
-                    "apply failed: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                finished_early += 1;
-                assert!(
-                    finished_early < 50,
-                    "the run keeps finishing before the kill"
-                );
-                // Everything was applied before the moment came: nothing to
-                // kill any more. Count it and stop.
-                break;
-            }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        let after = ledger_rows(&t);
+        if before < after && after < total {
+            while_applying += 1;
         }
+        ledger_at_kills.push(after);
     }
     // The final run, to the end.
     let out = apply("1").wait_with_output().unwrap();
@@ -187,12 +206,66 @@ fn kill_9_of_the_applier_at_random_moments_loses_and_repeats_nothing() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    eprintln!("killed {kills} times");
+    eprintln!(
+        "killed {kills} times, {while_applying} while applying; ledger rows at the kills: \
+         {ledger_at_kills:?} of {total}"
+    );
     assert!(
         kills >= 20,
         "only {kills} kills happened before the work was done"
     );
+    assert!(
+        while_applying >= 15,
+        "only {while_applying} of {kills} kills landed while the applier was applying \
+         (ledger rows at the kills: {ledger_at_kills:?} of {total})"
+    );
+    assert!(
+        ledger_at_kills.windows(2).all(|w| w[0] <= w[1]),
+        "the ledger shrank between kills: {ledger_at_kills:?}"
+    );
     assert_exactly_once(&p, &t);
+}
+
+/// Rows in all the ledgers of `s` (0 before the ledger tables exist there).
+fn ledger_rows(s: &Server) -> u64 {
+    let sum = dbs()
+        .iter()
+        .map(|d| format!("(SELECT COUNT(*) FROM {d}.ledger)"))
+        .collect::<Vec<_>>()
+        .join(" + ");
+    match s.query_first::<u64>(&format!("SELECT {sum}")) {
+        Ok(n) => n.unwrap_or(0),
+        // The tables come with the first groups applied.
+        Err(e)
+            if e.to_string().contains("doesn't exist")
+                || e.to_string().contains("Unknown database") =>
+        {
+            0
+        }
+        Err(e) => panic!("counting the ledger rows: {e}"),
+    }
+}
+
+/// Waits until the target has no session but this one: a killed applier's
+/// connections are closed and their transactions rolled back or committed.
+fn wait_for_no_applier_session(t: &Server) {
+    let deadline = Instant::now() + common::HANG_GUARD;
+    loop {
+        let n: Option<u64> = t
+            .query_first(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST \
+                 WHERE ID <> CONNECTION_ID() AND USER = 'root'",
+            )
+            .unwrap();
+        if n == Some(0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the killed applier's sessions stayed for 120 s (a hang guard)"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[test]
@@ -226,23 +299,28 @@ fn target_killed_and_restarted(batch_groups: usize) {
     };
     let opts = options();
     let runner = std::thread::spawn(move || engine::run(opts));
-    // Kill the target once some progress is there.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let n: Option<u64> = t
-            .query_first("SELECT COUNT(*) FROM parapply.shard_progress")
-            .unwrap_or(None);
-        if n.unwrap_or(0) > 0 || Instant::now() > deadline {
-            break;
+    // Kill the target once the run has committed a tenth of the work, and
+    // not all of it.
+    let total = ledger_rows(&p);
+    let deadline = Instant::now() + common::HANG_GUARD;
+    let at_kill = loop {
+        let n = ledger_rows(&t);
+        if n >= total / 10 {
+            break n;
         }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(100));
+        assert!(
+            Instant::now() < deadline,
+            "nothing applied in 120 s (a hang guard)"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    };
     assert!(
-        !runner.is_finished(),
+        !runner.is_finished() && at_kill < total,
         "the run ended before the target was killed: nothing was tested"
     );
     t.kill9().unwrap();
+    // Down for a moment (not a synchronisation): the applier's
+    // connections fail and it keeps reconnecting until the restart.
     std::thread::sleep(Duration::from_millis(500));
     t.restart().unwrap();
     let result = runner.join().unwrap();
