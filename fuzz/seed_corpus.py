@@ -11,6 +11,12 @@ as the reader does).
 read_file: per file, the raw file (flags 1), the events after its
 Format_description behind the synthetic one (flags 0), and the raw file
 split in two at its middle (flags 3).
+mirror_packets: per file with a Format_description, the dump a primary
+sends for it (a fake Rotate, then every event as an OK packet) in one
+session, and in two sessions (the second resuming at the middle event with
+a fake Rotate for the same file and a log_pos-0 Format_description), with
+a heartbeat, an EOF and an ERR packet; plus the MariaDB 10.11 files below
+64 KiB as one stream across rotations.
 
 The corpus directories are not committed (.gitignore); run this before
 fuzzing.
@@ -20,6 +26,7 @@ import os
 import re
 import struct
 import sys
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 MAGIC = b"\xfebin"
@@ -52,6 +59,57 @@ def write(target, seed):
         f.write(seed)
 
 
+ARTIFICIAL = 0x20
+NAME = re.compile(r"^[^./][^/]*\.[0-9]+$")
+
+
+def event(type_code, body, log_pos, flags, crc):
+    size = 19 + len(body) + (4 if crc else 0)
+    head = struct.pack("<IBIIIH", 0, type_code, 1, size, log_pos, flags)
+    ev = head + body
+    if crc:
+        ev += struct.pack("<I", zlib.crc32(ev) & 0xFFFFFFFF)
+    return ev
+
+
+def fake_rotate(name, pos, crc):
+    return event(4, struct.pack("<Q", pos) + name.encode(), 0, ARTIFICIAL, crc)
+
+
+def heartbeat(name, log_pos, crc):
+    return event(27, name.encode(), log_pos, ARTIFICIAL, crc)
+
+
+def record(packet):
+    return struct.pack("<H", len(packet)) + packet
+
+
+def ok(ev):
+    return record(b"\0" + ev)
+
+
+SESSION_BREAK = struct.pack("<H", 0xFFFF)
+EOF_PACKET = record(b"\xfe\0\0\x02\0")
+ERR_PACKET = record(b"\xff\xd4\x04#HY000Could not find first log file name in binary log index file")
+
+
+def mirror_seeds(name, evs, crc):
+    """The dump of one file: whole, in two sessions, with extra packets."""
+    flags = bytes([(1 | 2 | 4) if crc else 4])
+    plain = bytes([1 if crc else 0])
+    whole = ok(fake_rotate(name, 4, crc)) + b"".join(ok(e) for e in evs)
+    seeds = [plain + whole, flags + whole]
+    half = max(1, len(evs) // 2)
+    resume = 4 + sum(len(e) for e in evs[:half])
+    fde = bytearray(evs[0])
+    fde[13:17] = b"\0\0\0\0"
+    first = ok(fake_rotate(name, 4, crc)) + b"".join(ok(e) for e in evs[:half])
+    second = ok(fake_rotate(name, resume, crc)) + ok(bytes(fde))
+    second += ok(heartbeat(name, resume, crc)) + b"".join(ok(e) for e in evs[half:])
+    seeds.append(plain + first + EOF_PACKET + SESSION_BREAK + second + ERR_PACKET)
+    return seeds
+
+
 def main():
     src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "shared", "binlogs")
     n_files = n_events = 0
@@ -78,6 +136,22 @@ def main():
             write("read_file", b"\x03" + half + data)
             if evs and evs[0][4] == 15:
                 write("read_file", b"\x00\x00\x00" + b"".join(evs[1:]))
+                if len(data) <= 65536:
+                    mname = name if NAME.match(name) else "fuzz-bin.000001"
+                    for seed in mirror_seeds(mname, evs, crc):
+                        write("mirror_packets", seed)
+    # MariaDB 10.11 files across rotations (000003 is too big for a seed).
+    stream = b""
+    for name in ["mariadb-bin.000001", "mariadb-bin.000002", "mariadb-bin.000004"]:
+        path = os.path.join(src, "mariadb-10.11", name)
+        if not os.path.exists(path):
+            stream = b""
+            break
+        with open(path, "rb") as f:
+            evs = list(events(f.read()))
+        stream += ok(fake_rotate(name, 4, True)) + b"".join(ok(e) for e in evs)
+    if stream:
+        write("mirror_packets", b"\x01" + stream)
     print(f"{n_files} files, {n_events} events -> {os.path.join(HERE, 'corpus')}")
 
 
