@@ -40,9 +40,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("stages", &["apply", "mirror", "inspect"]),
     // Procedures over several servers, built from the stages.
     ("operations", &["catchup", "promote", "bench", "demo"]),
-    // The command line belongs to the binary: a library module here can
-    // be used by no other library module.
-    ("binary", &["cli", "commands"]),
+    // The command line belongs to the binary (`src/cli/`, declared in
+    // `src/main.rs`, is not checked); were it a library module again, no
+    // library module could use it.
+    ("binary", &["cli"]),
 ];
 
 fn src() -> PathBuf {
