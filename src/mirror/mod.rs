@@ -53,6 +53,14 @@
 //! binlog (error 1236), a server id clash (error 4052) and any mismatch
 //! between the stream and the mirror stop the mirror with an error that says
 //! what to do.
+//!
+//! Whatever the primary sends, nothing panics: every length is checked
+//! before it is indexed, and a malformed event is a [`MirrorError::Stream`]
+//! or [`MirrorError::Checksum`] naming the mirror file and offset where it
+//! would have gone (nothing of it is written). A Rotate must name a file
+//! `BASENAME.NUMBER` that follows the current one. `fuzz/` holds a target
+//! (`mirror_packets`) that feeds raw dump packets through the same code
+//! (`fuzzing::feed`).
 
 mod dir;
 mod error;
