@@ -112,6 +112,22 @@
 //!
 //! [`sandbox`] starts throwaway `mariadbd` servers (temp dir, free loopback
 //! port, removed on drop) for the integration tests, the demo and benchmarks.
+//!
+//! # Layers
+//!
+//! A module uses modules of its own layer or of a lower one, and no two
+//! modules use each other through any chain (`tests/layers.rs` checks both
+//! on every test run, and fails on a library module missing from its
+//! table):
+//!
+//! | layer | modules |
+//! |---|---|
+//! | binary (not the library) | `src/main.rs`, `src/cli/` |
+//! | operations | [`mod@bench`] (later `catchup`, `promote`, `demo`) |
+//! | stages | [`apply`], [`mirror`], [`inspect`] |
+//! | state | [`progress`], [`schedule`], [`replica`] |
+//! | test gear | [`sandbox`] |
+//! | format and client | [`binlog`], [`group`], [`position`], [`wire`] |
 
 pub mod apply;
 pub mod bench;
