@@ -9,6 +9,28 @@
 //! `../shared/DESIGN.md` is the contract between the parts; this page maps
 //! it onto the modules.
 //!
+//! # Layers
+//!
+//! Top to bottom; a module uses modules of its own layer or of a lower one,
+//! and no two modules use each other through any chain (`tests/layers.rs`
+//! checks both on every test run, and fails on a library module missing
+//! from its table). The library never imports the command line.
+//!
+//! | layer | modules | owns |
+//! |---|---|---|
+//! | binary | `src/main.rs`, `src/cli/` (not part of the library) | clap structs, one function per command, output (text/JSON; a closed stdout ends quietly), signals, password loading, `anyhow` |
+//! | operations | [`mod@bench`] (feature `bench`) | procedures over several servers, built from the stages |
+//! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
+//! | state | [`progress`], [`schedule`] | watermarks and the restart rule; the pure scheduler |
+//! | format and client | [`binlog`], [`group`], [`position`], [`wire`] | bytes on disk and on the wire |
+//! | test gear | [`sandbox`], `binlog::synth` (feature `testkit`) | throwaway servers, generated binlogs |
+//!
+//! The default features (`bench`, which enables `testkit`) build everything;
+//! `cargo build --no-default-features` builds the core library and the
+//! production commands (`inspect`, `mirror`, `apply`, `status`) without the
+//! test gear, so that they link neither the `mysql` client crate nor
+//! `tempfile`: [`wire`] is the one client they use.
+//!
 //! ```text
 //!  mirror dir / relay logs
 //!         │  files, tailed as they grow
@@ -65,9 +87,10 @@
 //! [`apply::engine`] wires reader, scheduler and workers
 //! ([`apply::engine::Engine`]: start, then a loop of named steps — dispatch,
 //! admit, take reports, advance the low-watermark — and one shutdown that
-//! every return goes through); it drains on a signal, and the same loop run
-//! with a [`progress::Selection::CatchUp`] applies a catch-up set. The commands themselves (`parapply apply`, `status`, …) are the
-//! binary's (`src/main.rs`, `src/cli/`), not the library's.
+//! every return goes through); it drains when its stop flag is set (the
+//! binary sets it on SIGINT/SIGTERM), and the same loop run with a
+//! [`progress::Selection::CatchUp`] applies a catch-up set. The commands
+//! themselves (`parapply apply`, `status`, …) are the binary's.
 //!
 //! # Progress
 //!
@@ -104,32 +127,20 @@
 //!
 //! # Benchmarks
 //!
-//! [`mod@bench`] (`parapply bench`): the end-to-end comparison with MariaDB's
-//! own replication on fresh durable replicas; `benches/` holds the criterion
-//! suites (reader and grouper).
+//! [`mod@bench`] (`parapply bench`, feature `bench`): the end-to-end
+//! comparison with MariaDB's own replication on fresh durable replicas;
+//! `benches/` holds the criterion suites (reader and grouper).
 //!
-//! # Testing support
+//! # Test gear
 //!
-//! [`sandbox`] starts throwaway `mariadbd` servers (temp dir, free loopback
-//! port, removed on drop) for the integration tests, the demo and benchmarks.
-//!
-//! # Layers
-//!
-//! A module uses modules of its own layer or of a lower one, and no two
-//! modules use each other through any chain (`tests/layers.rs` checks both
-//! on every test run, and fails on a library module missing from its
-//! table):
-//!
-//! | layer | modules |
-//! |---|---|
-//! | binary (not the library) | `src/main.rs`, `src/cli/` |
-//! | operations | [`mod@bench`] (later `catchup`, `promote`, `demo`) |
-//! | stages | [`apply`], [`mirror`], [`inspect`] |
-//! | state | [`progress`], [`schedule`], [`replica`] |
-//! | test gear | [`sandbox`] |
-//! | format and client | [`binlog`], [`group`], [`position`], [`wire`] |
+//! Feature `testkit` (on by default): [`sandbox`] starts throwaway
+//! `mariadbd` servers (temp dir, free loopback port, removed on drop) for the
+//! integration tests, the demo and benchmarks, through the `mysql` client
+//! crate; `binlog::synth` writes synthetic binlogs for unit tests, fuzzing
+//! and the reader benchmarks.
 
 pub mod apply;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod binlog;
 pub mod group;
@@ -138,6 +149,7 @@ pub mod mirror;
 pub mod position;
 pub mod progress;
 pub mod replica;
+#[cfg(feature = "testkit")]
 pub mod sandbox;
 pub mod schedule;
 pub mod wire;

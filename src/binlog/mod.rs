@@ -12,6 +12,8 @@
 //! * [`Event`] — the decoded-event enum; unknown types pass through raw.
 //! * [`reader`] — streams [`RawEvent`]s from files or a directory with an
 //!   index, follows Rotate and the index, tails growing files.
+//! * `synth` — synthetic binlogs for tests, fuzzing and benchmarks (test
+//!   gear: built with the `testkit` feature and in unit tests only).
 
 pub mod checksum;
 pub mod constants;
@@ -20,6 +22,7 @@ pub mod error;
 mod event;
 pub mod events;
 pub mod reader;
+#[cfg(any(test, feature = "testkit"))]
 pub mod synth;
 
 pub use constants::EventType;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 use parapply::apply::engine::{ApplyOptions, Until};
+#[cfg(feature = "bench")]
 use parapply::bench::{BenchConfig, BenchOptions};
 use parapply::mirror::{MirrorOptions, SyncPolicy};
 use parapply::position::{BinlogPos, MariaGtid, StartAt};
@@ -42,6 +43,7 @@ pub enum Command {
     Status(StatusArgs),
     /// Measure apply throughput end to end on throwaway servers: parapply
     /// against MariaDB's own replication, on durable replicas.
+    #[cfg(feature = "bench")]
     Bench(BenchArgs),
 }
 
@@ -232,6 +234,7 @@ pub struct InspectArgs {
 }
 
 /// `parapply bench`.
+#[cfg(feature = "bench")]
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Small row transactions generated on the primary (each its own GTID).
@@ -414,11 +417,16 @@ mod tests {
     }
 
     #[test]
-    fn mirror_and_bench_defaults_are_the_library_defaults() {
+    fn mirror_defaults_are_the_library_defaults() {
         let m = mirror(&[]).unwrap();
         assert_eq!(m.sync, MirrorOptions::DEFAULT_SYNC);
         assert_eq!(m.heartbeat.0, MirrorOptions::DEFAULT_HEARTBEAT);
         assert_eq!(m.progress_every.0, MirrorOptions::DEFAULT_PROGRESS_EVERY);
+    }
+
+    #[cfg(feature = "bench")]
+    #[test]
+    fn bench_defaults_are_the_library_defaults() {
         let Command::Bench(b) = parse(&["bench"]).unwrap().command else {
             panic!("not bench");
         };

@@ -17,7 +17,9 @@ use parapply::progress::{ProgressTables, Selection};
 use parapply::replica::{self, Replica, ReplicaOptions};
 use parapply::wire::ConnectOptions;
 
-use super::args::{ApplyArgs, BenchArgs, InspectArgs, MirrorArgs, StatusArgs, TargetArgs};
+#[cfg(feature = "bench")]
+use super::args::BenchArgs;
+use super::args::{ApplyArgs, InspectArgs, MirrorArgs, StatusArgs, TargetArgs};
 use super::output::Output;
 use super::secrets::{connect_options, PRIMARY_PASSWORD_ENV, TARGET_PASSWORD_ENV};
 use super::signals;
@@ -200,6 +202,7 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "bench")]
 /// `parapply bench`: the table (or JSON) on standard output; progress goes
 /// to stderr.
 pub fn bench(a: BenchArgs, out: &mut Output) -> anyhow::Result<()> {

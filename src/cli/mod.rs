@@ -26,6 +26,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Mirror(a) => commands::mirror(a),
         Command::Apply(a) => commands::apply(a, &mut out),
         Command::Status(a) => commands::status(a, &mut out),
+        #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench(a, &mut out),
     }
     .and_then(|()| Ok(out.flush()?));
