@@ -3,7 +3,8 @@
 //! preflight errors for a wrong password and a missing privilege, `--follow`
 //! tailing a live binlog, SIGINT draining to one consistent position and
 //! printing the statement that hands over to the server's own SQL thread,
-//! and `status` reporting the watermarks and what is left.
+//! `status` reporting the watermarks and what is left, and a closed standard
+//! output (`parapply status | head`) ending every command quietly.
 //!
 //! Run: `cargo test --test apply_cli` (needs mariadb-server installed).
 
@@ -219,4 +220,46 @@ fn an_error_names_the_failing_group_and_prints_the_final_position() {
         stdout.contains("applied 5 groups") && stdout.contains(&format!("GTID position {before}")),
         "{stdout}"
     );
+}
+
+/// Runs `cmd` with a standard output whose reading end is already closed
+/// (as `parapply … | head` ends up once `head` has exited): the command must
+/// end quietly — exit 0, no error, no panic.
+fn assert_quiet_with_stdout_closed(mut cmd: Command, what: &str) {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = cmd.stdout(writer).stderr(Stdio::piped()).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !err.contains("error") && !err.contains("panicked"),
+        "{what} with stdout closed: {:?}\n{err}",
+        out.status
+    );
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let (p, t) = servers();
+    let target = format!("mysql://root@127.0.0.1:{}/", t.port());
+
+    let mut inspect = Command::new(bin());
+    inspect.args(["inspect", "--groups"]).arg(p.binlog_dir());
+    assert_quiet_with_stdout_closed(inspect, "inspect");
+
+    let mut apply = apply(&p, "root", t.port(), None, &[]);
+    apply.stderr(Stdio::piped());
+    assert_quiet_with_stdout_closed(apply, "apply");
+    // It applied before it found nobody to tell.
+    let rows: Option<u64> = t.query_first("SELECT COUNT(*) FROM s1.t").unwrap();
+    assert_eq!(rows, Some(25));
+
+    for json in [false, true] {
+        let mut status = Command::new(bin());
+        status.args(["status", "--target", &target]);
+        if json {
+            status.arg("--json");
+        }
+        status.arg("--source").arg(p.binlog_dir());
+        assert_quiet_with_stdout_closed(status, "status");
+    }
 }
