@@ -22,8 +22,8 @@
 //! | operations | [`mod@bench`] (feature `bench`) | procedures over several servers, built from the stages |
 //! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
 //! | state | [`progress`], [`schedule`] | watermarks and the restart rule; the pure scheduler |
-//! | format and client | [`binlog`], [`group`], [`position`], [`wire`] | bytes on disk and on the wire |
-//! | test gear | [`sandbox`], `binlog::synth` (feature `testkit`) | throwaway servers, generated binlogs |
+//! | test gear | [`sandbox`] (feature `testkit`) | throwaway servers, for tests and operations only |
+//! | format and client | [`binlog`] (with `binlog::synth`, generated binlogs, feature `testkit`), [`group`], [`position`], [`wire`] | bytes on disk and on the wire |
 //!
 //! The default features (`bench`, which enables `testkit`) build everything;
 //! `cargo build --no-default-features` builds the core library and the
