@@ -16,6 +16,7 @@ use parapply::apply::engine::{ApplyOptions, Until};
 use parapply::bench::{BenchConfig, BenchOptions};
 use parapply::mirror::{MirrorOptions, SyncPolicy};
 use parapply::position::{BinlogPos, MariaGtid, StartAt};
+use parapply::progress::ProgressTables;
 use parapply::schedule::{ShardBy, ShardMap};
 
 /// parapply — a parallel replication applier for MariaDB.
@@ -58,7 +59,8 @@ pub struct TargetArgs {
     #[arg(long)]
     pub target_password_file: Option<PathBuf>,
     /// Schema of parapply's progress tables on the target.
-    #[arg(long, default_value = ApplyOptions::DEFAULT_PROGRESS_SCHEMA)]
+    #[arg(long, default_value = ApplyOptions::DEFAULT_PROGRESS_SCHEMA,
+          value_parser = parse_progress_schema)]
     pub progress_schema: String,
 }
 
@@ -345,6 +347,11 @@ fn parse_shard_map(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Checks a `--progress-schema` name.
+fn parse_progress_schema(s: &str) -> Result<String, String> {
+    ProgressTables::new(s).map(|_| s.to_owned())
+}
+
 /// Checks a GTID state: `domain-server-seq[,domain-server-seq…]`.
 fn parse_gtid_state(s: &str) -> Result<String, String> {
     if s.trim().is_empty() {
@@ -559,5 +566,10 @@ mod tests {
             "not a size",
         );
         rejected(apply(&["--workers", "0"]), "--workers", "0");
+        rejected(
+            apply(&["--progress-schema", "a;b"]),
+            "--progress-schema",
+            "letters, digits or underscores",
+        );
     }
 }
