@@ -2,19 +2,20 @@
 //! away (`parapply status | head`) ends the command quietly instead of
 //! with an error or a panic.
 
-use std::io::{self, BufWriter, StdoutLock, Write};
+use std::io::{self, BufWriter, Write};
 
 /// Buffered standard output that remembers whether the reader closed it.
 pub struct Output {
-    inner: BufWriter<StdoutLock<'static>>,
+    inner: BufWriter<io::Stdout>,
     closed: bool,
 }
 
 impl Output {
-    /// Standard output, locked for the life of the process.
+    /// Standard output, written in blocks of 64 KiB (not held locked, so
+    /// that nothing else printing to it can block on it).
     pub fn stdout() -> Self {
         Output {
-            inner: BufWriter::with_capacity(1 << 16, io::stdout().lock()),
+            inner: BufWriter::with_capacity(1 << 16, io::stdout()),
             closed: false,
         }
     }
