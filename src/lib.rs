@@ -21,7 +21,7 @@
 //! | binary | `src/main.rs`, `src/cli/` (not part of the library) | clap structs, one function per command, output (text/JSON; a closed stdout ends quietly), signals, password loading, `anyhow` |
 //! | operations | [`mod@bench`] (feature `bench`) | procedures over several servers, built from the stages |
 //! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
-//! | state | [`progress`], [`schedule`] | watermarks and the restart rule; the pure scheduler |
+//! | state | [`replica`], [`progress`], [`schedule`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler |
 //! | test gear | [`sandbox`] (feature `testkit`) | throwaway servers, for tests and operations only |
 //! | format and client | [`binlog`] (with `binlog::synth`, generated binlogs, feature `testkit`), [`group`], [`position`], [`wire`] | bytes on disk and on the wire |
 //!
