@@ -246,12 +246,25 @@ fn a_closed_stdout_ends_every_command_quietly() {
     inspect.args(["inspect", "--groups"]).arg(p.binlog_dir());
     assert_quiet_with_stdout_closed(inspect, "inspect");
 
-    let mut apply = apply(&p, "root", t.port(), None, &[]);
-    apply.stderr(Stdio::piped());
-    assert_quiet_with_stdout_closed(apply, "apply");
+    assert_quiet_with_stdout_closed(apply(&p, "root", t.port(), None, &[]), "apply");
     // It applied before it found nobody to tell.
     let rows: Option<u64> = t.query_first("SELECT COUNT(*) FROM s1.t").unwrap();
     assert_eq!(rows, Some(25));
+
+    // A failure stays one: its error is reported (exit 1) although the
+    // report printed before it found nobody reading.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = apply(&p, "nobody", t.port(), None, &["--json"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("cannot log in as `nobody`"),
+        "{:?}\n{err}",
+        out.status
+    );
 
     for json in [false, true] {
         let mut status = Command::new(bin());

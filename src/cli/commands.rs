@@ -100,8 +100,10 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
         Err(f) => {
             // What was applied and where the applied prefix ends (the next
             // run resumes there) — unless it stopped before it started.
+            // The error is what matters: a report that cannot be printed
+            // (standard output closed) does not replace it.
             if a.json || f.report.position.is_some() {
-                print_report(out, &f.report, a.json, false)?;
+                print_report(out, &f.report, a.json, false).ok();
             }
             return Err(f.error.into());
         }

@@ -18,7 +18,8 @@ use args::{Cli, Command};
 use output::Output;
 
 /// Runs the command; prints an error with its whole cause chain (exit code
-/// 1). A closed standard output ends the command quietly.
+/// 1). A command that stops because its standard output was closed (`| head`)
+/// ends quietly with exit code 0; any other error is still reported.
 pub fn run(cli: Cli) -> ExitCode {
     let mut out = Output::stdout();
     let result = match cli.command {
@@ -28,11 +29,13 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Status(a) => commands::status(a, &mut out),
         #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench(a, &mut out),
-    }
-    .and_then(|()| Ok(out.flush()?));
+    };
+    // What the command wrote goes out before its error, if any.
+    let flushed = out.flush();
+    let result = result.and_then(|()| Ok(flushed?));
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(_) if out.closed() => ExitCode::SUCCESS,
+        Err(e) if output::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("parapply: error: {e:#}");
             ExitCode::FAILURE

@@ -2,13 +2,28 @@
 //! away (`parapply status | head`) ends the command quietly instead of
 //! with an error or a panic.
 
+use std::fmt;
 use std::io::{self, BufWriter, Write};
 
-/// Buffered standard output that remembers whether the reader closed it.
+/// Buffered standard output whose writes, once the reader has closed it,
+/// fail with an error [`is_closed`] recognises.
 pub struct Output {
     inner: BufWriter<io::Stdout>,
-    closed: bool,
 }
+
+/// The error a write returns once the reader has closed standard output:
+/// an `io::Error` of kind `BrokenPipe` carrying this, so that the binary
+/// tells it from any other broken pipe (a server connection's).
+#[derive(Debug)]
+struct Closed;
+
+impl fmt::Display for Closed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("standard output was closed by its reader")
+    }
+}
+
+impl std::error::Error for Closed {}
 
 impl Output {
     /// Standard output, written in blocks of 64 KiB (not held locked, so
@@ -16,34 +31,38 @@ impl Output {
     pub fn stdout() -> Self {
         Output {
             inner: BufWriter::with_capacity(1 << 16, io::stdout()),
-            closed: false,
         }
     }
+}
 
-    /// Whether a write failed because the reading end was closed: whatever
-    /// error the command then returned, nothing is left to say.
-    pub fn closed(&self) -> bool {
-        self.closed
-    }
-
-    fn note<T>(&mut self, r: io::Result<T>) -> io::Result<T> {
-        if let Err(e) = &r {
-            if e.kind() == io::ErrorKind::BrokenPipe {
-                self.closed = true;
-            }
+/// A write's result, with a broken pipe marked as [`Closed`].
+fn marked<T>(r: io::Result<T>) -> io::Result<T> {
+    r.map_err(|e| {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            io::Error::new(io::ErrorKind::BrokenPipe, Closed)
+        } else {
+            e
         }
-        r
-    }
+    })
+}
+
+/// Whether `e` is (or was caused by) a write to a closed [`Output`]: then
+/// nobody is left to tell anything, and the command ends quietly.
+pub fn is_closed(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.is::<Closed>()
+            || c.downcast_ref::<io::Error>()
+                .and_then(|io| io.get_ref())
+                .is_some_and(|inner| inner.is::<Closed>())
+    })
 }
 
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let r = self.inner.write(buf);
-        self.note(r)
+        marked(self.inner.write(buf))
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        let r = self.inner.flush();
-        self.note(r)
+        marked(self.inner.flush())
     }
 }
