@@ -100,6 +100,9 @@ pub struct Session {
     context: Vec<u8>,
     /// The default database last set.
     db: Option<Vec<u8>>,
+    /// `collation_database` was set to something else than what `USE` of
+    /// `db` gives.
+    db_collation_forced: bool,
 }
 
 impl Session {
@@ -248,7 +251,14 @@ pub fn plan_group(
                 if q.is_begin() || q.is_commit() || q.is_rollback() {
                     continue;
                 }
-                plan_query(&header, &q, session, std::mem::take(&mut pending), out);
+                plan_query(
+                    &header,
+                    &q,
+                    session,
+                    collations,
+                    std::mem::take(&mut pending),
+                    out,
+                )?;
             }
             EventType::XA_PREPARE => {
                 flush_rows(&mut rows, session, out);
@@ -369,14 +379,36 @@ pub fn binlog_statement(events: &[u8]) -> Vec<u8> {
     s
 }
 
-/// The context statement of a Query event and the query itself.
+/// `sql_mode`'s `NO_DIR_IN_CREATE`: the replica's own value stays (the SQL
+/// thread does not take it from the primary, so that one host's disk
+/// trouble does not spread to its replicas).
+const MODE_NO_DIR_IN_CREATE: u64 = 1 << 7;
+
+/// The context statement of a Query event and the query itself, as the
+/// server's SQL thread sets the context before it runs a Query event:
+///
+/// * `pseudo_thread_id` (temporary tables, `CONNECTION_ID()`), the session
+///   flags of `flags2`, `sql_mode` (but `NO_DIR_IN_CREATE`), the
+///   auto-increment pair (1 and 1 when the event has none);
+/// * the three character-set numbers are **collation** numbers: the client
+///   character set is the one of its collation (set by name: the server
+///   takes a number for `character_set_client` only for a character set's
+///   default collation), the connection and server collations by number —
+///   as `mariadb-binlog` prints them;
+/// * `time_zone` when the event has one (else the session keeps its own,
+///   as the SQL thread does), `lc_time_names` (`en_US` when absent);
+/// * `collation_database`: the event's number when it has one, else the
+///   default database's character set — what `USE` sets, so `USE` is sent
+///   again after a forced value; with no default database, the server
+///   collation (what the SQL thread loads for a database without options).
 fn plan_query(
     header: &EventHeader,
     q: &QueryEvent<'_>,
     session: &mut Session,
+    collations: &Collations,
     pending: Vec<u8>,
     out: &mut Vec<Step>,
-) {
+) -> Result<(), ReplayError> {
     let s = &q.status;
     let mut ctx = String::with_capacity(512);
     let _ = write!(ctx, "SET @@session.pseudo_thread_id={}", q.thread_id);
@@ -386,33 +418,66 @@ fn plan_query(
             let _ = write!(ctx, ", @@session.{var}={}", u8::from(on));
         }
     }
-    if let Some(m) = s.sql_mode {
-        let _ = write!(ctx, ", @@session.sql_mode={m}");
-    }
-    if let Some((inc, off)) = s.auto_increment {
+    // MySQL writes it as a status variable of its own.
+    if let Some(v) = s.explicit_defaults_for_timestamp {
         let _ = write!(
             ctx,
-            ", @@session.auto_increment_increment={inc}, @@session.auto_increment_offset={off}"
+            ", @@session.explicit_defaults_for_timestamp={}",
+            u8::from(v != 0)
         );
     }
+    if let Some(m) = s.sql_mode {
+        // The target session's NO_DIR_IN_CREATE: off (parapply's sessions
+        // never set it, so the server's global value is not forced on).
+        let _ = write!(ctx, ", @@session.sql_mode={}", m & !MODE_NO_DIR_IN_CREATE);
+    }
+    let (inc, off) = s.auto_increment.unwrap_or((1, 1));
+    let _ = write!(
+        ctx,
+        ", @@session.auto_increment_increment={inc}, @@session.auto_increment_offset={off}"
+    );
     if let Some((client, conn, server)) = s.charset {
+        let (client_cs, _) = collations
+            .0
+            .get(&u32::from(client))
+            .ok_or(ReplayError::UnknownCollation(u32::from(client)))?;
+        for c in [conn, server] {
+            if !collations.0.contains_key(&u32::from(c)) {
+                return Err(ReplayError::UnknownCollation(u32::from(c)));
+            }
+        }
         let _ = write!(
             ctx,
-            ", @@session.character_set_client={client}, @@session.collation_connection={conn}, @@session.collation_server={server}"
+            ", @@session.character_set_client={client_cs}, @@session.collation_connection={conn}, @@session.collation_server={server}"
         );
     }
     if let Some(tz) = s.time_zone {
         let _ = write!(ctx, ", @@session.time_zone='{}'", escape_str(tz));
     }
-    if let Some(lc) = s.lc_time_names {
-        let _ = write!(ctx, ", @@session.lc_time_names={lc}");
-    }
-    match s.charset_database {
-        Some(c) => {
+    // 0 is en_US.
+    let _ = write!(
+        ctx,
+        ", @@session.lc_time_names={}",
+        s.lc_time_names.unwrap_or(0)
+    );
+    // CREATE/DROP DATABASE and the like carry LOG_EVENT_SUPPRESS_USE_F:
+    // their default database may not exist (yet, or any more).
+    let suppress_use = header.flags & LOG_EVENT_SUPPRESS_USE_F != 0;
+    let use_db = !suppress_use && !q.db.is_empty();
+    match (s.charset_database, s.charset) {
+        (Some(c), _) => {
             let _ = write!(ctx, ", @@session.collation_database={c}");
         }
-        None => ctx.push_str(", @@session.collation_database=DEFAULT"),
+        (None, Some((_, _, server))) if q.db.is_empty() => {
+            let _ = write!(ctx, ", @@session.collation_database={server}");
+        }
+        (None, None) if q.db.is_empty() => {
+            ctx.push_str(", @@session.collation_database=@@session.collation_server")
+        }
+        // Set by `USE`.
+        (None, _) => {}
     }
+    let forces_db_collation = s.charset_database.is_some() || q.db.is_empty();
     let micros = s.hrnow.or(s.microseconds);
     // The timestamp changes with every event; it is sent apart so that the
     // rest of the context repeats exactly and can be skipped.
@@ -420,20 +485,21 @@ fn plan_query(
         Some(us) => format!("SET @@session.timestamp={}.{us:06}", header.timestamp),
         None => format!("SET @@session.timestamp={}", header.timestamp),
     };
-    let charset_changed = session.context != ctx.as_bytes();
-    if charset_changed {
-        // The character set of the text that follows changes: the query must
-        // come in the next round trip.
-        out.push(Step::last(ctx.clone().into_bytes()));
-        session.context = ctx.into_bytes();
-    }
-    if !pending.is_empty() {
-        out.push(Step::sql(pending));
-    }
-    // CREATE/DROP DATABASE and the like carry LOG_EVENT_SUPPRESS_USE_F:
-    // their default database may not exist (yet, or any more).
-    let suppress_use = header.flags & LOG_EVENT_SUPPRESS_USE_F != 0;
-    if !suppress_use && session.db.as_deref() != Some(q.db) && !q.db.is_empty() {
+    // `USE` first: it sets `collation_database`, which the context may then
+    // set to something else.
+    let need_use = use_db
+        && (session.db.as_deref() != Some(q.db)
+            || (session.db_collation_forced && s.charset_database.is_none()));
+    if need_use {
+        // Database names are utf8; a name that is not ASCII is parsed as
+        // such (the context that follows sets the event's client character
+        // set again).
+        if !q.db.is_ascii() {
+            out.push(Step::last(
+                b"SET @@session.character_set_client=utf8mb4".to_vec(),
+            ));
+            session.context.clear();
+        }
         let mut u = b"USE `".to_vec();
         u.extend(
             q.db.iter()
@@ -442,9 +508,23 @@ fn plan_query(
         u.push(b'`');
         out.push(Step::sql(u));
         session.db = Some(q.db.to_vec());
+        if forces_db_collation {
+            session.context.clear();
+        }
+    }
+    session.db_collation_forced = forces_db_collation || (session.db_collation_forced && !need_use);
+    if session.context != ctx.as_bytes() {
+        // The character set of the text that follows may change: the query
+        // must come in the next round trip.
+        out.push(Step::last(ctx.clone().into_bytes()));
+        session.context = ctx.into_bytes();
+    }
+    if !pending.is_empty() {
+        out.push(Step::sql(pending));
     }
     out.push(Step::sql(ts));
     out.push(Step::sql(q.query.to_vec()));
+    Ok(())
 }
 
 /// Appends `SET INSERT_ID=…` / `SET @@RAND_SEED1=…` / `SET @`v`:=…`.

@@ -401,11 +401,24 @@ impl Replica {
     }
 
     /// The server's collations: id → (character set, collation name).
+    ///
+    /// Every collation id with its character set: MariaDB 10.10+ lists the
+    /// ids of collations shared by several character sets (the UCA 14.0.0
+    /// ones, 2048 and up) only in `COLLATION_CHARACTER_SET_APPLICABILITY`,
+    /// with their full names; older servers have no `FULL_COLLATION_NAME`
+    /// column there, and `COLLATIONS` lists every id.
     pub fn collations(&mut self) -> Result<HashMap<u32, (String, String)>, ReplicaError> {
-        let rows = self.rows(
-            "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS",
-            "reading collations",
-        )?;
+        let rows = match self.conn.query_rows(
+            "SELECT ID, CHARACTER_SET_NAME, FULL_COLLATION_NAME \
+             FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY",
+        ) {
+            Ok(rows) => rows,
+            Err(WireError::Server { .. }) => self.rows(
+                "SELECT ID, CHARACTER_SET_NAME, COLLATION_NAME FROM information_schema.COLLATIONS",
+                "reading collations",
+            )?,
+            Err(e) => return Err(self.query_err("reading collations")(e)),
+        };
         let mut out = HashMap::new();
         for r in rows {
             let text = |i: usize| {

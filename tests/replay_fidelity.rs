@@ -1,0 +1,211 @@
+//! Replay fidelity: parapply applies statement-format events the way the
+//! server's own SQL thread does. Each test writes on a throwaway primary,
+//! applies its binlog with parapply (and, where the SQL thread's behaviour
+//! is the reference, replicates it with a stock replica too), and compares
+//! the data.
+//!
+//! Covers: every collation the server knows as the session's connection
+//! collation; the session context a Query event carries (lc_time_names,
+//! auto-increment, collation_database, pseudo_thread_id, non-ASCII default
+//! databases).
+//!
+//! Run: `cargo test --test replay_fidelity` (needs mariadb-server installed).
+
+mod common;
+
+use std::time::Duration;
+
+use mysql::prelude::Queryable;
+use parapply::apply::engine::{self, ApplyOptions, ApplyReport};
+use parapply::binlog::Source;
+use parapply::sandbox::{BinlogFormat, Server, ServerOptions};
+use parapply::wire::ConnectOptions;
+
+fn primary(format: BinlogFormat) -> Server {
+    Server::start(
+        ServerOptions::new()
+            .server_id(1)
+            .log_bin("mariadb-bin")
+            .binlog_format(format),
+    )
+    .unwrap()
+}
+
+/// A stock replica of `p` (server id 3), caught up.
+fn stock_replica(p: &Server) -> Server {
+    let r = Server::start(ServerOptions::new().server_id(3)).unwrap();
+    r.replicate_from(p).unwrap();
+    r.wait_caught_up(p, Duration::from_secs(120)).unwrap();
+    r
+}
+
+fn options(source: &Server, target: &Server) -> ApplyOptions {
+    let mut o = ApplyOptions::new(
+        Source::dir(source.binlog_dir()).unwrap(),
+        ConnectOptions::new("127.0.0.1", target.port(), "root"),
+    );
+    o.workers = 4;
+    o.reconnect_timeout = Duration::from_secs(30);
+    o.low_watermark_interval = Duration::from_millis(200);
+    o
+}
+
+fn run(o: ApplyOptions) -> ApplyReport {
+    match engine::run(o) {
+        Ok(r) => r,
+        Err(e) => panic!("apply failed: {e}"),
+    }
+}
+
+/// Checksums of every table, and every column's type and collation.
+type Snapshot = (Vec<(String, u64)>, Vec<(String, String, String)>);
+
+/// The [`Snapshot`] of `dbs`.
+fn snapshot(s: &Server, dbs: &[&str]) -> Snapshot {
+    let sums = s.checksums(dbs).unwrap().into_iter().collect();
+    let list = dbs
+        .iter()
+        .map(|d| format!("'{d}'"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cols = s
+        .query(&format!(
+            "SELECT CONCAT(TABLE_SCHEMA, '.', TABLE_NAME, '.', COLUMN_NAME), COLUMN_TYPE, \
+             IFNULL(COLLATION_NAME, '') FROM information_schema.COLUMNS \
+             WHERE TABLE_SCHEMA IN ({list}) ORDER BY 1"
+        ))
+        .unwrap();
+    (sums, cols)
+}
+
+/// Every collation of the server (each id of
+/// COLLATION_CHARACTER_SET_APPLICABILITY, which also holds the UCA 14.0.0
+/// collations SHOW COLLATION lists without an id) as the connection
+/// collation of a statement-format write: the target equals the primary.
+#[test]
+fn every_collation_as_the_connection_collation_replays_exactly() {
+    let p = primary(BinlogFormat::Statement);
+    let t = common::replica_target();
+    p.exec(
+        "CREATE DATABASE fid;
+         CREATE TABLE fid.t (id INT PRIMARY KEY, coll VARCHAR(64), co VARCHAR(64),
+           ws VARCHAR(1024), ci INT, hx VARCHAR(256)) CHARACTER SET utf8mb4",
+    )
+    .unwrap();
+    let collations: Vec<(u32, String, String, String)> = p
+        .query(
+            "SELECT ID, CHARACTER_SET_NAME, FULL_COLLATION_NAME, IS_DEFAULT \
+             FROM information_schema.COLLATION_CHARACTER_SET_APPLICABILITY ORDER BY ID",
+        )
+        .unwrap();
+    assert!(collations.len() > 300, "{} collations", collations.len());
+    let shown: Vec<mysql::Row> = p.query("SHOW COLLATION").unwrap();
+    assert!(collations.len() >= shown.len() - 200);
+    let mut c = p.conn().unwrap();
+    let mut tables = std::collections::BTreeSet::new();
+    for (id, cs, coll, is_default) in &collations {
+        // ucs2, utf16, utf16le and utf32 cannot be the client character
+        // set: the connection collation alone is set then.
+        if c.query_drop(format!("SET NAMES {cs} COLLATE {coll}"))
+            .is_err()
+        {
+            c.query_drop(format!(
+                "SET NAMES utf8mb4; SET collation_connection = {coll}"
+            ))
+            .unwrap();
+        }
+        // String literals take the connection's character set and collation.
+        c.query_drop(format!(
+            "INSERT INTO fid.t VALUES ({id}, '{coll}', COLLATION('x'), HEX(WEIGHT_STRING('Ab')), \
+             'a' = 'A', HEX('Ab'))"
+        ))
+        .unwrap_or_else(|e| panic!("{coll}: {e}"));
+        // One table per character set, its column in a collation of it
+        // that is not the default (where there is one): the DDL's text and
+        // column types follow the connection.
+        if is_default != "Yes" && tables.insert(cs.clone()) {
+            c.query_drop(format!(
+                "CREATE TABLE fid.c_{id} AS SELECT 'Ab' AS v, COLLATION('x') AS c"
+            ))
+            .unwrap_or_else(|e| panic!("{coll}: {e}"));
+        }
+    }
+    drop(c);
+    let r = run(options(&p, &t));
+    assert!(r.drained, "{r:?}");
+    let (a, b) = (snapshot(&p, &["fid"]), snapshot(&t, &["fid"]));
+    assert!(a.0.len() > 30, "{} tables", a.0.len());
+    assert_eq!(a, b, "target differs from primary");
+    let distinct: Vec<u64> = t.query("SELECT COUNT(DISTINCT co) FROM fid.t").unwrap();
+    assert_eq!(distinct, [collations.len() as u64]);
+}
+
+/// The context a Query event carries, or lacks, applied as the SQL thread
+/// applies it: `lc_time_names` back to en_US and the auto-increment pair
+/// back to 1 when the event has none; `collation_database` from the
+/// default database (or the server collation without one); the primary's
+/// connection id; a default database whose name is not ASCII under a
+/// latin1 client. Target and stock replica equal the primary.
+#[test]
+fn session_context_replays_like_the_sql_thread() {
+    let p = primary(BinlogFormat::Statement);
+    let t = common::replica_target();
+    p.exec(
+        "CREATE DATABASE l1 CHARACTER SET latin1;
+         CREATE TABLE l1.t (id INT AUTO_INCREMENT PRIMARY KEY, a VARCHAR(64)) CHARACTER SET utf8mb4",
+    )
+    .unwrap();
+    let mut c = p.conn().unwrap();
+    let stmts = [
+        "USE l1",
+        "SET lc_time_names = 'de_DE'",
+        "INSERT INTO t (a) VALUES (DATE_FORMAT('2020-01-06', '%W %M'))",
+        "SET lc_time_names = 'en_US'",
+        "INSERT INTO t (a) VALUES (DATE_FORMAT('2020-01-06', '%W %M'))",
+        "SET auto_increment_increment = 5, auto_increment_offset = 3",
+        "INSERT INTO t (a) VALUES ('inc5'), ('inc5'), ('inc5')",
+        "SET auto_increment_increment = 1, auto_increment_offset = 1",
+        "INSERT INTO t (a) VALUES ('inc1'), ('inc1'), ('inc1')",
+        "INSERT INTO t (a) VALUES (@@collation_database)",
+        "INSERT INTO t (a) VALUES (CONNECTION_ID() > 0)",
+        "SET NAMES latin1 COLLATE latin1_bin",
+        "SET @v = 'user var'",
+        "INSERT INTO t (a) VALUES (CONCAT(@v, ' ', COLLATION(@v)))",
+        "SET NAMES utf8mb4",
+        "CREATE DATABASE `d\u{e9}j\u{e0}`",
+        "USE `d\u{e9}j\u{e0}`",
+        "SET NAMES latin1",
+        "CREATE TABLE t (a VARCHAR(20))",
+        "INSERT INTO t VALUES ('x'), (DATABASE())",
+    ];
+    for s in stmts {
+        c.query_drop(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    drop(c);
+    // A session without a default database.
+    let mut c =
+        mysql::Conn::new(mysql::OptsBuilder::from_opts(p.mysql_opts()).db_name(None::<String>))
+            .unwrap();
+    c.query_drop("INSERT INTO l1.t (a) VALUES (@@collation_database)")
+        .unwrap();
+    drop(c);
+    let mut c = p.conn().unwrap();
+    c.query_drop("USE l1").unwrap();
+    c.query_drop("INSERT INTO t (a) VALUES (@@collation_database)")
+        .unwrap();
+    drop(c);
+    let rows: Vec<(i64, String)> = p.query("SELECT id, a FROM l1.t ORDER BY id").unwrap();
+    let texts: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
+    assert!(texts.contains(&"Montag Januar") && texts.contains(&"Monday January"));
+    assert!(texts.contains(&"latin1_swedish_ci"), "{texts:?}");
+    let replica = stock_replica(&p);
+    let r = run(options(&p, &t));
+    assert!(r.drained, "{r:?}");
+    let dbs = ["l1", "d\u{e9}j\u{e0}"];
+    let want = snapshot(&p, &dbs);
+    assert_eq!(want.0.len(), 2);
+    assert_eq!(snapshot(&replica, &dbs), want, "stock replica");
+    assert_eq!(snapshot(&t, &dbs), want, "parapply");
+    let got: Vec<(i64, String)> = t.query("SELECT id, a FROM l1.t ORDER BY id").unwrap();
+    assert_eq!(got, rows);
+}
