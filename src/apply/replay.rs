@@ -41,21 +41,86 @@ pub struct Step {
     pub sql: Vec<u8>,
     /// Nothing may follow it in the same round trip (`BINLOG`, or a change
     /// of the client character set, which the server applies to the text
-    /// that follows only from the next packet on).
+    /// that follows only from the next packet on, or a statement that may
+    /// fail as it failed on the primary).
     pub ends_round_trip: bool,
+    /// How it must end on the target.
+    pub expect: Expect,
 }
+
+/// How a statement must end on the target for the replay to go on: a Query
+/// event carries the error its statement ended with on the primary (a
+/// statement that failed after changing a non-transactional table is
+/// logged with its error), and the SQL thread requires the same error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Success (the primary logged no error).
+    Success,
+    /// This error, or one the server counts as the same
+    /// ([`same_replication_error`]).
+    Error(u16),
+    /// The primary ended with a deadlock or lock-wait timeout: the same
+    /// error or success both go on, as on the SQL thread.
+    SuccessOrError(u16),
+    /// `DROP TEMPORARY TABLE` of a table the target does not have: the SQL
+    /// thread lets "Unknown table" (1051) pass, since the table may have
+    /// been created before the replica started.
+    SuccessOrUnknownTable,
+}
+
+impl Expect {
+    /// Whether the target's result `code` (None: success) is the one
+    /// expected.
+    pub fn accepts(self, code: Option<u16>) -> bool {
+        match (self, code) {
+            (Expect::Success, None) => true,
+            (Expect::Success, Some(_)) => false,
+            (Expect::Error(want), Some(got)) => same_replication_error(want, got),
+            (Expect::Error(_), None) => false,
+            (Expect::SuccessOrError(_), None) => true,
+            (Expect::SuccessOrError(want), Some(got)) => want == got,
+            (Expect::SuccessOrUnknownTable, None) => true,
+            (Expect::SuccessOrUnknownTable, Some(got)) => got == ER_BAD_TABLE_ERROR,
+        }
+    }
+}
+
+const ER_BAD_TABLE_ERROR: u16 = 1051;
+
+/// Whether the target's error `got` counts as the primary's `want`: the
+/// same number, or — as the server's SQL thread counts them — any two of
+/// the duplicate-key family (1062 duplicate entry, 1586 duplicate entry
+/// with key name, 1022 duplicate key, 1467 auto-increment read failed, 167
+/// auto-increment out of range), or "unknown table" (1109) answered with
+/// "is a view" (1347).
+pub fn same_replication_error(want: u16, got: u16) -> bool {
+    const DUPLICATES: [u16; 5] = [1062, 1586, 1022, 1467, 167];
+    want == got
+        || (DUPLICATES[..4].contains(&want) && DUPLICATES.contains(&got))
+        || (want == 1109 && got == 1347)
+}
+
+/// Errors after which the primary's statement may have stopped anywhere
+/// (killed, interrupted, network, shutdown): the SQL thread refuses to
+/// guess and stops; so does parapply.
+const PARTIAL_ON_PRIMARY: [u16; 7] = [1158, 1160, 1317, 1969, 1927, 1053, 1184];
+
+/// Deadlock, lock-wait timeout, XA deadlock rollback.
+const CONCURRENCY_ERRORS: [u16; 3] = [1213, 1205, 1614];
 
 impl Step {
     fn sql(sql: impl Into<Vec<u8>>) -> Self {
         Step {
             sql: sql.into(),
             ends_round_trip: false,
+            expect: Expect::Success,
         }
     }
     fn last(sql: impl Into<Vec<u8>>) -> Self {
         Step {
             sql: sql.into(),
             ends_round_trip: true,
+            expect: Expect::Success,
         }
     }
 }
@@ -84,6 +149,19 @@ pub enum ReplayError {
     /// A collation number the target does not know.
     #[error("collation {0} is unknown on the target")]
     UnknownCollation(u32),
+    /// The primary's statement ended with an error that leaves its effect
+    /// unknown (it was killed or interrupted part way).
+    #[error(
+        "the primary logged this statement with error {code}: it may have been applied in \
+         part there, and cannot be replayed to the same effect (the server's SQL thread stops \
+         too); check the primary and apply or skip it by hand: {query}"
+    )]
+    PartialOnPrimary {
+        /// The error number.
+        code: u16,
+        /// The statement (its first 200 bytes).
+        query: String,
+    },
 }
 
 /// Collation number → (character set, collation) names, read from the
@@ -523,8 +601,49 @@ fn plan_query(
         out.push(Step::sql(pending));
     }
     out.push(Step::sql(ts));
-    out.push(Step::sql(q.query.to_vec()));
+    let code = q.error_code;
+    let expect = if code == 0 {
+        if is_drop_temporary(&q.query) {
+            Expect::SuccessOrUnknownTable
+        } else {
+            Expect::Success
+        }
+    } else if PARTIAL_ON_PRIMARY.contains(&code) {
+        let text = String::from_utf8_lossy(&q.query);
+        return Err(ReplayError::PartialOnPrimary {
+            code,
+            query: text.chars().take(200).collect(),
+        });
+    } else if CONCURRENCY_ERRORS.contains(&code) {
+        Expect::SuccessOrError(code)
+    } else {
+        Expect::Error(code)
+    };
+    out.push(Step {
+        sql: q.query.to_vec(),
+        // A statement that may fail ends its round trip: the server runs
+        // nothing after a failing statement of a multi-statement query.
+        ends_round_trip: expect != Expect::Success,
+        expect,
+    });
     Ok(())
+}
+
+/// `DROP TEMPORARY TABLE …` (also in the `/*!40005 TEMPORARY */` form
+/// the server writes).
+fn is_drop_temporary(sql: &[u8]) -> bool {
+    let head: Vec<u8> = sql
+        .iter()
+        .take(64)
+        .filter(|b| b.is_ascii_alphabetic() || **b == b' ')
+        .map(u8::to_ascii_uppercase)
+        .collect();
+    let words: Vec<&[u8]> = head
+        .split(|&b| b == b' ')
+        .filter(|w| !w.is_empty())
+        .take(3)
+        .collect();
+    words.first() == Some(&&b"DROP"[..]) && words.contains(&&b"TEMPORARY"[..])
 }
 
 /// Appends `SET INSERT_ID=…` / `SET @@RAND_SEED1=…` / `SET @`v`:=…`.
@@ -830,6 +949,28 @@ mod tests {
                 (EventType::UPDATE_ROWS_V1, end),
             ]
         );
+    }
+
+    #[test]
+    fn expected_errors_are_matched_as_the_sql_thread_matches_them() {
+        assert!(Expect::Error(1442).accepts(Some(1442)));
+        assert!(!Expect::Error(1442).accepts(None));
+        assert!(!Expect::Error(1442).accepts(Some(1305)));
+        // The duplicate-key family counts as one error.
+        assert!(Expect::Error(1062).accepts(Some(1586)));
+        assert!(Expect::Error(1022).accepts(Some(167)));
+        assert!(!Expect::Error(167).accepts(Some(1062)));
+        assert!(Expect::Error(1109).accepts(Some(1347)));
+        assert!(Expect::SuccessOrError(1213).accepts(None));
+        assert!(Expect::SuccessOrError(1213).accepts(Some(1213)));
+        assert!(!Expect::SuccessOrError(1213).accepts(Some(1062)));
+        assert!(Expect::SuccessOrUnknownTable.accepts(Some(1051)));
+        assert!(!Expect::Success.accepts(Some(1051)));
+        assert!(is_drop_temporary(
+            b"DROP /*!40005 TEMPORARY */ TABLE IF EXISTS `t`"
+        ));
+        assert!(is_drop_temporary(b"drop temporary table t"));
+        assert!(!is_drop_temporary(b"DROP TABLE temporary_things"));
     }
 
     #[test]
