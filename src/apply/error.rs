@@ -20,7 +20,7 @@ use crate::replica::{PreflightError, ReplicaError};
 use crate::schedule::ScheduleError;
 use crate::wire::WireError;
 
-use super::replay::ReplayError;
+use super::replay::{Expect, ReplayError};
 
 /// The server's error as an operator reads it: without the index of the
 /// statement inside parapply's multi-statement round trip, an internal
@@ -163,6 +163,24 @@ pub enum DefiniteError {
         /// The server's error.
         error: Box<WireError>,
     },
+    /// A statement ended differently on the target than on the primary: an
+    /// error where the primary logged success, success where it logged an
+    /// error, or another error than the one it logged. The engine stopped
+    /// at a consistent point.
+    #[error(
+        "apply failed at {group}: the primary logged {expected} for a statement, the target \
+         answered {}",
+        actual.as_deref().map(|e| Plain(e).to_string()).unwrap_or_else(|| "success".to_string())
+    )]
+    Diverged {
+        /// The group whose statement diverged.
+        group: Box<GroupRef>,
+        /// How the primary logged the statement's end (its error code).
+        expected: Expect,
+        /// The target's error (its code: [`WireError::code`]); `None`:
+        /// the statement succeeded.
+        actual: Option<Box<WireError>>,
+    },
     /// A group cannot be turned into statements.
     #[error("cannot replay {group}: {error}")]
     Replay {
@@ -235,6 +253,7 @@ impl ApplyError {
             ApplyError::Transient(TransientError::RetriesExhausted { group, .. })
             | ApplyError::Definite(
                 DefiniteError::Group { group, .. }
+                | DefiniteError::Diverged { group, .. }
                 | DefiniteError::Commit { group, .. }
                 | DefiniteError::Replay { group, .. }
                 | DefiniteError::NoGtid { group }

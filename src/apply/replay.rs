@@ -20,7 +20,7 @@
 //! share a round trip with what follows.
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 
 use base64::Engine as _;
 
@@ -81,6 +81,19 @@ impl Expect {
             (Expect::SuccessOrError(want), Some(got)) => want == got,
             (Expect::SuccessOrUnknownTable, None) => true,
             (Expect::SuccessOrUnknownTable, Some(got)) => got == ER_BAD_TABLE_ERROR,
+        }
+    }
+}
+
+impl fmt::Display for Expect {
+    /// What the primary logged: `success`, `error 1442`, `success or error
+    /// 1213`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expect::Success => f.write_str("success"),
+            Expect::Error(c) => write!(f, "error {c}"),
+            Expect::SuccessOrError(c) => write!(f, "success or error {c}"),
+            Expect::SuccessOrUnknownTable => write!(f, "success or error {ER_BAD_TABLE_ERROR}"),
         }
     }
 }

@@ -61,6 +61,10 @@
 //!   before anything is applied again; of a chain, the committed prefix. A
 //!   deferred commit whose round trip failed is settled the same way before
 //!   the next batch is retried.
+//! * A statement the primary logged with an error (see
+//!   [`super::replay::Expect`]) must fail alike: that error is no failure;
+//!   success or another error is [`DefiniteError::Diverged`], naming the
+//!   group whose statement it was, handled as below.
 //! * Anything else: roll back and report [`DefiniteError::Group`] naming
 //!   the failing group (of a batch, the group whose statement failed; a
 //!   failed `COMMIT`, [`DefiniteError::Commit`], names the batch's last
@@ -79,7 +83,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::error::{ApplyError, DefiniteError, GroupRef, TransientError};
-use super::replay::{plan_group, Collations, Session, Step, Trailer, TrailerUse};
+use super::replay::{plan_group, Collations, Expect, Session, Step, Trailer, TrailerUse};
 use crate::binlog::constants::gtid_flags;
 use crate::group::{Group, GroupKind};
 use crate::position::MariaGtid;
@@ -663,7 +667,7 @@ impl Worker {
                 self.buf.extend_from_slice(&step.sql);
                 owners.push(i);
                 if step.ends_round_trip {
-                    self.round_trip(batch, &owners)?;
+                    self.round_trip(batch, &owners, step.expect)?;
                     owners.clear();
                     self.buf.clear();
                 }
@@ -693,7 +697,7 @@ impl Worker {
             owners.push(batch.len() - 1);
         }
         if !self.buf.is_empty() {
-            self.round_trip(batch, &owners)?;
+            self.round_trip(batch, &owners, Expect::Success)?;
         }
         if prepared_xa {
             self.detach_xa(&last.group)?;
@@ -981,9 +985,19 @@ impl Worker {
 
     /// Sends the buffered statements; maps a failure to its group. A
     /// deferred `COMMIT` at their head is settled here when it succeeded.
-    fn round_trip(&mut self, batch: &[WorkItem], owners: &[usize]) -> Result<(), Failure> {
+    /// The last statement must end as `last` says (an error the primary
+    /// logged is then no failure; another outcome is a divergence).
+    fn round_trip(
+        &mut self,
+        batch: &[WorkItem],
+        owners: &[usize],
+        last: Expect,
+    ) -> Result<(), Failure> {
         let with_open = owners.first() == Some(&OPEN_COMMIT);
-        let result = self.conn.execute(&self.buf);
+        let mut result = self.conn.execute(&self.buf).map(|_| ());
+        if last != Expect::Success {
+            result = self.expected_outcome(batch, owners, last, result)?;
+        }
         if with_open {
             let past_commit = match &result {
                 Ok(_) => true,
@@ -1016,6 +1030,62 @@ impl Worker {
         } else {
             Err(Failure::Fatal(ApplyError::in_group(&batch[owner].group, e)))
         }
+    }
+}
+
+impl Worker {
+    /// Checks the outcome of a round trip whose last statement must end as
+    /// `last` ([`Expect`]): an accepted error becomes success; success
+    /// where an error was logged, or another error of that statement, is a
+    /// divergence ([`DefiniteError::Diverged`], naming that statement's
+    /// group). Failures of the statements before it pass through.
+    fn expected_outcome(
+        &mut self,
+        batch: &[WorkItem],
+        owners: &[usize],
+        last: Expect,
+        result: Result<(), WireError>,
+    ) -> Result<Result<(), WireError>, Failure> {
+        let at = owners.len() - 1;
+        let got = match &result {
+            Ok(()) => None,
+            Err(WireError::Server {
+                statement, code, ..
+            }) if *statement == at => Some(*code),
+            Err(_) => return Ok(result),
+        };
+        let item = &batch[owners[at].min(batch.len() - 1)];
+        if last.accepts(got) {
+            if got.is_some() {
+                tracing::debug!(
+                    group = %item.group.describe(),
+                    code = got,
+                    "a statement failed on the target as it did on the primary"
+                );
+            }
+            return Ok(Ok(()));
+        }
+        // A transient error of the target is retried as any other.
+        if let Err(e) = &result {
+            if e.is_deadlock() || e.is_lock_wait_timeout() {
+                return Ok(result);
+            }
+        }
+        // Whatever the round trip did is rolled back by the caller, and
+        // the deferred COMMIT at its head, if any, ran (it came first).
+        if owners.first() == Some(&OPEN_COMMIT) {
+            if let Some(open) = self.open.take() {
+                self.committed(open);
+            }
+        }
+        Err(Failure::Fatal(
+            DefiniteError::Diverged {
+                group: GroupRef::of(&item.group),
+                expected: last,
+                actual: result.err().map(Box::new),
+            }
+            .into(),
+        ))
     }
 }
 
