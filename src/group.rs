@@ -27,7 +27,8 @@
 //! # What a group carries
 //!
 //! Its GTID, its place in the primary's coordinates (file, start and end
-//! position), the databases and tables it touches, its [`GroupKind`], and
+//! position), the databases and tables it touches, its [`GroupKind`], how
+//! it ends ([`GroupEnd`]: committed or rolled back), and
 //! the raw bytes of its events (header and checksum included) with each
 //! event's offset, ready to be replayed.
 
@@ -73,6 +74,19 @@ impl GroupKind {
     }
 }
 
+/// How a group ends: what the primary did with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupEnd {
+    /// Committed: an XID event, a Query `COMMIT`, an XA_PREPARE event, or
+    /// the one statement of a group without BEGIN.
+    Commit,
+    /// A Query `ROLLBACK`: the primary rolled the transaction back. It was
+    /// logged because it changed non-transactional tables, whose changes
+    /// stay; the transactional ones are undone.
+    Rollback,
+}
+
 /// Where one event lies within [`Group::bytes`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventSpan {
@@ -111,6 +125,8 @@ pub struct Group {
     pub tables: Vec<(String, String)>,
     /// Its kind.
     pub kind: GroupKind,
+    /// How it ends.
+    pub end: GroupEnd,
     /// MariaDB GTID `flags2` (0 otherwise).
     pub gtid_flags: u8,
     /// MariaDB group-commit id.
@@ -171,6 +187,8 @@ struct Open {
     saw_unknown: bool,
     /// Ended by a Query COMMIT rather than an XID.
     ended_by_commit: bool,
+    /// Ended by a Query ROLLBACK.
+    ended_by_rollback: bool,
     /// Databases and tables seen (few per group: a Vec with a linear
     /// check beats a tree; sorted in `finish`).
     dbs: Vec<String>,
@@ -401,6 +419,7 @@ fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
             databases_exact: true,
             tables: Vec::new(),
             kind: GroupKind::Unknown,
+            end: GroupEnd::Commit,
             gtid_flags: 0,
             commit_id: None,
             timestamp: ev.header.timestamp,
@@ -418,6 +437,7 @@ fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
         saw_xa: false,
         saw_unknown: false,
         ended_by_commit: false,
+        ended_by_rollback: false,
         dbs: Vec::new(),
         dbs_exact: true,
         tables: Vec::new(),
@@ -448,6 +468,7 @@ fn on_query(o: &mut Open, q: &QueryEvent<'_>) -> bool {
     }
     if q.is_commit() || q.is_rollback() {
         o.ended_by_commit = q.is_commit();
+        o.ended_by_rollback = q.is_rollback();
         return true;
     }
     match classify_statement(sql) {
@@ -543,13 +564,18 @@ fn finish(o: Open) -> Group {
         GroupKind::Xa
     } else if o.saw_ddl {
         GroupKind::Ddl
-    } else if o.ended_by_commit || !o.begun {
+    } else if o.ended_by_commit || o.ended_by_rollback || !o.begun {
+        // (The primary logs a rolled-back transaction only when it changed
+        // a non-transactional table.)
         GroupKind::NonTransactional
     } else if o.saw_statement {
         GroupKind::StatementDml
     } else {
         GroupKind::RowDml
     };
+    if o.ended_by_rollback {
+        g.end = GroupEnd::Rollback;
+    }
     g.databases_exact = o.dbs_exact && !matches!(g.kind, GroupKind::Ddl | GroupKind::Unknown);
     g.databases = o.dbs;
     g.databases.sort();

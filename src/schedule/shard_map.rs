@@ -306,6 +306,7 @@ mod tests {
             end_pos: 100,
             source_file: Arc::from("bin.000001"),
             source_pos: 4,
+            end: crate::group::GroupEnd::Commit,
             databases: dbs.iter().map(|s| s.to_string()).collect(),
             databases_exact: exact,
             tables: tables
