@@ -44,7 +44,9 @@
 //!   succeeded.
 //! * **Barriers** (DDL, XA, non-transactional groups) come alone and are
 //!   applied alone, committed at once; DDL and XA under `autocommit=1`, as
-//!   the primary ran them.
+//!   the primary ran them. A group the primary ended with `ROLLBACK` (it
+//!   changed a non-transactional table) is such a barrier and ends with
+//!   `ROLLBACK` on the target too.
 //!
 //! Sessions also turn `binlog_annotate_row_events` off: the target's binary
 //! log would otherwise annotate each replayed row event with its `BINLOG`
@@ -85,7 +87,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use super::error::{ApplyError, DefiniteError, GroupRef, TransientError};
 use super::replay::{plan_group, Collations, Expect, Session, Step, Trailer, TrailerUse};
 use crate::binlog::constants::gtid_flags;
-use crate::group::{Group, GroupKind};
+use crate::group::{Group, GroupEnd, GroupKind};
 use crate::position::MariaGtid;
 use crate::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark};
 use crate::replica::{reconnect_within, ReplicaError};
@@ -254,9 +256,12 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
 /// says the number).
 const CHAIN_GROUPS: usize = 64;
 
-/// A single-shard, non-barrier row or statement group can share a transaction.
+/// A single-shard, non-barrier row or statement group can share a
+/// transaction (a rolled-back group never does: it is a barrier, and its
+/// ROLLBACK must not undo its neighbours).
 fn batchable(i: &WorkItem) -> bool {
     !i.barrier
+        && i.group.end == GroupEnd::Commit
         && i.shards.len() == 1
         && matches!(i.group.kind, GroupKind::RowDml | GroupKind::StatementDml)
 }
@@ -693,7 +698,15 @@ impl Worker {
             if !self.buf.is_empty() {
                 self.buf.extend_from_slice(b";\n");
             }
-            self.buf.extend_from_slice(b"COMMIT");
+            // A group the primary rolled back (a barrier: alone, without a
+            // watermark row) is rolled back too: its non-transactional
+            // changes stay, as on the primary.
+            self.buf
+                .extend_from_slice(if last.group.end == GroupEnd::Rollback {
+                    b"ROLLBACK"
+                } else {
+                    b"COMMIT"
+                });
             owners.push(batch.len() - 1);
         }
         if !self.buf.is_empty() {
@@ -710,7 +723,10 @@ impl Worker {
     /// statement, its shard rows known — is found when it is planned; one
     /// that does not is applied on its own.)
     fn chainable(&self, item: &WorkItem) -> bool {
-        !item.barrier && item.group.kind == GroupKind::RowDml && self.cfg.row_events
+        !item.barrier
+            && item.group.end == GroupEnd::Commit
+            && item.group.kind == GroupKind::RowDml
+            && self.cfg.row_events
     }
 
     /// Applies `items` — consecutive groups of this worker's queue, each a
