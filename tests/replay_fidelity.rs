@@ -404,3 +404,80 @@ fn a_group_ending_in_rollback_is_rolled_back_alone() {
         }
     }
 }
+
+/// Item 3: the tail of a primary that crashed while writing a transaction
+/// to its binary log — a group with no COMMIT, XID or ROLLBACK at the end
+/// of a file, the next file starting after the restart — is not applied
+/// (the primary rolled it back in recovery; the SQL thread rolls it back
+/// at the next file's Format_description). Everything after it is, and a
+/// second run applies nothing: the watermarks moved past it.
+#[test]
+fn a_crashed_primarys_unfinished_tail_is_not_applied() {
+    use parapply::binlog::{BinlogReader, EventType, ReaderOptions};
+    for format in [
+        BinlogFormat::Row,
+        BinlogFormat::Mixed,
+        BinlogFormat::Statement,
+    ] {
+        let p = primary(format);
+        p.exec("CREATE DATABASE ct; CREATE TABLE ct.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+            .unwrap();
+        for k in 1..=5 {
+            p.exec(&format!("INSERT INTO ct.t VALUES ({k}, 0)"))
+                .unwrap();
+        }
+        p.exec(
+            "BEGIN; INSERT INTO ct.t VALUES (999, 0); UPDATE ct.t SET v = 7 WHERE id = 1; COMMIT",
+        )
+        .unwrap();
+        p.exec("FLUSH BINARY LOGS").unwrap();
+        for k in 6..=10 {
+            p.exec(&format!("INSERT INTO ct.t VALUES ({k}, 0)"))
+                .unwrap();
+        }
+        let files = p.binlog_files().unwrap();
+        assert_eq!(files.len(), 2);
+        // The crash: the first file ends before the last group's XID.
+        let dir = tempfile::tempdir().unwrap();
+        let copies: Vec<_> = files
+            .iter()
+            .map(|f| {
+                let to = dir.path().join(f.file_name().unwrap());
+                std::fs::copy(f, &to).unwrap();
+                to
+            })
+            .collect();
+        let mut reader = BinlogReader::open(
+            Source::Files(vec![copies[0].clone()]),
+            ReaderOptions::default(),
+        )
+        .unwrap();
+        let mut last_xid = None;
+        while let Some(ev) = reader.next().unwrap() {
+            if ev.event_type() == EventType::XID {
+                last_xid = Some(ev.pos);
+            }
+        }
+        let cut = last_xid.expect("the file ends with a transaction");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&copies[0])
+            .unwrap()
+            .set_len(cut)
+            .unwrap();
+        let want: Vec<(i64, i64)> = (1..=10).map(|k| (k, 0)).collect();
+        for batch in [1, 32] {
+            let t = common::replica_target();
+            let mut o = options(&p, &t);
+            o.source = Source::Files(copies.clone());
+            o.batch_groups = batch;
+            let r = run(o.clone());
+            assert!(r.drained, "{r:?}");
+            assert_eq!(r.applied, 2 + 10, "{format:?} --batch {batch}: {r:?}");
+            let got: Vec<(i64, i64)> = t.query("SELECT id, v FROM ct.t ORDER BY id").unwrap();
+            assert_eq!(got, want, "{format:?} --batch {batch}");
+            let again = run(o);
+            assert_eq!((again.applied, again.skipped), (0, 0), "{again:?}");
+        }
+    }
+}
