@@ -135,6 +135,12 @@ impl fmt::Display for Shard {
     }
 }
 
+/// The worker every barrier is dispatched to. Barriers run alone, so this
+/// costs no parallelism; it keeps the temporary tables a primary session
+/// creates (in statement format, always inside barriers) on one target
+/// session, where that session's later statements find them.
+pub const BARRIER_WORKER: usize = 0;
+
 /// Why a group runs alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum BarrierReason {
@@ -440,8 +446,11 @@ impl Scheduler {
                     .get(&barrier)
                     .is_some_and(|e| e.state == State::Gated);
                 // While it runs, nothing else is pushed into the shard
-                // queues, so `ready` is empty.
-                return gated.then(|| self.start(barrier, self.least_loaded()));
+                // queues, so `ready` is empty. Every barrier goes to the
+                // same worker (all are idle): statement-format groups are
+                // barriers, and a primary session's temporary tables live
+                // on the one target session that applied its CREATE.
+                return gated.then(|| self.start(barrier, BARRIER_WORKER));
             }
         }
         while let Some(id) = self.ready.pop_first() {
