@@ -563,3 +563,128 @@ fn load_data_in_statement_format_is_refused_with_the_groups_place() {
     assert!(r.drained, "{r:?}");
     assert_eq!(p.checksums(&["ld"]).unwrap(), t.checksums(&["ld"]).unwrap());
 }
+
+/// Item 5: temporary tables of two primary sessions with the same name,
+/// created, filled, used by later transactions of their session and
+/// dropped (explicitly, and by the session's end), between row traffic of
+/// other databases applied in parallel: target equals primary and a stock
+/// replica, in STATEMENT and MIXED format, --batch 1 and 32.
+#[test]
+fn temporary_tables_replay_on_one_session_per_primary_session() {
+    for format in [BinlogFormat::Statement, BinlogFormat::Mixed] {
+        let p = primary(format);
+        p.exec(
+            "CREATE DATABASE tt; CREATE TABLE tt.r (id INT PRIMARY KEY, s INT, v VARCHAR(20));
+             CREATE DATABASE o1; CREATE TABLE o1.t (id INT PRIMARY KEY);
+             CREATE DATABASE o2; CREATE TABLE o2.t (id INT PRIMARY KEY)",
+        )
+        .unwrap();
+        let mut a = p.conn().unwrap();
+        let mut b = p.conn().unwrap();
+        let mut other = p.conn().unwrap();
+        other
+            .query_drop("SET SESSION binlog_format = 'ROW'")
+            .unwrap();
+        let mut k = 0;
+        let mut traffic = |c: &mut mysql::Conn| {
+            for _ in 0..5 {
+                k += 1;
+                c.query_drop(format!(
+                    "INSERT INTO o1.t VALUES ({k}); INSERT INTO o2.t VALUES ({k})"
+                ))
+                .unwrap();
+            }
+        };
+        let steps: [(u8, &str); 9] = [
+            (b'a', "USE tt"),
+            (b'b', "USE tt"),
+            (
+                b'a',
+                "CREATE TEMPORARY TABLE tmp (id INT PRIMARY KEY, v VARCHAR(20))",
+            ),
+            (
+                b'b',
+                "CREATE TEMPORARY TABLE tmp (id INT PRIMARY KEY, v VARCHAR(20))",
+            ),
+            (b'a', "INSERT INTO tmp VALUES (1, 'a1'), (2, 'a2')"),
+            (b'b', "INSERT INTO tmp VALUES (1, 'b1')"),
+            (
+                b'a',
+                "BEGIN; INSERT INTO r SELECT id, 1, v FROM tmp; COMMIT",
+            ),
+            (b'b', "INSERT INTO r SELECT id + 10, 2, v FROM tmp"),
+            (b'b', "DROP TEMPORARY TABLE tmp"),
+        ];
+        for (who, sql) in steps {
+            let c = if who == b'a' { &mut a } else { &mut b };
+            c.query_drop(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            traffic(&mut other);
+        }
+        a.query_drop("UPDATE tmp SET v = 'a-upd'; INSERT INTO r SELECT id + 100, 1, v FROM tmp")
+            .unwrap();
+        // The session ends with its temporary table: the primary logs the drop.
+        drop(a);
+        drop(b);
+        traffic(&mut other);
+        drop(other);
+        let dbs = ["tt", "o1", "o2"];
+        let want = snapshot(&p, &dbs);
+        let rows: Vec<i64> = p.query("SELECT COUNT(*) FROM tt.r").unwrap();
+        assert_eq!(rows, [5]);
+        let replica = stock_replica(&p);
+        assert_eq!(snapshot(&replica, &dbs), want, "stock replica, {format:?}");
+        for batch in [1, 32] {
+            let t = common::replica_target();
+            let mut o = options(&p, &t);
+            o.batch_groups = batch;
+            let r = run(o);
+            assert!(r.drained, "{r:?}");
+            assert_eq!(
+                snapshot(&t, &dbs),
+                want,
+                "parapply, {format:?}, --batch {batch}"
+            );
+        }
+    }
+}
+
+/// Item 5, stopping with a temporary table open: `--until` between its
+/// creation and its use warns, naming it; the table is lost with the
+/// session (as when the server's SQL thread restarts), and the next run
+/// stops at the statement that uses it with the group's place.
+#[test]
+fn stopping_with_a_temporary_table_open_warns_and_the_next_use_stops_clearly() {
+    let p = primary(BinlogFormat::Statement);
+    p.exec("CREATE DATABASE tt; CREATE TABLE tt.r (id INT PRIMARY KEY)")
+        .unwrap();
+    let mut a = p.conn().unwrap();
+    a.query_drop("USE tt; CREATE TEMPORARY TABLE tmp (id INT); INSERT INTO tmp VALUES (1)")
+        .unwrap();
+    let until = p.gtid_binlog_pos().unwrap();
+    a.query_drop("INSERT INTO r SELECT id FROM tmp").unwrap();
+    let using = p.gtid_binlog_pos().unwrap();
+    drop(a);
+    let t = common::replica_target();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_parapply"))
+        .args(["apply", "--workers", "4", "--source"])
+        .arg(p.binlog_dir())
+        .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
+        .args(["--until", &until])
+        .env_remove("PARAPPLY_TARGET_PASSWORD")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("the run stops with 1 temporary table(s) of primary sessions open")
+            && err.contains("tt.tmp (server 1, session"),
+        "{err}"
+    );
+    let e = engine::run(options(&p, &t)).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("apply failed at {using} (mariadb-bin.000001:"))
+            && e.contains("1146")
+            && e.contains("tmp' doesn't exist"),
+        "{e}"
+    );
+}

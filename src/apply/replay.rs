@@ -674,6 +674,183 @@ fn plan_query(
     Ok(())
 }
 
+/// A temporary table of a primary session: the server keeps one per
+/// (server id, `pseudo_thread_id`), so one target session holds those of
+/// every primary session apart.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TempTable {
+    /// The primary's server id.
+    pub server_id: u32,
+    /// The primary session (`pseudo_thread_id`).
+    pub thread_id: u32,
+    /// Its database.
+    pub db: String,
+    /// Its name.
+    pub table: String,
+}
+
+impl std::fmt::Display for TempTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}.{} (server {}, session {})",
+            self.db, self.table, self.server_id, self.thread_id
+        )
+    }
+}
+
+/// Folds the temporary tables `group`'s statements create and drop into
+/// `open`: `CREATE [OR REPLACE] TEMPORARY TABLE` adds one, `DROP TEMPORARY
+/// TABLE` (which the primary also logs when a session with temporary
+/// tables ends) removes those it names.
+pub fn track_temp_tables(group: &Group, open: &mut std::collections::BTreeSet<TempTable>) {
+    for (t, bytes) in group.event_bytes() {
+        if !t.is_query() {
+            continue;
+        }
+        let (Ok(header), Ok(Event::Query(q))) =
+            (EventHeader::decode(bytes), decode(bytes, t, &group.format))
+        else {
+            continue;
+        };
+        let Some((create, names)) = temp_table_statement(&q.query) else {
+            continue;
+        };
+        for (db, table) in names {
+            let key = TempTable {
+                server_id: header.server_id,
+                thread_id: q.thread_id,
+                db: db.unwrap_or_else(|| String::from_utf8_lossy(q.db).into_owned()),
+                table,
+            };
+            if create {
+                open.insert(key);
+            } else {
+                open.remove(&key);
+            }
+        }
+    }
+}
+
+/// `Some((true, [name]))` for `CREATE … TEMPORARY TABLE name`, `Some((false,
+/// names))` for `DROP TEMPORARY TABLE names`; names as `(database, table)`.
+#[allow(clippy::type_complexity)]
+fn temp_table_statement(sql: &[u8]) -> Option<(bool, Vec<(Option<String>, String)>)> {
+    let tokens = sql_tokens(sql, 64);
+    let word = |i: usize, w: &str| {
+        tokens
+            .get(i)
+            .is_some_and(|t| !t.quoted && t.text.eq_ignore_ascii_case(w))
+    };
+    let create = word(0, "CREATE");
+    if !create && !word(0, "DROP") {
+        return None;
+    }
+    let mut i = 1;
+    if create && word(1, "OR") && word(2, "REPLACE") {
+        i = 3;
+    }
+    if !word(i, "TEMPORARY") || !word(i + 1, "TABLE") {
+        return None;
+    }
+    i += 2;
+    if word(i, "IF") {
+        i += if create { 3 } else { 2 };
+    }
+    let mut names = Vec::new();
+    loop {
+        let first = tokens.get(i)?;
+        let name = if tokens.get(i + 1).is_some_and(|t| t.text == ".") {
+            let second = tokens.get(i + 2)?;
+            i += 3;
+            (Some(first.text.clone()), second.text.clone())
+        } else {
+            i += 1;
+            (None, first.text.clone())
+        };
+        names.push(name);
+        if create || tokens.get(i).is_none_or(|t| t.text != ",") {
+            break;
+        }
+        i += 1;
+    }
+    Some((create, names))
+}
+
+struct Token {
+    text: String,
+    quoted: bool,
+}
+
+/// The first `max` tokens of `sql`: words, `quoted` identifiers, `.` and
+/// `,`; comments skipped (the content of executable `/*!…*/` comments
+/// kept). Stops at anything else.
+fn sql_tokens(sql: &[u8], max: usize) -> Vec<Token> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < sql.len() && out.len() < max {
+        let b = sql[i];
+        if b.is_ascii_whitespace() {
+            i += 1;
+        } else if sql[i..].starts_with(b"/*!") || sql[i..].starts_with(b"/*M!") {
+            i += if sql[i + 2] == b'!' { 3 } else { 4 };
+            while i < sql.len() && sql[i].is_ascii_digit() {
+                i += 1;
+            }
+        } else if sql[i..].starts_with(b"*/") {
+            i += 2;
+        } else if sql[i..].starts_with(b"/*") {
+            match sql[i + 2..].windows(2).position(|w| w == b"*/") {
+                Some(p) => i += p + 4,
+                None => break,
+            }
+        } else if b == b'`' {
+            let mut text = Vec::new();
+            i += 1;
+            while i < sql.len() {
+                if sql[i] == b'`' {
+                    if sql.get(i + 1) == Some(&b'`') {
+                        text.push(b'`');
+                        i += 2;
+                        continue;
+                    }
+                    i += 1;
+                    break;
+                }
+                text.push(sql[i]);
+                i += 1;
+            }
+            out.push(Token {
+                text: String::from_utf8_lossy(&text).into_owned(),
+                quoted: true,
+            });
+        } else if b == b'.' || b == b',' {
+            out.push(Token {
+                text: (b as char).to_string(),
+                quoted: false,
+            });
+            i += 1;
+        } else if b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80 {
+            let start = i;
+            while i < sql.len()
+                && (sql[i].is_ascii_alphanumeric()
+                    || sql[i] == b'_'
+                    || sql[i] == b'$'
+                    || sql[i] >= 0x80)
+            {
+                i += 1;
+            }
+            out.push(Token {
+                text: String::from_utf8_lossy(&sql[start..i]).into_owned(),
+                quoted: false,
+            });
+        } else {
+            break;
+        }
+    }
+    out
+}
+
 /// `DROP TEMPORARY TABLE …` (also in the `/*!40005 TEMPORARY */` form
 /// the server writes).
 fn is_drop_temporary(sql: &[u8]) -> bool {
@@ -1016,6 +1193,27 @@ mod tests {
         ));
         assert!(is_drop_temporary(b"drop temporary table t"));
         assert!(!is_drop_temporary(b"DROP TABLE temporary_things"));
+    }
+
+    #[test]
+    fn temporary_table_statements_are_recognised() {
+        let names = |sql: &str| temp_table_statement(sql.as_bytes());
+        let n = |db: Option<&str>, t: &str| (db.map(String::from), t.to_string());
+        assert_eq!(
+            names("CREATE TEMPORARY TABLE tmp (a INT)"),
+            Some((true, vec![n(None, "tmp")]))
+        );
+        assert_eq!(
+            names("create or replace temporary table if not exists `d`.`t``x` AS SELECT 1"),
+            Some((true, vec![n(Some("d"), "t`x")]))
+        );
+        assert_eq!(
+            names("DROP /*!40005 TEMPORARY */ TABLE IF EXISTS `tt`.`tmp`, `a`"),
+            Some((false, vec![n(Some("tt"), "tmp"), n(None, "a")]))
+        );
+        assert_eq!(names("DROP TABLE tmp"), None);
+        assert_eq!(names("CREATE TABLE tmp (a INT)"), None);
+        assert_eq!(names("INSERT INTO tmp VALUES (1)"), None);
     }
 
     #[test]

@@ -85,7 +85,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::error::{ApplyError, DefiniteError, GroupRef, TransientError};
-use super::replay::{plan_group, Collations, Expect, Session, Step, Trailer, TrailerUse};
+use super::replay::{
+    plan_group, track_temp_tables, Collations, Expect, Session, Step, TempTable, Trailer,
+    TrailerUse,
+};
 use crate::binlog::constants::gtid_flags;
 use crate::group::{Group, GroupEnd, GroupKind};
 use crate::position::MariaGtid;
@@ -193,7 +196,7 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
                         }
                         match e {
                             TryRecvError::Empty if !w.engine_gone => continue,
-                            _ => return,
+                            _ => return w.lose_temp_tables("the run stops"),
                         }
                     }
                 }
@@ -247,7 +250,7 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
             return fail(error);
         }
         if w.engine_gone {
-            return;
+            return w.lose_temp_tables("the run stops");
         }
     }
 }
@@ -282,6 +285,8 @@ struct Worker {
     origin: Option<(u32, u32)>,
     /// The session's `autocommit`, when known.
     autocommit: Option<bool>,
+    /// Temporary tables of primary sessions this connection holds.
+    temp_tables: std::collections::BTreeSet<TempTable>,
 }
 
 /// A batch applied but not committed yet (its `COMMIT` is deferred).
@@ -370,6 +375,7 @@ impl Worker {
             open: None,
             origin: None,
             autocommit: None,
+            temp_tables: Default::default(),
         })
     }
 
@@ -495,6 +501,11 @@ impl Worker {
 
     /// `done` is committed: its shard rows exist; tell the engine.
     fn committed(&mut self, done: Open) {
+        for item in &done.batch {
+            if item.group.kind != GroupKind::RowDml {
+                track_temp_tables(&item.group, &mut self.temp_tables);
+            }
+        }
         if !done.new_rows.is_empty() {
             let mut known = self
                 .cfg
@@ -550,8 +561,27 @@ impl Worker {
         )
         .map_err(ApplyError::from)?;
         self.forget_session();
+        self.lose_temp_tables("the target connection was lost");
         tracing::info!(worker = self.cfg.index, "reconnected to the target");
         Ok(())
+    }
+
+    /// The connection's temporary tables are gone (`why`): warn, naming
+    /// them — later statements of their primary sessions will fail with
+    /// "Table … doesn't exist", as on a replica whose SQL thread lost them.
+    fn lose_temp_tables(&mut self, why: &str) {
+        if self.temp_tables.is_empty() {
+            return;
+        }
+        let tables: Vec<String> = self.temp_tables.iter().map(|t| t.to_string()).collect();
+        tracing::warn!(
+            worker = self.cfg.index,
+            tables = %tables.join(", "),
+            "{why} with {} temporary table(s) of primary sessions open; they are lost, and \
+             statements of those sessions that use them will fail",
+            tables.len()
+        );
+        self.temp_tables.clear();
     }
 
     /// After a lost connection: did the batch commit? (The restart rule.)
