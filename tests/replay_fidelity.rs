@@ -171,27 +171,35 @@ fn session_context_replays_like_the_sql_thread() {
         "SET NAMES latin1 COLLATE latin1_bin",
         "SET @v = 'user var'",
         "INSERT INTO t (a) VALUES (CONCAT(@v, ' ', COLLATION(@v)))",
-        "SET NAMES utf8mb4",
-        "CREATE DATABASE `d\u{e9}j\u{e0}`",
-        "USE `d\u{e9}j\u{e0}`",
-        "SET NAMES latin1",
-        "CREATE TABLE t (a VARCHAR(20))",
-        "INSERT INTO t VALUES ('x'), (DATABASE())",
     ];
     for s in stmts {
         c.query_drop(s).unwrap_or_else(|e| panic!("{s}: {e}"));
     }
-    drop(c);
-    // A session without a default database.
-    let mut c =
+    // A session without a default database, between two of l1: the second
+    // sees l1's character set again.
+    let mut c2 =
         mysql::Conn::new(mysql::OptsBuilder::from_opts(p.mysql_opts()).db_name(None::<String>))
             .unwrap();
-    c.query_drop("INSERT INTO l1.t (a) VALUES (@@collation_database)")
+    c2.query_drop("INSERT INTO l1.t (a) VALUES (@@collation_database)")
         .unwrap();
-    drop(c);
-    let mut c = p.conn().unwrap();
-    c.query_drop("USE l1").unwrap();
+    drop(c2);
     c.query_drop("INSERT INTO t (a) VALUES (@@collation_database)")
+        .unwrap();
+    for s in [
+        "SET NAMES utf8mb4",
+        "CREATE DATABASE `d\u{e9}j\u{e0}`",
+        "USE `d\u{e9}j\u{e0}`",
+        "SET NAMES latin1",
+    ] {
+        c.query_drop(s).unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    // The event before the first one in the non-ASCII database runs with a
+    // latin1 client: its name must not be read as latin1.
+    let mut c3 = p.conn().unwrap();
+    c3.query_drop("USE l1; SET NAMES latin1; INSERT INTO t (a) VALUES ('latin1 client')")
+        .unwrap();
+    drop(c3);
+    c.query_drop("CREATE TABLE t (a VARCHAR(20)); INSERT INTO t VALUES ('x'), (DATABASE())")
         .unwrap();
     drop(c);
     let rows: Vec<(i64, String)> = p.query("SELECT id, a FROM l1.t ORDER BY id").unwrap();
