@@ -25,6 +25,7 @@ mod caps {
     pub const MULTI_STATEMENTS: u32 = 1 << 16;
     pub const MULTI_RESULTS: u32 = 1 << 17;
     pub const PLUGIN_AUTH: u32 = 1 << 19;
+    pub const LOCAL_FILES: u32 = 1 << 7;
 }
 
 /// `SERVER_MORE_RESULTS_EXISTS`: another result of the batch follows.
@@ -118,6 +119,9 @@ pub struct Conn {
     /// Set when an exchange failed half-way: the stream cannot be trusted.
     broken: bool,
     write_timeout: Option<Duration>,
+    /// The bytes to send for the next `LOAD DATA LOCAL INFILE` request of
+    /// the server ([`Conn::set_local_infile`]); no file is ever read.
+    local_infile: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -285,6 +289,7 @@ impl Conn {
             connection_id: 0,
             broken: false,
             write_timeout: o.write_timeout,
+            local_infile: None,
         };
         conn.handshake(o)?;
         conn.io
@@ -490,6 +495,13 @@ impl Conn {
     /// stops (the server runs nothing after a failed statement) and returns
     /// [`WireError::Server`] with the index of the failing statement.
     pub fn execute(&mut self, sql: &[u8]) -> Result<Vec<Outcome>, WireError> {
+        let result = self.execute_inner(sql);
+        // A LOCAL INFILE content is for the query it was set for only.
+        self.local_infile = None;
+        result
+    }
+
+    fn execute_inner(&mut self, sql: &[u8]) -> Result<Vec<Outcome>, WireError> {
         self.write_command(command::QUERY, sql)?;
         let mut outcomes = Vec::new();
         let mut buf = Vec::new();
@@ -530,7 +542,10 @@ impl Conn {
         match buf.first().copied() {
             Some(0x00) => self.parse_ok(buf),
             Some(0xff) => Err(Conn::server_error(buf, statement)),
-            Some(0xfb) => Err(self.refuse_local_infile(statement)),
+            Some(0xfb) => match self.local_infile.take() {
+                Some(data) => self.send_local_infile(&data, buf, statement),
+                None => Err(self.refuse_local_infile(statement)),
+            },
             Some(_) => self.read_result_set(buf, statement),
             None => Err(self.protocol("empty response packet")),
         }
@@ -636,6 +651,34 @@ impl Conn {
 
     /// Answers a `LOAD DATA LOCAL INFILE` request with an empty file and
     /// reports it.
+    /// Makes `data` the content the next `LOAD DATA LOCAL INFILE` of this
+    /// connection sends, whatever file name the statement gives: the client
+    /// never reads a local file. Used once, then forgotten (with the next
+    /// command, whether a LOCAL request came or not).
+    pub fn set_local_infile(&mut self, data: Vec<u8>) {
+        self.local_infile = Some(data);
+    }
+
+    /// Answers the server's LOCAL INFILE request with `data` (in packets of
+    /// at most 1 MiB, then an empty one) and reads the statement's result.
+    fn send_local_infile(
+        &mut self,
+        data: &[u8],
+        buf: &mut Vec<u8>,
+        statement: usize,
+    ) -> Result<Outcome, WireError> {
+        for chunk in data.chunks(1 << 20) {
+            self.write_packet(chunk)?;
+        }
+        self.write_packet(&[])?;
+        self.read_packet_into(buf)?;
+        match buf.first().copied() {
+            Some(0x00) => self.parse_ok(buf),
+            Some(0xff) => Err(Conn::server_error(buf, statement)),
+            _ => Err(self.protocol("no OK or ERR packet after LOCAL INFILE data")),
+        }
+    }
+
     fn refuse_local_infile(&mut self, statement: usize) -> WireError {
         let refused = WireError::Server {
             code: 0,
@@ -730,7 +773,8 @@ impl Conn {
             | caps::SECURE_CONNECTION
             | caps::MULTI_STATEMENTS
             | caps::MULTI_RESULTS
-            | caps::PLUGIN_AUTH;
+            | caps::PLUGIN_AUTH
+            | caps::LOCAL_FILES;
         if o.database.is_some() {
             flags |= caps::CONNECT_WITH_DB;
         }

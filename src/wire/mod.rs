@@ -8,8 +8,11 @@
 //! that, over TCP or a Unix socket:
 //!
 //! * handshake v10 with `CLIENT_PROTOCOL_41 | SECURE_CONNECTION |
-//!   PLUGIN_AUTH | MULTI_STATEMENTS | MULTI_RESULTS` (and `CONNECT_WITH_DB`
-//!   when a database is given); no TLS, no compression;
+//!   PLUGIN_AUTH | MULTI_STATEMENTS | MULTI_RESULTS | LOCAL_FILES` (and
+//!   `CONNECT_WITH_DB` when a database is given); no TLS, no compression;
+//! * `LOAD DATA LOCAL INFILE` answered with bytes the caller gave for that
+//!   query ([`Conn::set_local_infile`]); the client never reads a file, and
+//!   refuses a request it has no bytes for;
 //! * authentication with `mysql_native_password`, also after an
 //!   AuthSwitchRequest; an empty password works;
 //! * `COM_QUERY` with raw bytes and text result sets (classic EOF packets:
