@@ -46,6 +46,9 @@ pub struct Step {
     pub ends_round_trip: bool,
     /// How it must end on the target.
     pub expect: Expect,
+    /// The content a `LOAD DATA LOCAL INFILE` statement sends (the file the
+    /// primary logged in its Begin_load_query and Append_block events).
+    pub local_infile: Option<Vec<u8>>,
 }
 
 /// How a statement must end on the target for the replay to go on: a Query
@@ -127,6 +130,7 @@ impl Step {
             sql: sql.into(),
             ends_round_trip: false,
             expect: Expect::Success,
+            local_infile: None,
         }
     }
     fn last(sql: impl Into<Vec<u8>>) -> Self {
@@ -134,6 +138,7 @@ impl Step {
             sql: sql.into(),
             ends_round_trip: true,
             expect: Expect::Success,
+            local_infile: None,
         }
     }
 }
@@ -159,14 +164,13 @@ pub enum ReplayError {
         /// Its type.
         type_name: &'static str,
     },
-    /// `LOAD DATA` logged as a statement: its file travels in the events
-    /// (Begin_load_query, Append_block…, Execute_load_query), which
-    /// parapply does not replay.
+    /// `LOAD DATA` in the events of servers before 5.0 (Load, New_load,
+    /// Create_file, Exec_load), which parapply does not replay.
     #[error(
-        "LOAD DATA in statement format (its file in Begin_load_query/Append_block events) is \
-         not replayed by parapply; apply this group with `mariadb-binlog --start-position={start} \
-         --stop-position={end} {file} | mariadb` (which keeps its GTID, so the next run skips \
-         it), then run apply again; MIXED or ROW format on the primary logs LOAD DATA as rows"
+        "LOAD DATA in the event format of servers before MySQL 5.0 is not replayed by \
+         parapply; apply this group with `mariadb-binlog --start-position={start} \
+         --stop-position={end} {file} | mariadb --local-infile=1` (which keeps its GTID, so the \
+         next run skips it), then run apply again"
     )]
     LoadData {
         /// The primary's file that holds the group (a mirror has it under
@@ -289,6 +293,8 @@ pub fn plan_group(
     let mut maps: Vec<u8> = Vec::new();
     // INTVAR/RAND/USER_VAR settings waiting for their Query.
     let mut pending: Vec<u8> = Vec::new();
+    // LOAD DATA files being assembled, by file id.
+    let mut load_files: HashMap<u32, Vec<u8>> = HashMap::new();
     let flush_rows = |rows: &mut Vec<u8>, session: &mut Session, out: &mut Vec<Step>| {
         if rows.is_empty() {
             return;
@@ -381,11 +387,83 @@ pub fn plan_group(
                     format!("XA PREPARE {xid}")
                 }));
             }
-            EventType::BEGIN_LOAD_QUERY
-            | EventType::APPEND_BLOCK
-            | EventType::EXECUTE_LOAD_QUERY
-            | EventType::DELETE_FILE
-            | EventType::CREATE_FILE
+            // LOAD DATA: the file's blocks, then the statement.
+            EventType::BEGIN_LOAD_QUERY | EventType::APPEND_BLOCK | EventType::DELETE_FILE => {
+                flush_rows(&mut rows, session, out);
+                let body = event_body(bytes, fde);
+                let phl = fde.post_header_len(t).map_or(4, usize::from);
+                let (Some(id), Some(data)) = (body.get(..4), body.get(phl..)) else {
+                    return Err(err(DecodeError::Invalid {
+                        field: "file_id",
+                        offset: 0,
+                        what: "event too short".into(),
+                    }));
+                };
+                let id = u32::from_le_bytes(id.try_into().expect("4 bytes"));
+                match t {
+                    EventType::BEGIN_LOAD_QUERY => {
+                        load_files.insert(id, data.to_vec());
+                    }
+                    EventType::APPEND_BLOCK => {
+                        load_files.entry(id).or_default().extend_from_slice(data)
+                    }
+                    _ => {
+                        load_files.remove(&id);
+                    }
+                }
+            }
+            EventType::EXECUTE_LOAD_QUERY => {
+                flush_rows(&mut rows, session, out);
+                let header = EventHeader::decode(bytes).map_err(err)?;
+                let body = event_body(bytes, fde);
+                let phl = fde.post_header_len(t).map_or(26, usize::from);
+                let q = QueryEvent::decode(body, phl, false).map_err(err)?;
+                let load = body.get(13..26).ok_or_else(|| {
+                    err(DecodeError::Invalid {
+                        field: "Execute_load_query post-header",
+                        offset: 13,
+                        what: "shorter than 26 bytes".into(),
+                    })
+                })?;
+                let word = |at: usize| u32::from_le_bytes(load[at..at + 4].try_into().expect("4"));
+                let (id, start, end, dup) = (word(0), word(4) as usize, word(8) as usize, load[12]);
+                let data = load_files.remove(&id).unwrap_or_default();
+                let text = &q.query;
+                if start > end || end > text.len() || dup > 2 {
+                    return Err(err(DecodeError::Invalid {
+                        field: "fn_pos_start/fn_pos_end",
+                        offset: 13,
+                        what: format!("{start}..{end} of a {}-byte statement", text.len()),
+                    }));
+                }
+                // As the SQL thread rewrites it, with LOCAL: the file name
+                // and the duplicate handling up to INTO are replaced.
+                let mut sql = text[..start].to_vec();
+                sql.extend_from_slice(format!(" LOCAL INFILE 'parapply-load-{id}'").as_bytes());
+                sql.extend_from_slice(match dup {
+                    1 => &b" IGNORE"[..],
+                    2 => &b" REPLACE"[..],
+                    _ => &b""[..],
+                });
+                sql.extend_from_slice(b" INTO");
+                sql.extend_from_slice(&text[end..]);
+                let rewritten = QueryEvent {
+                    query: std::borrow::Cow::Owned(sql),
+                    ..q
+                };
+                plan_query(
+                    &header,
+                    &rewritten,
+                    session,
+                    collations,
+                    std::mem::take(&mut pending),
+                    out,
+                )?;
+                let step = out.last_mut().expect("plan_query ends with the statement");
+                step.local_infile = Some(data);
+                step.ends_round_trip = true;
+            }
+            EventType::CREATE_FILE
             | EventType::EXEC_LOAD
             | EventType::LOAD
             | EventType::NEW_LOAD => {
@@ -477,6 +555,14 @@ fn decode<'a>(
 ) -> Result<Event<'a>, DecodeError> {
     let body = &bytes[crate::binlog::constants::HEADER_LEN..bytes.len() - fde.checksum_len()];
     Event::decode(t, body, fde)
+}
+
+/// An event's body: after the header, before the checksum.
+fn event_body<'a>(bytes: &'a [u8], fde: &FormatDescription) -> &'a [u8] {
+    let end = bytes.len().saturating_sub(fde.checksum_len());
+    bytes
+        .get(crate::binlog::constants::HEADER_LEN..end)
+        .unwrap_or(&[])
 }
 
 fn send_fde(fde: &FormatDescription, session: &mut Session, out: &mut Vec<Step>) {
@@ -670,6 +756,7 @@ fn plan_query(
         // nothing after a failing statement of a multi-statement query.
         ends_round_trip: expect != Expect::Success,
         expect,
+        local_infile: None,
     });
     Ok(())
 }

@@ -702,6 +702,9 @@ impl Worker {
                 self.buf.extend_from_slice(&step.sql);
                 owners.push(i);
                 if step.ends_round_trip {
+                    if let Some(data) = step.local_infile {
+                        self.conn.set_local_infile(data);
+                    }
                     self.round_trip(batch, &owners, step.expect)?;
                     owners.clear();
                     self.buf.clear();
