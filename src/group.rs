@@ -127,6 +127,10 @@ pub struct Group {
     pub kind: GroupKind,
     /// How it ends.
     pub end: GroupEnd,
+    /// The primary started anew (a Format_description event of a server
+    /// start, not a copy sent at a reconnect) since the group before: the
+    /// temporary tables of its earlier sessions are gone.
+    pub after_primary_start: bool,
     /// MariaDB GTID `flags2` (0 otherwise).
     pub gtid_flags: u8,
     /// MariaDB group-commit id.
@@ -214,6 +218,8 @@ pub struct Grouper {
     reader: BinlogReader,
     open: Option<Open>,
     stats: GrouperStats,
+    /// A server start was seen since the last group began.
+    primary_started: bool,
 }
 
 impl Grouper {
@@ -223,6 +229,7 @@ impl Grouper {
             reader,
             open: None,
             stats: GrouperStats::default(),
+            primary_started: false,
         }
     }
 
@@ -253,9 +260,29 @@ impl Grouper {
             };
             self.stats.events += 1;
             self.stats.bytes += ev.bytes.len() as u64;
-            if let Some(g) = step(&mut self.open, &mut self.stats, &ev)? {
+            // As the SQL thread reads it: a Format_description event with a
+            // creation time, not one the primary sent again at a reconnect
+            // (those have no creation time, or an artificial position).
+            if ev.event_type() == EventType::FORMAT_DESCRIPTION
+                && ev.header.log_pos != 0
+                && ev.header.flags & crate::binlog::constants::LOG_EVENT_ARTIFICIAL_F == 0
+                && matches!(ev.decode(), Ok(Event::FormatDescription(f)) if f.create_timestamp != 0)
+            {
+                self.primary_started = true;
+            }
+            let starts = self.open.is_none();
+            if let Some(mut g) = step(&mut self.open, &mut self.stats, &ev)? {
                 self.stats.groups += 1;
+                g.after_primary_start |= std::mem::take(&mut self.primary_started);
                 return Ok(Some(g));
+            }
+            // A group began with this event and is still open: it is the
+            // one that follows the start.
+            if starts && self.open.is_some() && self.primary_started {
+                if let Some(o) = self.open.as_mut() {
+                    o.group.after_primary_start = true;
+                }
+                self.primary_started = false;
             }
         }
     }
@@ -420,6 +447,7 @@ fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
             tables: Vec::new(),
             kind: GroupKind::Unknown,
             end: GroupEnd::Commit,
+            after_primary_start: false,
             gtid_flags: 0,
             commit_id: None,
             timestamp: ev.header.timestamp,

@@ -158,6 +158,10 @@ pub enum BarrierReason {
     Xa,
     /// Something the reader could not classify.
     Unclassified,
+    /// The first group after the primary started anew: the temporary
+    /// tables of its earlier sessions are dropped on the barrier worker's
+    /// session first.
+    PrimaryStart,
 }
 
 impl BarrierReason {
@@ -170,6 +174,7 @@ impl BarrierReason {
             BarrierReason::NonTransactional => "non_transactional",
             BarrierReason::Xa => "xa",
             BarrierReason::Unclassified => "unclassified",
+            BarrierReason::PrimaryStart => "primary_start",
         }
     }
 }
@@ -183,6 +188,7 @@ impl fmt::Display for BarrierReason {
             BarrierReason::NonTransactional => "non-transactional group",
             BarrierReason::Xa => "XA transaction",
             BarrierReason::Unclassified => "unclassified group",
+            BarrierReason::PrimaryStart => "first group after a primary start",
         })
     }
 }

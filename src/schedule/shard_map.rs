@@ -217,6 +217,9 @@ impl ShardMap {
 
     /// Where `g` goes (see the module documentation for the rules).
     pub fn placement(&self, g: &Group) -> Placement {
+        if g.after_primary_start {
+            return Placement::Barrier(BarrierReason::PrimaryStart);
+        }
         match g.kind {
             GroupKind::RowDml | GroupKind::StatementDml if !g.databases_exact => {
                 Placement::Barrier(BarrierReason::UnknownDatabases)
@@ -307,6 +310,7 @@ mod tests {
             source_file: Arc::from("bin.000001"),
             source_pos: 4,
             end: crate::group::GroupEnd::Commit,
+            after_primary_start: false,
             databases: dbs.iter().map(|s| s.to_string()).collect(),
             databases_exact: exact,
             tables: tables
