@@ -700,3 +700,40 @@ fn stopping_with_a_temporary_table_open_warns_and_the_next_use_stops_clearly() {
         "{e}"
     );
 }
+
+/// Item 5, a primary that crashes with a temporary table open: after its
+/// restart a new session may reuse the session id and the table name. As
+/// the SQL thread does at the Format_description event of a server start,
+/// parapply drops the earlier sessions' temporary tables first.
+#[test]
+fn temporary_tables_of_a_crashed_primary_are_dropped_at_its_restart() {
+    let mut p = primary(BinlogFormat::Statement);
+    p.exec("CREATE DATABASE tt; CREATE TABLE tt.r (id INT PRIMARY KEY, v VARCHAR(10))")
+        .unwrap();
+    let mut a = p.conn().unwrap();
+    a.query_drop(
+        "USE tt; CREATE TEMPORARY TABLE tmp (id INT, v VARCHAR(10));
+         INSERT INTO tmp VALUES (1, 'before'); INSERT INTO r SELECT id, v FROM tmp",
+    )
+    .unwrap();
+    let session: Vec<u32> = a.query("SELECT @@pseudo_thread_id").unwrap();
+    p.kill9().unwrap();
+    drop(a);
+    p.restart().unwrap();
+    let mut b = p.conn().unwrap();
+    b.query_drop(format!(
+        "SET pseudo_thread_id = {}; USE tt; CREATE TEMPORARY TABLE tmp (id INT, v VARCHAR(10));
+         INSERT INTO tmp VALUES (2, 'after'); INSERT INTO r SELECT id, v FROM tmp",
+        session[0]
+    ))
+    .unwrap();
+    drop(b);
+    assert_eq!(p.binlog_files().unwrap().len(), 2);
+    let want = snapshot(&p, &["tt"]);
+    let rows: Vec<(i64, String)> = p.query("SELECT id, v FROM tt.r ORDER BY id").unwrap();
+    assert_eq!(rows, [(1, "before".into()), (2, "after".into())]);
+    let t = common::replica_target();
+    let r = run(options(&p, &t));
+    assert!(r.drained, "{r:?}");
+    assert_eq!(snapshot(&t, &["tt"]), want);
+}

@@ -241,6 +241,11 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
             }
             chained = batch.len() > 1;
         }
+        if batch[0].group.after_primary_start {
+            if let Err(error) = w.primary_started(&batch[0]) {
+                return fail(error);
+            }
+        }
         let result = if chained {
             w.apply_chain(batch)
         } else {
@@ -563,6 +568,29 @@ impl Worker {
         self.forget_session();
         self.lose_temp_tables("the target connection was lost");
         tracing::info!(worker = self.cfg.index, "reconnected to the target");
+        Ok(())
+    }
+
+    /// `first` is the first group after the primary started anew: the
+    /// temporary tables of its earlier sessions are gone there, and are
+    /// dropped here too (as the SQL thread drops them), by replacing the
+    /// connection that holds them — a new session of the primary may reuse
+    /// a session id and a table name.
+    fn primary_started(&mut self, first: &WorkItem) -> Result<(), ApplyError> {
+        if self.temp_tables.is_empty() {
+            return Ok(());
+        }
+        self.commit_open()?;
+        tracing::info!(
+            worker = self.cfg.index,
+            group = %first.group.describe(),
+            tables = self.temp_tables.len(),
+            "the primary started anew: dropping the temporary tables of its earlier sessions"
+        );
+        self.conn =
+            open(&self.cfg).map_err(|error| ApplyError::target(self.cfg.target.addr(), error))?;
+        self.forget_session();
+        self.temp_tables.clear();
         Ok(())
     }
 
