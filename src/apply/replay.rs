@@ -6,12 +6,20 @@
 //!   after the Format_description event of their binlog has been sent once
 //!   on the session. All row events of one statement-sized run go into one
 //!   `BINLOG` (whole events only).
-//! * Query events run as SQL with the session context they carry: default
-//!   database, timestamp, `sql_mode`, the session flags (`flags2`), character
-//!   sets and collations, time zone, `lc_time_names`, auto-increment
-//!   settings, and the INTVAR / RAND / USER_VAR events before them.
+//! * Query events run as SQL with the session context they carry, set as
+//!   the server's SQL thread sets it (see `plan_query`): default database,
+//!   timestamp, `sql_mode`, the session flags (`flags2`), the character
+//!   set numbers as collations, time zone, `lc_time_names`,
+//!   `collation_database`, auto-increment settings, and the INTVAR / RAND /
+//!   USER_VAR events before them. The error a Query event was logged with
+//!   becomes the step's [`Expect`]: the target must fail the same way.
+//! * LOAD DATA (Begin_load_query, Append_block…, Execute_load_query) runs
+//!   as `LOAD DATA LOCAL INFILE` whose bytes are the file the events carry.
 //! * BEGIN, COMMIT, XID, GTID and ANNOTATE_ROWS are not replayed: the worker
-//!   opens and commits its own transaction (and records progress inside it).
+//!   opens and commits its own transaction (and records progress inside it;
+//!   a group the primary ended with ROLLBACK is rolled back).
+//! * [`track_temp_tables`] follows the temporary tables primary sessions
+//!   create and drop, for the worker that holds them.
 //!   The GTID event of an XA prepare stands for `XA START <xid>`, and the
 //!   XA_PREPARE event for `XA PREPARE <xid>` (or `XA COMMIT … ONE PHASE`).
 //!
