@@ -17,6 +17,8 @@ use std::time::Duration;
 
 use mysql::prelude::Queryable;
 use parapply::apply::engine::{self, ApplyOptions, ApplyReport};
+use parapply::apply::replay::Expect;
+use parapply::apply::{ApplyError, DefiniteError};
 use parapply::binlog::Source;
 use parapply::sandbox::{BinlogFormat, Server, ServerOptions};
 use parapply::wire::ConnectOptions;
@@ -322,7 +324,32 @@ fn success_or_another_error_where_the_primary_logged_one_is_a_divergence() {
          CREATE FUNCTION e.f1() RETURNS INT DETERMINISTIC RETURN 2",
     )
     .unwrap();
-    let err = engine::run(options(&p, &t)).unwrap_err().to_string();
+    let e = engine::run(options(&p, &t)).unwrap_err().error;
+    // A definite error naming the group, with the logged code and the
+    // target's outcome (success).
+    match &e {
+        ApplyError::Definite(DefiniteError::Diverged {
+            group,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(
+                group.gtid.as_ref().map(|g| g.to_string()),
+                Some(failing.clone())
+            );
+            assert_eq!(group.databases, ["e"]);
+            assert_eq!(*expected, Expect::Error(1442));
+            assert!(actual.is_none(), "{actual:?}");
+        }
+        e => panic!("not a divergence: {e:?}"),
+    }
+    assert_eq!(
+        e.group()
+            .and_then(|g| g.gtid.as_ref())
+            .map(|g| g.to_string()),
+        Some(failing.clone())
+    );
+    let err = e.to_string();
     assert!(
         err.contains(&format!("apply failed at {failing} (mariadb-bin.000001:"))
             && err.contains("in e:")
@@ -335,9 +362,25 @@ fn success_or_another_error_where_the_primary_logged_one_is_a_divergence() {
     // logged its group on rollback: the next run takes it as applied and
     // stops at the next statement logged with 1442, two groups later.)
     t.exec("SET sql_log_bin = 0; DROP FUNCTION e.f1").unwrap();
-    let err = engine::run(options(&p, &t)).unwrap_err().to_string();
+    let e = engine::run(options(&p, &t)).unwrap_err().error;
     let (head, seq) = failing.rsplit_once('-').unwrap();
     let next = format!("{head}-{}", seq.parse::<u64>().unwrap() + 2);
+    match &e {
+        ApplyError::Definite(DefiniteError::Diverged {
+            group,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(
+                group.gtid.as_ref().map(|g| g.to_string()),
+                Some(next.clone())
+            );
+            assert_eq!(*expected, Expect::Error(1442));
+            assert_eq!(actual.as_ref().and_then(|a| a.code()), Some(1305));
+        }
+        e => panic!("not a divergence: {e:?}"),
+    }
+    let err = e.to_string();
     assert!(
         err.contains(&format!("apply failed at {next} (mariadb-bin.000001:"))
             && err.contains("the primary logged error 1442")
