@@ -78,7 +78,12 @@
 //! [`apply::worker`]: one [`wire`] connection each. [`apply::replay`] turns a
 //! group into statements: row events as `BINLOG '<base64>'` after the
 //! binlog's Format_description event, Query events with the session context
-//! they carry. The primary's GTID is kept, and the shard's watermark rides
+//! they carry, set as the server's SQL thread sets it (collations by number,
+//! from the target's own list), each statement expected to end as the
+//! primary logged it (success or the same error; otherwise
+//! [`apply::DefiniteError::Diverged`]); a group the primary ended with
+//! `ROLLBACK` is rolled back alone, and every barrier runs on one worker, so
+//! a primary session's temporary tables live on one target session. The primary's GTID is kept, and the shard's watermark rides
 //! in the group's own `BINLOG` statement as row events. A backlog of one
 //! shard is committed as one transaction (batching); without batching,
 //! waiting single-statement transactions are chained in one round trip,
@@ -105,7 +110,8 @@
 //!
 //! [`replica`]: one target server's parapply state through its control
 //! connection — connect and reconnect, the preflight checks
-//! (`ensure_*`), the applier lock, reading the state — with plain inputs
+//! (`ensure_*`), the applier lock, reading the state and the collations —
+//! with plain inputs
 //! and its own errors; the engine, `status` and promotion use it, and it
 //! uses none of them.
 //!

@@ -36,7 +36,9 @@
 //!
 //! [`Replica::read_state`] (watermarks and low-watermark),
 //! [`Replica::gtid_binlog_state`], [`Replica::applied_set`] (both: what the
-//! restart rule needs), [`Replica::read_only`], [`Replica::gtid_slave_pos`]; [`pending`] counts what a
+//! restart rule needs), [`Replica::read_only`], [`Replica::gtid_slave_pos`],
+//! [`Replica::collations`] (every collation id the target knows, which the
+//! replay of Query events needs); [`pending`] counts what a
 //! source holds that the replica has not applied (`parapply status`).
 
 mod error;
