@@ -37,7 +37,7 @@ fn primary(format: BinlogFormat) -> Server {
 fn stock_replica(p: &Server) -> Server {
     let r = Server::start(ServerOptions::new().server_id(3)).unwrap();
     r.replicate_from(p).unwrap();
-    r.wait_caught_up(p, Duration::from_secs(120)).unwrap();
+    r.wait_caught_up(p, common::HANG_GUARD).unwrap();
     r
 }
 
