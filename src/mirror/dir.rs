@@ -32,6 +32,7 @@ use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
 use crate::position::BinlogPos;
 
 use super::error::MirrorError;
+use super::serve::Published;
 use super::SyncPolicy;
 
 /// Offset of the FDE's flags in a binlog file (magic, then header bytes 17–18).
@@ -73,6 +74,9 @@ pub(crate) struct MirrorDir {
     pub cur: Option<Current>,
     sync: SyncPolicy,
     unsynced: u32,
+    /// Where the servable length is published for a binlog server in this
+    /// process (only bytes that are fsynced, unless the policy is `never`).
+    published: Option<std::sync::Arc<Published>>,
 }
 
 fn basename_of(file: &str) -> &str {
@@ -94,6 +98,7 @@ impl MirrorDir {
             cur: None,
             sync,
             unsynced: 0,
+            published: None,
         };
         let rd = fs::read_dir(dir).map_err(|e| MirrorError::io(dir, "list", e))?;
         let mut indexes: Vec<PathBuf> = rd
@@ -169,6 +174,51 @@ impl MirrorDir {
         Ok((md, Resume::At(BinlogPos::new(last, scan.end))))
     }
 
+    /// Publishes to `p` what may be served from now on, starting with what
+    /// the directory holds (fsynced first, so that a served byte is a durable
+    /// one).
+    pub fn set_published(&mut self, p: std::sync::Arc<Published>) -> Result<(), MirrorError> {
+        let mut files = self.listed.clone();
+        let len = match self.cur.as_mut() {
+            Some(cur) => {
+                if self.sync != SyncPolicy::Never {
+                    cur.file
+                        .sync_data()
+                        .map_err(|e| MirrorError::io(&cur.path, "fsync", e))?;
+                }
+                cur.len
+            }
+            None => {
+                // The last listed file has no complete head yet: serve up to
+                // the one before it.
+                files.pop();
+                match files.last() {
+                    Some(f) => {
+                        let path = self.dir.join(f);
+                        fs::metadata(&path)
+                            .map_err(|e| MirrorError::io(&path, "stat", e))?
+                            .len()
+                    }
+                    None => 0,
+                }
+            }
+        };
+        p.set(files, len);
+        self.published = Some(p);
+        Ok(())
+    }
+
+    /// Whether a binlog server in this process is served from this mirror.
+    pub fn is_published(&self) -> bool {
+        self.published.is_some()
+    }
+
+    fn publish(&self) {
+        if let (Some(p), Some(cur)) = (&self.published, &self.cur) {
+            p.advance(&cur.name, cur.len);
+        }
+    }
+
     /// Where the next event goes.
     pub fn position(&self) -> Option<BinlogPos> {
         self.cur
@@ -227,6 +277,7 @@ impl MirrorDir {
             finished: false,
         });
         self.unsynced = 0;
+        self.publish();
         Ok(())
     }
 
@@ -274,6 +325,7 @@ impl MirrorDir {
                     .map_err(|e| MirrorError::io(&cur.path, "fsync", e))?;
             }
             self.unsynced = 0;
+            self.publish();
             return Ok(());
         }
         self.unsynced += 1;
@@ -288,6 +340,9 @@ impl MirrorDir {
                 .map_err(|e| MirrorError::io(&cur.path, "fsync", e))?;
             self.unsynced = 0;
         }
+        if due || self.sync == SyncPolicy::Never {
+            self.publish();
+        }
         Ok(())
     }
 
@@ -301,6 +356,7 @@ impl MirrorDir {
                 self.unsynced = 0;
             }
         }
+        self.publish();
         Ok(())
     }
 }

@@ -64,6 +64,7 @@
 
 mod dir;
 mod error;
+pub mod serve;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -167,6 +168,12 @@ pub struct MirrorOptions {
     pub progress_every: Duration,
     /// Set to stop at the next event or heartbeat.
     pub stop: Option<Arc<AtomicBool>>,
+    /// A binlog server in this process ([`serve`]): the mirror publishes
+    /// to it what may be served (fsynced bytes, or written ones under
+    /// [`SyncPolicy::Never`]). When idle it fsyncs at each heartbeat, so
+    /// that under [`SyncPolicy::EveryN`] the served end lags the written one
+    /// by at most N events or one heartbeat period.
+    pub publish: Option<Arc<serve::Published>>,
 }
 
 impl MirrorOptions {
@@ -197,6 +204,7 @@ impl MirrorOptions {
             max_backoff: Self::DEFAULT_MAX_BACKOFF,
             progress_every: Self::DEFAULT_PROGRESS_EVERY,
             stop: None,
+            publish: None,
         }
     }
 
@@ -215,6 +223,9 @@ pub fn run(o: &MirrorOptions) -> Result<(), MirrorError> {
         ));
     }
     let (mut dir, resume) = MirrorDir::recover(&o.dir, o.sync)?;
+    if let Some(p) = &o.publish {
+        dir.set_published(p.clone())?;
+    }
     match (&resume, &o.start) {
         (Resume::Empty, _) | (_, None) => {}
         (r, Some(s)) => {
@@ -691,6 +702,10 @@ impl Stream {
         }
         if t == EventType::HEARTBEAT || h.flags & LOG_EVENT_ARTIFICIAL_F != 0 {
             tracing::trace!(event = %t, "not written (heartbeat or artificial)");
+            if t == EventType::HEARTBEAT && dir.is_published() {
+                // The primary is idle: make what was written servable.
+                dir.flush()?;
+            }
             return Ok(());
         }
         if t == EventType::FORMAT_DESCRIPTION {

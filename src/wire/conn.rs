@@ -230,7 +230,7 @@ fn parse_err(p: &[u8]) -> (u16, String, String) {
 
 /// `SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password)))`; empty for an
 /// empty password.
-fn native_password(password: &[u8], scramble: &[u8]) -> Vec<u8> {
+pub(crate) fn native_password(password: &[u8], scramble: &[u8]) -> Vec<u8> {
     if password.is_empty() {
         return Vec::new();
     }

@@ -45,6 +45,13 @@ use std::time::Duration;
 pub use conn::{command, Conn, Outcome, Row};
 pub use error::*;
 
+/// The `mysql_native_password` answer to `scramble` for `password`:
+/// `SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password)))`, empty for an
+/// empty password.
+pub fn native_password_token(password: &[u8], scramble: &[u8]) -> Vec<u8> {
+    conn::native_password(password, scramble)
+}
+
 /// A value that must never be printed: `Debug` and `Display` show `***`.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
