@@ -303,7 +303,23 @@ impl<'a, S: ClientStream> Dump<'a, S> {
             .and_then(Val::int)
             .filter(|&n| n > 0)
             .map(|n| Duration::from_nanos(n as u64).max(Duration::from_millis(1)));
-        let snap = svc.published.snapshot();
+        let blocking = req.flags & NON_BLOCK == 0 && req.server_id != 0;
+        let mut snap = svc.published.snapshot();
+        // A mirror that has not written its first file yet: a waiting
+        // client waits for it, as it would for new events.
+        while snap.files.is_empty() && blocking {
+            if svc.stopping() {
+                return Ok(());
+            }
+            if io.stream().peer_closed() {
+                return Err(Stop::Proto(ProtoError::Io(io::Error::new(
+                    io::ErrorKind::ConnectionAborted,
+                    "the client closed the connection",
+                ))));
+            }
+            svc.published.wait_change(snap.version, WAIT_SLICE);
+            snap = svc.published.snapshot();
+        }
         let Some(first_file) = snap.files.first().cloned() else {
             return Err(Stop::Refuse(
                 "this mirror holds no binlog file yet; retry once it has started".into(),
@@ -319,7 +335,7 @@ impl<'a, S: ClientStream> Dump<'a, S> {
             heartbeat,
             last_sent: Instant::now(),
             annotate: req.flags & SEND_ANNOTATE != 0,
-            blocking: req.flags & NON_BLOCK == 0 && req.server_id != 0,
+            blocking,
             filter: None,
         };
         tracing::info!(

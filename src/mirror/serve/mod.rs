@@ -212,6 +212,7 @@ pub struct Service {
     next_id: AtomicU32,
     identity: Mutex<Option<(String, Identity)>>,
     end_state: Mutex<Option<EndState>>,
+    clients: AtomicUsize,
 }
 
 struct EndState {
@@ -240,7 +241,13 @@ impl Service {
             next_id: AtomicU32::new(1),
             identity: Mutex::new(None),
             end_state: Mutex::new(None),
+            clients: AtomicUsize::new(0),
         })
+    }
+
+    /// Client connections being served now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::SeqCst)
     }
 
     /// Whether the server is stopping.
@@ -669,7 +676,6 @@ impl Server {
                 error,
             })?;
         tracing::info!(listen = %addr, dir = %self.opts.dir.display(), user = %self.opts.user, "binlog server listening");
-        let active = Arc::new(AtomicUsize::new(0));
         let mut last_poll = Instant::now();
         while !self.svc.stopping() {
             if self.poll_dir && last_poll.elapsed() >= self.opts.poll {
@@ -679,7 +685,7 @@ impl Server {
                 last_poll = Instant::now();
             }
             match self.listener.accept() {
-                Ok((stream, peer)) => self.admit(stream, peer, &active),
+                Ok((stream, peer)) => self.admit(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     std::thread::sleep(self.opts.poll.min(Duration::from_millis(20)));
                 }
@@ -691,14 +697,15 @@ impl Server {
         }
         self.svc.published.wake_all();
         let deadline = Instant::now() + Duration::from_secs(5);
-        while active.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while self.svc.clients() > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(20));
         }
         tracing::info!(listen = %addr, "binlog server stopped");
         Ok(())
     }
 
-    fn admit(&self, stream: TcpStream, peer: SocketAddr, active: &Arc<AtomicUsize>) {
+    fn admit(&self, stream: TcpStream, peer: SocketAddr) {
+        let active = &self.svc.clients;
         let setup = stream
             .set_nonblocking(false)
             .and_then(|()| stream.set_nodelay(true))
@@ -717,14 +724,13 @@ impl Server {
             return;
         }
         let svc = self.svc.clone();
-        let active2 = active.clone();
         let idle = self.opts.idle_timeout;
         let spawned = std::thread::Builder::new()
             .name("binlog-client".into())
             .spawn(move || {
                 let s = IdleAfterLogin { s: stream, idle };
                 svc.handle(s);
-                active2.fetch_sub(1, Ordering::SeqCst);
+                svc.clients.fetch_sub(1, Ordering::SeqCst);
             });
         if let Err(e) = spawned {
             active.fetch_sub(1, Ordering::SeqCst);

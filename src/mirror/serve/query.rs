@@ -409,7 +409,10 @@ fn kw(t: &Token, w: &str) -> bool {
 }
 
 fn unsupported(sql: &[u8], stmt: &[Token]) -> Answer {
-    let (a, b) = (stmt[0].start, stmt[stmt.len() - 1].end);
+    let (a, b) = match (stmt.first(), stmt.last()) {
+        (Some(f), Some(l)) => (f.start, l.end),
+        _ => (0, 0),
+    };
     let text = String::from_utf8_lossy(&sql[a..b]);
     let shown: String = text.chars().take(80).collect();
     Answer::err(
@@ -658,7 +661,15 @@ fn select(sql: &[u8], toks: &[Token], vars: &Vars, facts: &dyn Facts) -> Result<
     let mut i = 0;
     loop {
         let start = toks.get(i).ok_or_else(|| syntax(sql, None))?.start;
-        let (v, n) = expr(sql, &toks[i..], vars, facts)?;
+        let (v, n) = expr(sql, &toks[i..], vars, facts).map_err(|e| match e {
+            // `SELECT * FROM t`, `SELECT a + b`, …: not a syntax error, just
+            // not something this server evaluates.
+            Answer::Err {
+                code: ER_PARSE_ERROR,
+                ..
+            } => unsupported(sql, toks),
+            e => e,
+        })?;
         let mut name = String::from_utf8_lossy(&sql[start..toks[i + n - 1].end]).into_owned();
         i += n;
         if toks.get(i).is_some_and(|t| kw(t, "as")) {
