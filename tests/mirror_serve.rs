@@ -823,3 +823,43 @@ fn only_fsynced_bytes_are_served() {
     m.join().unwrap().unwrap();
     srv.join().unwrap().unwrap();
 }
+
+#[test]
+fn serve_dir_follows_a_mirror_written_by_another_process() {
+    let p = primary(16384);
+    workload(&p, 0, 50);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    // The mirror in its own process; the server only reads the directory.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parapply"))
+        .args([
+            "mirror",
+            "--server-id",
+            "101",
+            "--heartbeat",
+            "0.2",
+            "--sync",
+            "every",
+        ])
+        .arg("--primary")
+        .arg(format!("mysql://root@127.0.0.1:{}/", p.port()))
+        .arg("--dir")
+        .arg(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_mirrored(&p, &dir);
+    let s = serve_dir(&dir);
+    let r = replica(5);
+    change_master(&r, s.port(), "MASTER_USE_GTID = slave_pos");
+    workload(&p, 50, 100);
+    p.exec("FLUSH BINARY LOGS").unwrap();
+    workload(&p, 150, 50);
+    r.wait_caught_up(&p, Duration::from_secs(60)).unwrap();
+    assert_same_data(&p, &r);
+    let _ = child.kill();
+    let _ = child.wait();
+    s.stop().unwrap();
+}
