@@ -863,3 +863,114 @@ fn serve_dir_follows_a_mirror_written_by_another_process() {
     let _ = child.wait();
     s.stop().unwrap();
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits until a binlog server answers a login on `port`.
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Conn::connect(&served_client(port)).is_err() {
+        assert!(Instant::now() < deadline, "nothing serves on {port}");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_command_line_serves_a_mirror() {
+    let p = primary(16384);
+    workload(&p, 0, 100);
+    p.exec("FLUSH BINARY LOGS").unwrap();
+    workload(&p, 100, 20);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("m");
+    let port = free_port();
+    // `parapply mirror --serve`, the password in the environment.
+    let mut mirror = Command::new(env!("CARGO_BIN_EXE_parapply"))
+        .args(["mirror", "--server-id", "101", "--sync", "every"])
+        .arg("--primary")
+        .arg(format!("mysql://root@127.0.0.1:{}/", p.port()))
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--serve")
+        .arg(format!("127.0.0.1:{port}"))
+        .args(["--serve-user", USER])
+        .env("PARAPPLY_SERVE_PASSWORD", PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_mirrored(&p, &dir);
+    wait_listening(port);
+    let files = p.binlog_files().unwrap();
+    let first = names(&files)[0].clone();
+    let out = tmp.path().join("out");
+    let o = mariadb_binlog_raw(port, USER, PASSWORD, &first, &out, &["--to-last-log"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in &files[..files.len() - 1] {
+        assert_eq!(differs(f, &out.join(f.file_name().unwrap())), None);
+    }
+    // SIGTERM: the mirror and its server stop cleanly.
+    Command::new("kill")
+        .arg(mirror.id().to_string())
+        .status()
+        .unwrap();
+    assert!(mirror.wait().unwrap().success());
+
+    // `parapply serve` over the stopped mirror, the password from a file.
+    let pw = tmp.path().join("pw");
+    fs::write(&pw, format!("{PASSWORD}\n")).unwrap();
+    let port = free_port();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_parapply"))
+        .arg("serve")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--serve-password-file")
+        .arg(&pw)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_listening(port);
+    let out = tmp.path().join("out2");
+    let o = mariadb_binlog_raw(port, USER, PASSWORD, &first, &out, &["--to-last-log"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in &files[..files.len() - 1] {
+        assert_eq!(differs(f, &out.join(f.file_name().unwrap())), None);
+    }
+    // The last file: the mirror's copy has the in-use flag of an active
+    // file set, the one a client receives has it cleared (as from a primary).
+    let name = files.last().unwrap().file_name().unwrap();
+    let mut ours = fs::read(dir.join(name)).unwrap();
+    let theirs = fs::read(out.join(name)).unwrap();
+    assert_eq!(ours[21] & 1, 1);
+    ours[21] &= !1;
+    assert!(ours == theirs, "{name:?}");
+    let _ = serve.kill();
+    let _ = serve.wait();
+
+    // No password: no server.
+    let o = Command::new(env!("CARGO_BIN_EXE_parapply"))
+        .arg("serve")
+        .arg("--dir")
+        .arg(&dir)
+        .arg("--listen")
+        .arg("127.0.0.1:0")
+        .env_remove("PARAPPLY_SERVE_PASSWORD")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("anonymous"),
+        "{o:?}"
+    );
+}

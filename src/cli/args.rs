@@ -14,6 +14,7 @@ use clap::{Parser, Subcommand};
 use parapply::apply::engine::{ApplyOptions, Until};
 #[cfg(feature = "bench")]
 use parapply::bench::{BenchConfig, BenchOptions};
+use parapply::mirror::serve::ServeOptions;
 use parapply::mirror::{MirrorOptions, SyncPolicy};
 use parapply::position::{BinlogPos, MariaGtid, StartAt};
 use parapply::progress::ProgressTables;
@@ -36,6 +37,9 @@ pub enum Command {
     /// Mirror the primary's binlog byte for byte into a directory, as a
     /// replica (in place of the replica's IO thread).
     Mirror(MirrorArgs),
+    /// Serve a mirror directory over MariaDB's replication protocol (to
+    /// replicas, mariadb-binlog, other mirrors), without mirroring.
+    Serve(ServeArgs),
     /// Apply a mirrored binlog or relay logs to a target server, in parallel
     /// by database (the replica's SQL thread, replaced).
     Apply(ApplyArgs),
@@ -211,6 +215,47 @@ pub struct MirrorArgs {
     /// Seconds between progress log lines.
     #[arg(long, default_value_t = Seconds(MirrorOptions::DEFAULT_PROGRESS_EVERY))]
     pub progress_every: Seconds,
+    /// Also serve the mirror over MariaDB's replication protocol on
+    /// HOST:PORT (replicas, mariadb-binlog, other mirrors); only fsynced
+    /// bytes are served (see --sync).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub serve: Option<String>,
+    #[command(flatten)]
+    pub serve_login: ServeLoginArgs,
+}
+
+/// Who may log in to a binlog server, and how many.
+#[derive(Debug, clap::Args)]
+pub struct ServeLoginArgs {
+    /// The user clients of the binlog server log in as.
+    #[arg(long, default_value = ServeOptions::DEFAULT_USER)]
+    pub serve_user: String,
+    /// A file holding that user's password (first line); otherwise
+    /// PARAPPLY_SERVE_PASSWORD. Required: there is no anonymous access.
+    #[arg(long)]
+    pub serve_password_file: Option<PathBuf>,
+    /// Most clients served at once.
+    #[arg(long, default_value_t = ServeOptions::DEFAULT_MAX_CLIENTS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub serve_max_clients: usize,
+    /// Server id reported to clients (default: the primary's, from the
+    /// newest binlog file).
+    #[arg(long)]
+    pub serve_server_id: Option<u32>,
+}
+
+/// `parapply serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The mirror directory (holding its index file), as `parapply mirror`
+    /// writes it; growth is followed.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// HOST:PORT to listen on.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: String,
+    #[command(flatten)]
+    pub login: ServeLoginArgs,
 }
 
 /// `parapply inspect`.
@@ -571,5 +616,45 @@ mod tests {
             "--progress-schema",
             "letters, digits or underscores",
         );
+    }
+
+    #[test]
+    fn serve_options_and_their_defaults() {
+        let m = mirror(&["--serve", "0.0.0.0:3307"]).unwrap();
+        assert_eq!(m.serve.as_deref(), Some("0.0.0.0:3307"));
+        assert_eq!(m.serve_login.serve_user, ServeOptions::DEFAULT_USER);
+        assert_eq!(
+            m.serve_login.serve_max_clients,
+            ServeOptions::DEFAULT_MAX_CLIENTS
+        );
+        assert!(mirror(&[]).unwrap().serve.is_none());
+        match parse(&[
+            "serve",
+            "--dir",
+            "d",
+            "--listen",
+            "h:1",
+            "--serve-max-clients",
+            "3",
+        ])
+        .unwrap()
+        .command
+        {
+            Command::Serve(a) => {
+                assert_eq!((a.listen.as_str(), a.login.serve_max_clients), ("h:1", 3));
+            }
+            c => panic!("parsed as {c:?}"),
+        }
+        assert!(parse(&[
+            "serve",
+            "--dir",
+            "d",
+            "--listen",
+            "h:1",
+            "--serve-max-clients",
+            "0"
+        ])
+        .is_err());
+        assert!(parse(&["serve", "--dir", "d"]).is_err());
     }
 }

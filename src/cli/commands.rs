@@ -4,13 +4,15 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use parapply::apply::engine::{self, ApplyOptions, ApplyReport};
 use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
+use parapply::mirror::serve::{Published, ServeOptions, Server};
 use parapply::mirror::{self, MirrorOptions, MirrorStart};
 use parapply::position::StartAt;
 use parapply::progress::{ProgressTables, Selection};
@@ -19,9 +21,11 @@ use parapply::wire::ConnectOptions;
 
 #[cfg(feature = "bench")]
 use super::args::BenchArgs;
-use super::args::{ApplyArgs, InspectArgs, MirrorArgs, StatusArgs, TargetArgs};
+use super::args::{
+    ApplyArgs, InspectArgs, MirrorArgs, ServeArgs, ServeLoginArgs, StatusArgs, TargetArgs,
+};
 use super::output::Output;
-use super::secrets::{connect_options, PRIMARY_PASSWORD_ENV, TARGET_PASSWORD_ENV};
+use super::secrets::{connect_options, serve_password, PRIMARY_PASSWORD_ENV, TARGET_PASSWORD_ENV};
 use super::signals;
 
 /// Connection options of the target, with the password from the file or
@@ -55,7 +59,8 @@ pub fn inspect(a: InspectArgs, out: &mut Output) -> anyhow::Result<()> {
 }
 
 /// `parapply mirror`: until a signal (the event being written is finished
-/// and synced, exit 0) or an error.
+/// and synced, exit 0) or an error. With `--serve`, a binlog server in the
+/// same process serves what the mirror has fsynced.
 pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
     let primary = connect_options(
         "primary",
@@ -63,9 +68,9 @@ pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
         a.primary_password_file.as_deref(),
         PRIMARY_PASSWORD_ENV,
     )?;
-    let mut o = MirrorOptions::new(primary, a.dir, a.server_id);
+    let mut o = MirrorOptions::new(primary, a.dir.clone(), a.server_id);
     let (stop, _abort) = signals::install()?;
-    o.stop = Some(stop);
+    o.stop = Some(stop.clone());
     o.sync = a.sync;
     o.heartbeat = a.heartbeat.0;
     o.progress_every = a.progress_every.0;
@@ -74,7 +79,50 @@ pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
         (None, Some(g)) => Some(MirrorStart::Gtid(g)),
         (None, None) => None,
     };
-    Ok(mirror::run(&o)?)
+    let Some(listen) = a.serve else {
+        return Ok(mirror::run(&o)?);
+    };
+    let so = serve_options(&a.dir, &listen, &a.serve_login, &stop)?;
+    let published = Arc::new(Published::new());
+    o.publish = Some(published.clone());
+    let server = Server::bind(so, Some(published))?;
+    let server = std::thread::Builder::new()
+        .name("binlog-server".into())
+        .spawn(move || server.run())
+        .context("starting the binlog server")?;
+    let mirrored = mirror::run(&o);
+    // The mirror stopped (signal or error): stop serving too.
+    stop.store(true, Ordering::SeqCst);
+    let served = server
+        .join()
+        .map_err(|_| anyhow::anyhow!("the binlog server thread panicked"))?;
+    mirrored?;
+    Ok(served?)
+}
+
+fn serve_options(
+    dir: &Path,
+    listen: &str,
+    l: &ServeLoginArgs,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<ServeOptions> {
+    let mut so = ServeOptions::new(
+        dir,
+        listen,
+        l.serve_user.clone(),
+        serve_password(l.serve_password_file.as_deref())?,
+    );
+    so.max_clients = l.serve_max_clients;
+    so.server_id = l.serve_server_id;
+    so.stop = stop.clone();
+    Ok(so)
+}
+
+/// `parapply serve`: until a signal.
+pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let (stop, _abort) = signals::install()?;
+    let so = serve_options(&a.dir, &a.listen, &a.login, &stop)?;
+    Ok(Server::bind(so, None)?.run()?)
 }
 
 /// `parapply apply`.

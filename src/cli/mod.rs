@@ -25,6 +25,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Inspect(a) => commands::inspect(a, &mut out),
         Command::Mirror(a) => commands::mirror(a),
+        Command::Serve(a) => commands::serve(a),
         Command::Apply(a) => commands::apply(a, &mut out),
         Command::Status(a) => commands::status(a, &mut out),
         #[cfg(feature = "bench")]

@@ -8,6 +8,8 @@ use parapply::wire::{ConnectOptions, Secret};
 
 /// Environment variable holding the target's password.
 pub const TARGET_PASSWORD_ENV: &str = "PARAPPLY_TARGET_PASSWORD";
+/// Environment variable holding the binlog server's password.
+pub const SERVE_PASSWORD_ENV: &str = "PARAPPLY_SERVE_PASSWORD";
 /// Environment variable holding the primary's replication user's password.
 pub const PRIMARY_PASSWORD_ENV: &str = "PARAPPLY_PRIMARY_PASSWORD";
 
@@ -28,4 +30,24 @@ pub fn connect_options(
         None => std::env::var(env).ok().map(Secret::new),
     };
     Ok(o)
+}
+
+/// The binlog server's password: from `file` if given, else from
+/// [`SERVE_PASSWORD_ENV`]; required (no anonymous access).
+pub fn serve_password(file: Option<&Path>) -> anyhow::Result<Secret> {
+    let s = match file {
+        Some(f) => Secret::from_file(f)
+            .with_context(|| format!("reading the password file {}", f.display()))?,
+        None => match std::env::var(SERVE_PASSWORD_ENV) {
+            Ok(v) => Secret::new(v),
+            Err(_) => anyhow::bail!(
+                "the binlog server needs a password for its clients: set \
+                 {SERVE_PASSWORD_ENV} or use --serve-password-file (there is no anonymous access)"
+            ),
+        },
+    };
+    if s.expose().is_empty() {
+        anyhow::bail!("the binlog server's password is empty (there is no anonymous access)");
+    }
+    Ok(s)
 }

@@ -105,8 +105,20 @@ pub struct ServeOptions {
 }
 
 impl ServeOptions {
-    /// Options with the defaults: 64 clients, 10 s to log in, 10 min idle,
-    /// 60 s write timeout, directory polled every 50 ms.
+    /// Default for [`ServeOptions::user`] on the command line.
+    pub const DEFAULT_USER: &'static str = "repl";
+    /// Default for [`ServeOptions::max_clients`].
+    pub const DEFAULT_MAX_CLIENTS: usize = 64;
+    /// Default for [`ServeOptions::login_timeout`].
+    pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Default for [`ServeOptions::idle_timeout`].
+    pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(600);
+    /// Default for [`ServeOptions::write_timeout`].
+    pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+    /// Default for [`ServeOptions::poll`].
+    pub const DEFAULT_POLL: Duration = Duration::from_millis(50);
+
+    /// Options with the defaults (the `DEFAULT_*` constants).
     pub fn new(
         dir: impl Into<PathBuf>,
         listen: impl Into<String>,
@@ -119,11 +131,11 @@ impl ServeOptions {
             user: user.into(),
             password,
             server_id: None,
-            max_clients: 64,
-            login_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(600),
-            write_timeout: Duration::from_secs(60),
-            poll: Duration::from_millis(50),
+            max_clients: Self::DEFAULT_MAX_CLIENTS,
+            login_timeout: Self::DEFAULT_LOGIN_TIMEOUT,
+            idle_timeout: Self::DEFAULT_IDLE_TIMEOUT,
+            write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
+            poll: Self::DEFAULT_POLL,
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
