@@ -17,6 +17,9 @@ session, and in two sessions (the second resuming at the middle event with
 a fake Rotate for the same file and a log_pos-0 Format_description), with
 a heartbeat, an EOF and an ERR packet; plus the MariaDB 10.11 files below
 64 KiB as one stream across rotations.
+serve_packets: command sequences a replica, mariadb-binlog and a mirror
+send (queries, COM_REGISTER_SLAVE, dumps by file:pos and by GTID), and a
+few garbage logins.
 
 The corpus directories are not committed (.gitignore); run this before
 fuzzing.
@@ -110,7 +113,40 @@ def mirror_seeds(name, evs, crc):
     return seeds
 
 
+def serve_seeds():
+    """Seeds for serve_packets: mode byte, then length-prefixed commands."""
+    def cmds(*cs):
+        out = b""
+        for c in cs:
+            out += bytes([min(len(c), 255)]) + c[:255]
+        return out
+
+    def q(sql):
+        return b"\x03" + sql
+
+    def dump(file, pos, flags=0, sid=0):
+        return b"\x12" + struct.pack("<IHI", pos, flags, sid) + file
+
+    reg = b"\x15" + struct.pack("<I", 7) + b"\x00\x00\x00" + struct.pack("<HII", 0, 0, 0)
+    seeds = [
+        b"\x03" + cmds(q(b"SHOW BINARY LOGS"), q(b"SHOW MASTER STATUS"), dump(b"synth-bin.000001", 4)),
+        b"\x03" + cmds(q(b"SELECT UNIX_TIMESTAMP()"), q(b"SHOW VARIABLES LIKE 'SERVER_ID'"),
+                        q(b"SELECT @master_binlog_checksum"), reg, dump(b"synth-bin.000002", 4, 2, 9)),
+        b"\x03" + cmds(q(b"SET @slave_connect_state='0-1-30', @slave_gtid_strict_mode=1"),
+                        q(b"SELECT @@GLOBAL.gtid_domain_id, binlog_gtid_pos('synth-bin.000001', 4)"),
+                        dump(b"", 4, 0, 5)),
+        b"\x03" + cmds(q(b"SET @slave_connect_state=''"), dump(b"", 4, 1, 0)),
+        b"\x01" + cmds(q(b"SELECT @@version, @@server_id, @@binlog_checksum, @@gtid_binlog_pos"),
+                        q(b"SET NAMES utf8mb4; SELECT VERSION() AS v LIMIT 1"), b"\x0e", b"\x16abc", b"\x01"),
+        b"\x00" + b"\x10\x00\x00\x01" + b"\xde\xad" * 8,
+        b"\x00" + b"\xff\xff\xff\x01",
+    ]
+    for s in seeds:
+        write("serve_packets", s)
+
+
 def main():
+    serve_seeds()
     src = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "..", "shared", "binlogs")
     n_files = n_events = 0
     for root, _, names in os.walk(src):
