@@ -715,20 +715,60 @@ fn select(sql: &[u8], toks: &[Token], vars: &Vars, facts: &dyn Facts) -> Result<
 }
 
 fn like(pattern: &[u8], s: &[u8]) -> bool {
-    // SQL LIKE, case-insensitive, with `\` escaping.
-    fn go(p: &[u8], s: &[u8]) -> bool {
-        match p.first() {
-            None => s.is_empty(),
-            Some(b'%') => (0..=s.len()).any(|k| go(&p[1..], &s[k..])),
-            Some(b'_') => !s.is_empty() && go(&p[1..], &s[1..]),
-            Some(b'\\') if p.len() > 1 => {
-                !s.is_empty() && s[0].eq_ignore_ascii_case(&p[1]) && go(&p[2..], &s[1..])
+    // SQL LIKE, case-insensitive, `\` escaping; dynamic programming over
+    // (pattern, string) positions, so any pattern costs O(|p|·|s|).
+    let mut toks: Vec<Option<u8>> = Vec::new(); // None: `%`; Some(0): `_`
+    let mut lits: Vec<bool> = Vec::new();
+    let mut i = 0;
+    while i < pattern.len() {
+        match pattern[i] {
+            b'%' => {
+                toks.push(None);
+                lits.push(false);
             }
-            Some(c) => !s.is_empty() && s[0].eq_ignore_ascii_case(c) && go(&p[1..], &s[1..]),
+            b'_' => {
+                toks.push(Some(0));
+                lits.push(false);
+            }
+            b'\\' if i + 1 < pattern.len() => {
+                i += 1;
+                toks.push(Some(pattern[i]));
+                lits.push(true);
+            }
+            c => {
+                toks.push(Some(c));
+                lits.push(true);
+            }
         }
+        i += 1;
     }
-    // Bounded: patterns come from a 1 MiB packet; refuse pathological ones.
-    pattern.iter().filter(|&&c| c == b'%').count() <= 8 && go(pattern, s)
+    // reach[j]: the first k tokens can match s[..j].
+    let mut reach = vec![false; s.len() + 1];
+    reach[0] = true;
+    for (k, t) in toks.iter().enumerate() {
+        let mut next = vec![false; s.len() + 1];
+        match t {
+            None => {
+                let mut any = false;
+                for j in 0..=s.len() {
+                    any |= reach[j];
+                    next[j] = any;
+                }
+            }
+            Some(c) => {
+                for j in 0..s.len() {
+                    let ok = if lits[k] {
+                        s[j].eq_ignore_ascii_case(c)
+                    } else {
+                        true
+                    };
+                    next[j + 1] = reach[j] && ok;
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[s.len()]
 }
 
 fn show(sql: &[u8], stmt: &[Token], facts: &dyn Facts) -> Answer {
