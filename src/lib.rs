@@ -61,7 +61,11 @@
 //! the index) into a directory the reader tails; it resumes after a crash
 //! without duplicate, gap or reorder. [`wire`] is the minimal client it and
 //! the workers use: raw-byte statements, the error of any statement of a
-//! multi-statement batch, raw binlog-dump packets.
+//! multi-statement batch, raw binlog-dump packets. [`mirror::serve`]
+//! (`parapply mirror --serve`, `parapply serve`) serves a mirror over
+//! MariaDB's replication protocol to replicas, `mariadb-binlog` and other
+//! mirrors: by file and position or by GTID, following growth, only bytes
+//! the mirror has fsynced.
 //!
 //! # Scheduler
 //!
