@@ -646,10 +646,19 @@ impl Stream {
             what,
         };
         if t == EventType::ROTATE && (h.flags & LOG_EVENT_ARTIFICIAL_F != 0 || h.log_pos == 0) {
-            if self.crc32 {
+            // A fake Rotate carries a checksum per the session's
+            // @master_binlog_checksum until the first Format_description of
+            // the stream, and per the current file's after it (as a primary
+            // sends it; the two differ when the setting changed, or when the
+            // source is a binlog server that did not know it yet).
+            let crc = match (self.rotated, dir.cur.as_ref()) {
+                (true, Some(cur)) => cur.crc32,
+                _ => self.crc32,
+            };
+            if crc {
                 verify_crc(ev, t, &at)?;
             }
-            let (name, rpos) = rotate_target(ev, self.crc32).map_err(bad)?;
+            let (name, rpos) = rotate_target(ev, crc).map_err(bad)?;
             self.rotated = true;
             match dir.cur.as_ref() {
                 Some(cur) if cur.name == name => {
