@@ -20,44 +20,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::{mirror_primary as primary, root_conn as conn, two_db_workload as workload};
 use parapply::binlog::{BinlogReader, ReaderOptions, Source};
 use parapply::position::StartAt;
-use parapply::sandbox::{Server, ServerOptions};
-use parapply::wire::{Conn, ConnectOptions};
-
-fn primary(max_binlog_size: u64) -> Server {
-    Server::start(
-        ServerOptions::new()
-            .server_id(1)
-            .log_bin("mariadb-bin")
-            .max_binlog_size(max_binlog_size),
-    )
-    .expect("start the primary")
-}
-
-fn conn(s: &Server) -> Conn {
-    Conn::connect(&ConnectOptions::new("127.0.0.1", s.port(), "root")).expect("connect")
-}
-
-/// `n` small transactions over a few databases, some multi-row.
-fn workload(s: &Server, from: usize, n: usize) {
-    let mut c = conn(s);
-    c.execute(
-        b"CREATE DATABASE IF NOT EXISTS w1; CREATE DATABASE IF NOT EXISTS w2; \
-          CREATE TABLE IF NOT EXISTS w1.t (id INT PRIMARY KEY, v VARCHAR(200)); \
-          CREATE TABLE IF NOT EXISTS w2.t (id INT PRIMARY KEY, v VARCHAR(200))",
-    )
-    .unwrap();
-    for i in from..from + n {
-        let db = if i % 2 == 0 { "w1" } else { "w2" };
-        let sql = format!(
-            "BEGIN; INSERT INTO {db}.t VALUES ({i}, REPEAT('x', {})); \
-             UPDATE {db}.t SET v = 'u' WHERE id = {i}; COMMIT",
-            i % 150
-        );
-        c.execute(sql.as_bytes()).unwrap();
-    }
-}
+use parapply::sandbox::Server;
 
 struct Mirror {
     child: Child,

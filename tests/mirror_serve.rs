@@ -26,45 +26,14 @@ use parapply::mirror::serve::{
     Published, ServeError, ServeOptions, Server as BinlogServer, Service,
 };
 use parapply::mirror::{self, MirrorError, MirrorOptions, SyncPolicy};
+mod common;
+
+use common::{mirror_primary as primary, two_db_workload as workload};
 use parapply::sandbox::{Server, ServerOptions};
 use parapply::wire::{Conn, ConnectOptions, Secret, WireError};
 
 const USER: &str = "repl";
 const PASSWORD: &str = "mirror-secret-42";
-
-fn primary(max_binlog_size: u64) -> Server {
-    Server::start(
-        ServerOptions::new()
-            .server_id(1)
-            .log_bin("mariadb-bin")
-            .max_binlog_size(max_binlog_size),
-    )
-    .expect("start the primary")
-}
-
-fn conn(s: &Server) -> Conn {
-    Conn::connect(&ConnectOptions::new("127.0.0.1", s.port(), "root")).expect("connect")
-}
-
-/// `n` small transactions over two databases, some multi-row, one DDL.
-fn workload(s: &Server, from: usize, n: usize) {
-    let mut c = conn(s);
-    c.execute(
-        b"CREATE DATABASE IF NOT EXISTS w1; CREATE DATABASE IF NOT EXISTS w2; \
-          CREATE TABLE IF NOT EXISTS w1.t (id INT PRIMARY KEY, v VARCHAR(200)); \
-          CREATE TABLE IF NOT EXISTS w2.t (id INT PRIMARY KEY, v VARCHAR(200))",
-    )
-    .unwrap();
-    for i in from..from + n {
-        let db = if i % 2 == 0 { "w1" } else { "w2" };
-        let sql = format!(
-            "BEGIN; INSERT INTO {db}.t VALUES ({i}, REPEAT('x', {})); \
-             UPDATE {db}.t SET v = 'u' WHERE id = {i}; COMMIT",
-            i % 150
-        );
-        c.execute(sql.as_bytes()).unwrap();
-    }
-}
 
 /// A mirror of `p` written in this process, served over the protocol.
 struct Served {

@@ -168,3 +168,47 @@ pub fn replica_target() -> parapply::sandbox::Server {
     )
     .unwrap()
 }
+
+/// A primary with a binary log named `mariadb-bin` rotating at
+/// `max_binlog_size` bytes (the mirror tests' primary).
+pub fn mirror_primary(max_binlog_size: u64) -> parapply::sandbox::Server {
+    parapply::sandbox::Server::start(
+        parapply::sandbox::ServerOptions::new()
+            .server_id(1)
+            .log_bin("mariadb-bin")
+            .max_binlog_size(max_binlog_size),
+    )
+    .expect("start the primary")
+}
+
+/// A root connection to a sandbox server over the project's own client.
+pub fn root_conn(s: &parapply::sandbox::Server) -> parapply::wire::Conn {
+    parapply::wire::Conn::connect(&parapply::wire::ConnectOptions::new(
+        "127.0.0.1",
+        s.port(),
+        "root",
+    ))
+    .expect("connect")
+}
+
+/// `n` small transactions over two databases (`w1`, `w2`), each an INSERT
+/// and an UPDATE of one row, numbered from `from`; the tables are created
+/// when missing.
+pub fn two_db_workload(s: &parapply::sandbox::Server, from: usize, n: usize) {
+    let mut c = root_conn(s);
+    c.execute(
+        b"CREATE DATABASE IF NOT EXISTS w1; CREATE DATABASE IF NOT EXISTS w2; \
+          CREATE TABLE IF NOT EXISTS w1.t (id INT PRIMARY KEY, v VARCHAR(200)); \
+          CREATE TABLE IF NOT EXISTS w2.t (id INT PRIMARY KEY, v VARCHAR(200))",
+    )
+    .unwrap();
+    for i in from..from + n {
+        let db = if i % 2 == 0 { "w1" } else { "w2" };
+        let sql = format!(
+            "BEGIN; INSERT INTO {db}.t VALUES ({i}, REPEAT('x', {})); \
+             UPDATE {db}.t SET v = 'u' WHERE id = {i}; COMMIT",
+            i % 150
+        );
+        c.execute(sql.as_bytes()).unwrap();
+    }
+}
