@@ -319,18 +319,7 @@ pub fn plan_group(
         };
         match t {
             // MariaDB's GTID event of an XA prepare stands for `XA START`.
-            EventType::GTID => {
-                if let Event::Gtid(g) = decode(bytes, t, fde).map_err(err)? {
-                    if let (true, Some(x)) = (g.flags & gtid_flags::PREPARED_XA != 0, &g.xa_xid) {
-                        out.push(Step::sql(format!(
-                            "XA START X'{}',X'{}',{}",
-                            hex(&x.gtrid),
-                            hex(&x.bqual),
-                            x.format_id
-                        )));
-                    }
-                }
-            }
+            EventType::GTID => out.extend(xa_start(bytes, fde).map_err(err)?),
             EventType::MYSQL_GTID
             | EventType::ANONYMOUS_GTID
             | EventType::XID
@@ -385,80 +374,18 @@ pub fn plan_group(
             }
             EventType::XA_PREPARE => {
                 flush_rows(&mut rows, session, out);
-                let Event::XaPrepare(x) = decode(bytes, t, fde).map_err(err)? else {
-                    unreachable!("an XA_PREPARE type decodes to XaPrepare")
-                };
-                let xid = format!("X'{}',X'{}',{}", hex(x.gtrid), hex(x.bqual), x.format_id);
-                out.push(Step::sql(if x.one_phase {
-                    format!("XA COMMIT {xid} ONE PHASE")
-                } else {
-                    format!("XA PREPARE {xid}")
-                }));
+                out.push(xa_prepare(bytes, fde).map_err(err)?);
             }
             // LOAD DATA: the file's blocks, then the statement.
             EventType::BEGIN_LOAD_QUERY | EventType::APPEND_BLOCK | EventType::DELETE_FILE => {
                 flush_rows(&mut rows, session, out);
-                let body = event_body(bytes, fde);
-                let phl = fde.post_header_len(t).map_or(4, usize::from);
-                let (Some(id), Some(data)) = (body.get(..4), body.get(phl..)) else {
-                    return Err(err(DecodeError::Invalid {
-                        field: "file_id",
-                        offset: 0,
-                        what: "event too short".into(),
-                    }));
-                };
-                let id = u32::from_le_bytes(id.try_into().expect("4 bytes"));
-                match t {
-                    EventType::BEGIN_LOAD_QUERY => {
-                        load_files.insert(id, data.to_vec());
-                    }
-                    EventType::APPEND_BLOCK => {
-                        load_files.entry(id).or_default().extend_from_slice(data)
-                    }
-                    _ => {
-                        load_files.remove(&id);
-                    }
-                }
+                load_file_block(t, bytes, fde, &mut load_files).map_err(err)?;
             }
             EventType::EXECUTE_LOAD_QUERY => {
                 flush_rows(&mut rows, session, out);
                 let header = EventHeader::decode(bytes).map_err(err)?;
-                let body = event_body(bytes, fde);
-                let phl = fde.post_header_len(t).map_or(26, usize::from);
-                let q = QueryEvent::decode(body, phl, false).map_err(err)?;
-                let load = body.get(13..26).ok_or_else(|| {
-                    err(DecodeError::Invalid {
-                        field: "Execute_load_query post-header",
-                        offset: 13,
-                        what: "shorter than 26 bytes".into(),
-                    })
-                })?;
-                let word = |at: usize| u32::from_le_bytes(load[at..at + 4].try_into().expect("4"));
-                let (id, start, end, dup) = (word(0), word(4) as usize, word(8) as usize, load[12]);
-                let data = load_files.remove(&id).unwrap_or_default();
-                let text = &q.query;
-                if start > end || end > text.len() || dup > 2 {
-                    return Err(err(DecodeError::Invalid {
-                        field: "fn_pos_start/fn_pos_end",
-                        offset: 13,
-                        what: format!("{start}..{end} of a {}-byte statement", text.len()),
-                    }));
-                }
-                // As the SQL thread rewrites it, with LOCAL: the file name
-                // and the duplicate handling up to INTO are replaced.
-                let mut sql = text[..start].to_vec();
-                sql.extend_from_slice(format!(" LOCAL INFILE 'parapply-load-{id}'").as_bytes());
-                sql.extend_from_slice(match dup {
-                    1 => &b" IGNORE"[..],
-                    2 => &b" REPLACE"[..],
-                    _ => &b""[..],
-                });
-                sql.extend_from_slice(b" INTO");
-                sql.extend_from_slice(&text[end..]);
-                let rewritten = QueryEvent {
-                    query: std::borrow::Cow::Owned(sql),
-                    ..q
-                };
+                let (rewritten, data) =
+                    execute_load_query(bytes, fde, &mut load_files).map_err(err)?;
                 plan_query(
                     &header,
                     &rewritten,
@@ -489,27 +416,152 @@ pub fn plan_group(
             }
         }
     }
-    let used = match trailer {
-        Some(t) if !rows.is_empty() => {
-            let one_statement = out.len() == steps_before && statements == 1;
-            match first_rows_at {
-                Some(first)
-                    if t.merge
-                        && one_statement
-                        && merge_trailer(&mut rows, first, last_rows_at, t.events, fde) =>
-                {
-                    TrailerUse::Merged
-                }
-                _ => {
-                    rows.extend_from_slice(t.events);
-                    TrailerUse::Appended
-                }
-            }
-        }
-        _ => TrailerUse::NotSent,
-    };
+    let one_statement = out.len() == steps_before && statements == 1;
+    let used = attach_trailer(
+        trailer,
+        &mut rows,
+        first_rows_at,
+        last_rows_at,
+        one_statement,
+        fde,
+    );
     flush_rows(&mut rows, session, out);
     Ok(used)
+}
+
+/// The `XA START` a GTID event of an XA prepare stands for (MariaDB's GTID
+/// event carries the XID); nothing for any other GTID event.
+fn xa_start(bytes: &[u8], fde: &FormatDescription) -> Result<Option<Step>, DecodeError> {
+    let Event::Gtid(g) = decode(bytes, EventType::GTID, fde)? else {
+        return Ok(None);
+    };
+    Ok(match (g.flags & gtid_flags::PREPARED_XA != 0, &g.xa_xid) {
+        (true, Some(x)) => Some(Step::sql(format!(
+            "XA START X'{}',X'{}',{}",
+            hex(&x.gtrid),
+            hex(&x.bqual),
+            x.format_id
+        ))),
+        _ => None,
+    })
+}
+
+/// An XA_PREPARE event as `XA PREPARE`, or `XA COMMIT … ONE PHASE`.
+fn xa_prepare(bytes: &[u8], fde: &FormatDescription) -> Result<Step, DecodeError> {
+    let Event::XaPrepare(x) = decode(bytes, EventType::XA_PREPARE, fde)? else {
+        unreachable!("an XA_PREPARE type decodes to XaPrepare")
+    };
+    let xid = format!("X'{}',X'{}',{}", hex(x.gtrid), hex(x.bqual), x.format_id);
+    Ok(Step::sql(if x.one_phase {
+        format!("XA COMMIT {xid} ONE PHASE")
+    } else {
+        format!("XA PREPARE {xid}")
+    }))
+}
+
+/// Sends the watermark's row events (`trailer`) with the group's last
+/// `BINLOG` statement: merged into it when the group is one row statement
+/// and merging is allowed, else appended; not sent when the group ends
+/// without row events.
+fn attach_trailer(
+    trailer: Option<Trailer<'_>>,
+    rows: &mut Vec<u8>,
+    first_rows_at: Option<usize>,
+    last_rows_at: usize,
+    one_statement: bool,
+    fde: &FormatDescription,
+) -> TrailerUse {
+    let Some(t) = trailer.filter(|_| !rows.is_empty()) else {
+        return TrailerUse::NotSent;
+    };
+    match first_rows_at {
+        Some(first)
+            if t.merge
+                && one_statement
+                && merge_trailer(rows, first, last_rows_at, t.events, fde) =>
+        {
+            TrailerUse::Merged
+        }
+        _ => {
+            rows.extend_from_slice(t.events);
+            TrailerUse::Appended
+        }
+    }
+}
+
+/// A LOAD DATA file's block (Begin_load_query, Append_block) is added to
+/// the file of its id; Delete_file forgets the file.
+fn load_file_block(
+    t: EventType,
+    bytes: &[u8],
+    fde: &FormatDescription,
+    load_files: &mut HashMap<u32, Vec<u8>>,
+) -> Result<(), DecodeError> {
+    let body = event_body(bytes, fde);
+    let phl = fde.post_header_len(t).map_or(4, usize::from);
+    let (Some(id), Some(data)) = (body.get(..4), body.get(phl..)) else {
+        return Err(DecodeError::Invalid {
+            field: "file_id",
+            offset: 0,
+            what: "event too short".into(),
+        });
+    };
+    let id = u32::from_le_bytes(id.try_into().expect("4 bytes"));
+    match t {
+        EventType::BEGIN_LOAD_QUERY => {
+            load_files.insert(id, data.to_vec());
+        }
+        EventType::APPEND_BLOCK => load_files.entry(id).or_default().extend_from_slice(data),
+        _ => {
+            load_files.remove(&id);
+        }
+    }
+    Ok(())
+}
+
+/// An Execute_load_query event as the statement to run and the file's
+/// content: rewritten as the SQL thread rewrites it, with LOCAL (the file
+/// name and the duplicate handling up to INTO are replaced).
+fn execute_load_query<'a>(
+    bytes: &'a [u8],
+    fde: &FormatDescription,
+    load_files: &mut HashMap<u32, Vec<u8>>,
+) -> Result<(QueryEvent<'a>, Vec<u8>), DecodeError> {
+    let body = event_body(bytes, fde);
+    let phl = fde
+        .post_header_len(EventType::EXECUTE_LOAD_QUERY)
+        .map_or(26, usize::from);
+    let q = QueryEvent::decode(body, phl, false)?;
+    let load = body.get(13..26).ok_or_else(|| DecodeError::Invalid {
+        field: "Execute_load_query post-header",
+        offset: 13,
+        what: "shorter than 26 bytes".into(),
+    })?;
+    let word = |at: usize| u32::from_le_bytes(load[at..at + 4].try_into().expect("4"));
+    let (id, start, end, dup) = (word(0), word(4) as usize, word(8) as usize, load[12]);
+    let data = load_files.remove(&id).unwrap_or_default();
+    let text = &q.query;
+    if start > end || end > text.len() || dup > 2 {
+        return Err(DecodeError::Invalid {
+            field: "fn_pos_start/fn_pos_end",
+            offset: 13,
+            what: format!("{start}..{end} of a {}-byte statement", text.len()),
+        });
+    }
+    let mut sql = text[..start].to_vec();
+    sql.extend_from_slice(format!(" LOCAL INFILE 'parapply-load-{id}'").as_bytes());
+    sql.extend_from_slice(match dup {
+        1 => &b" IGNORE"[..],
+        2 => &b" REPLACE"[..],
+        _ => &b""[..],
+    });
+    sql.extend_from_slice(b" INTO");
+    sql.extend_from_slice(&text[end..]);
+    let rewritten = QueryEvent {
+        query: std::borrow::Cow::Owned(sql),
+        ..q
+    };
+    Ok((rewritten, data))
 }
 
 /// Makes `trailer` (a Table_map, then Rows events ending a statement) part
