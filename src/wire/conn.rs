@@ -706,52 +706,7 @@ impl Conn {
                 message,
             });
         }
-        struct Greeting {
-            version: Vec<u8>,
-            id: u32,
-            caps: u32,
-            scramble: Vec<u8>,
-            plugin: Vec<u8>,
-        }
-        let g = (|| -> Result<Greeting, String> {
-            let mut r = Reader::new(&p);
-            let proto = r.u8("protocol version")?;
-            if proto != 10 {
-                return Err(format!("handshake protocol version {proto}, expected 10"));
-            }
-            let version = r.nul_str("server version")?.to_vec();
-            let id = r.u32("connection id")?;
-            let mut scramble = r.take(8, "scramble")?.to_vec();
-            r.u8("filler")?;
-            let mut caps = u32::from(r.u16("capabilities")?);
-            let mut plugin = Vec::new();
-            if !r.is_empty() {
-                r.u8("collation")?;
-                r.u16("status")?;
-                caps |= u32::from(r.u16("capabilities (upper)")?) << 16;
-                let data_len = usize::from(r.u8("auth data length")?);
-                r.take(10, "reserved")?;
-                if caps & caps::SECURE_CONNECTION != 0 {
-                    let n = data_len.saturating_sub(8).max(13);
-                    let part2 = r.take(n, "scramble part 2")?;
-                    // The last byte is a NUL terminator.
-                    scramble.extend_from_slice(&part2[..n - 1]);
-                }
-                if caps & caps::PLUGIN_AUTH != 0 && !r.is_empty() {
-                    let rest = r.rest();
-                    let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
-                    plugin = rest[..end].to_vec();
-                }
-            }
-            Ok(Greeting {
-                version,
-                id,
-                caps,
-                scramble,
-                plugin,
-            })
-        })()
-        .map_err(|e| self.protocol(format!("server greeting: {e}")))?;
+        let g = parse_greeting(&p).map_err(|e| self.protocol(format!("server greeting: {e}")))?;
         let version = String::from_utf8_lossy(&g.version).into_owned();
         self.server_version = version
             .strip_prefix("5.5.5-")
@@ -783,22 +738,7 @@ impl Conn {
         // Answer the advertised plugin if it is ours; otherwise offer ours
         // and let the server switch.
         let auth = native_password(password.as_bytes(), &g.scramble);
-        let mut resp = Vec::with_capacity(64 + o.user.len());
-        resp.extend_from_slice(&flags.to_le_bytes());
-        resp.extend_from_slice(&MAX_ACCEPTED.to_le_bytes());
-        resp.push(o.collation);
-        resp.extend_from_slice(&[0u8; 23]);
-        resp.extend_from_slice(o.user.as_bytes());
-        resp.push(0);
-        // `auth` is 0 or 20 bytes.
-        resp.push(auth.len() as u8);
-        resp.extend_from_slice(&auth);
-        if let Some(db) = &o.database {
-            resp.extend_from_slice(db.as_bytes());
-            resp.push(0);
-        }
-        resp.extend_from_slice(NATIVE_PASSWORD.as_bytes());
-        resp.push(0);
+        let resp = handshake_response(o, flags, &auth);
         if !plugin.is_empty() && plugin != NATIVE_PASSWORD {
             tracing::debug!(%plugin, "server offers another plugin; answering mysql_native_password");
         }
@@ -855,6 +795,76 @@ impl Conn {
             }
         }
     }
+}
+
+/// What the server's greeting (the initial handshake packet) says.
+struct Greeting {
+    version: Vec<u8>,
+    id: u32,
+    caps: u32,
+    scramble: Vec<u8>,
+    plugin: Vec<u8>,
+}
+
+/// Parses the server's greeting (protocol version 10).
+fn parse_greeting(p: &[u8]) -> Result<Greeting, String> {
+    let mut r = Reader::new(p);
+    let proto = r.u8("protocol version")?;
+    if proto != 10 {
+        return Err(format!("handshake protocol version {proto}, expected 10"));
+    }
+    let version = r.nul_str("server version")?.to_vec();
+    let id = r.u32("connection id")?;
+    let mut scramble = r.take(8, "scramble")?.to_vec();
+    r.u8("filler")?;
+    let mut caps = u32::from(r.u16("capabilities")?);
+    let mut plugin = Vec::new();
+    if !r.is_empty() {
+        r.u8("collation")?;
+        r.u16("status")?;
+        caps |= u32::from(r.u16("capabilities (upper)")?) << 16;
+        let data_len = usize::from(r.u8("auth data length")?);
+        r.take(10, "reserved")?;
+        if caps & caps::SECURE_CONNECTION != 0 {
+            let n = data_len.saturating_sub(8).max(13);
+            let part2 = r.take(n, "scramble part 2")?;
+            // The last byte is a NUL terminator.
+            scramble.extend_from_slice(&part2[..n - 1]);
+        }
+        if caps & caps::PLUGIN_AUTH != 0 && !r.is_empty() {
+            let rest = r.rest();
+            let end = rest.iter().position(|&c| c == 0).unwrap_or(rest.len());
+            plugin = rest[..end].to_vec();
+        }
+    }
+    Ok(Greeting {
+        version,
+        id,
+        caps,
+        scramble,
+        plugin,
+    })
+}
+
+/// The client's handshake response: capabilities, the user, the
+/// `mysql_native_password` answer (`auth`, 0 or 20 bytes), the database.
+fn handshake_response(o: &ConnectOptions, flags: u32, auth: &[u8]) -> Vec<u8> {
+    let mut resp = Vec::with_capacity(64 + o.user.len());
+    resp.extend_from_slice(&flags.to_le_bytes());
+    resp.extend_from_slice(&MAX_ACCEPTED.to_le_bytes());
+    resp.push(o.collation);
+    resp.extend_from_slice(&[0u8; 23]);
+    resp.extend_from_slice(o.user.as_bytes());
+    resp.push(0);
+    resp.push(auth.len() as u8);
+    resp.extend_from_slice(auth);
+    if let Some(db) = &o.database {
+        resp.extend_from_slice(db.as_bytes());
+        resp.push(0);
+    }
+    resp.extend_from_slice(NATIVE_PASSWORD.as_bytes());
+    resp.push(0);
+    resp
 }
 
 impl Drop for Conn {
