@@ -49,8 +49,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use crate::binlog::constants::{EventType, CHECKSUM_ALG_UNDEF};
-use crate::position::MariaGtid;
+use crate::binlog::constants::CHECKSUM_ALG_UNDEF;
 use crate::wire::Secret;
 use protocol::{Handshake, PacketIo, ProtoError, STATUS_AUTOCOMMIT, STATUS_MORE_RESULTS};
 use query::{Answer, Facts, Val, Vars};
@@ -326,15 +325,7 @@ impl Service {
         };
         let crc = read_fde(&mut r, snap.last_len)?.crc32();
         let reached = walk(&mut r, from, snap.last_len, crc, |_, h, body| {
-            if h.t == EventType::GTID {
-                if let Some((seq, domain, _)) = body.and_then(source::parse_gtid_body) {
-                    st.update(MariaGtid {
-                        domain,
-                        server: h.server_id,
-                        seq,
-                    });
-                }
-            }
+            st.note_event(h, body);
             Ok(())
         })?;
         *cache = Some(EndState {

@@ -380,6 +380,19 @@ impl BinlogState {
         d.push((g.server, g.seq));
     }
 
+    /// An event was read: a GTID event updates the state, others do not.
+    pub fn note_event(&mut self, h: &Header, body: Option<&[u8]>) {
+        if h.t == EventType::GTID {
+            if let Some((seq, domain, _)) = body.and_then(parse_gtid_body) {
+                self.update(MariaGtid {
+                    domain,
+                    server: h.server_id,
+                    seq,
+                });
+            }
+        }
+    }
+
     /// The state a Gtid_list lists (in its order).
     pub fn from_list(list: &[MariaGtid]) -> Self {
         let mut s = BinlogState::default();
@@ -558,15 +571,7 @@ pub fn state_at(r: &mut FileReader, pos: u64) -> Result<BinlogState, String> {
         return Ok(st);
     }
     let reached = walk(r, from, pos, fde.crc32(), |_, h, body| {
-        if h.t == EventType::GTID {
-            if let Some((seq, domain, _)) = body.and_then(parse_gtid_body) {
-                st.update(MariaGtid {
-                    domain,
-                    server: h.server_id,
-                    seq,
-                });
-            }
-        }
+        st.note_event(h, body);
         Ok(())
     })?;
     if reached != pos {
