@@ -26,12 +26,14 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::protocol::{Fields, PacketIo, ProtoError};
 use super::query::{Val, Vars};
 use super::source::{
-    parse_gtid_body, read_fde, start_state, BinlogState, FileReader, FileView, Header, READ_BUF,
+    parse_gtid_body, read_fde, start_state, BinlogState, FileReader, FileStart, FileView, Header,
+    READ_BUF,
 };
 use super::{ClientStream, Service};
 use crate::binlog::constants::{
@@ -365,7 +367,7 @@ impl<'a, S: ClientStream> Dump<'a, S> {
                     .is_some_and(|v| v != 0);
                 let end = svc.end_state().map_err(Stop::Refuse)?;
                 check_start(&mut want, &end, ignore_dup)?;
-                let file = find_start_file(svc, &snap.files, snap.last_len, &mut want)?;
+                let file = find_start_file(&svc.dir, &snap.files, snap.last_len, &mut want)?;
                 d.filter = Some(GtidFilter {
                     want,
                     strict,
@@ -819,13 +821,13 @@ fn check_start(
 /// The newest file whose Gtid_list the requested state covers; removes the
 /// domains whose requested GTID is that file's starting point.
 fn find_start_file(
-    svc: &Service,
+    dir: &Path,
     files: &[String],
     last_len: u64,
     want: &mut BTreeMap<u32, Want>,
 ) -> Result<String, Stop> {
     for (i, name) in files.iter().enumerate().rev() {
-        let mut r = FileReader::open(svc.dir.join(name))
+        let mut r = FileReader::open(dir.join(name))
             .map_err(|e| Stop::Refuse(format!("cannot open {name} in the mirror: {e}")))?;
         let len = if i + 1 == files.len() {
             last_len
@@ -833,8 +835,16 @@ fn find_start_file(
             r.file_len()
                 .map_err(|e| Stop::Refuse(format!("cannot read {name}: {e}")))?
         };
-        let st = start_state(&mut r, len).map_err(Stop::Refuse)?;
-        let list = st.map(|s| s.to_list());
+        let list = match start_state(&mut r, len).map_err(Stop::Refuse)? {
+            FileStart::Listed(st) => Some(st.to_list()),
+            FileStart::Unlisted => None,
+            // The newest file has only its FDE so far: it holds no GTID the
+            // client could lack, and where it starts is not known yet; the
+            // file before it is the place to start (or, with no file before
+            // it, this one, from the beginning of the history).
+            FileStart::NotYet if i > 0 => continue,
+            FileStart::NotYet => Some(Vec::new()),
+        };
         if list.as_ref().is_none_or(|l| covers(want, l)) {
             for e in list.iter().flatten() {
                 if want
@@ -924,5 +934,37 @@ mod tests {
         assert!(is_commit_or_rollback(&ev, true));
         assert!(!is_commit_or_rollback(&ev, false));
         assert!(!is_commit_or_rollback(&ev[..25], false));
+    }
+
+    /// A dump by GTID that arrives while the newest file holds only its
+    /// FDE starts in the file before it: starting in the new file would
+    /// skip every event of the old one (a stock replica then stopped with
+    /// "Table 'w1.t' doesn't exist").
+    #[test]
+    fn a_file_just_begun_is_not_a_starting_point() {
+        let real = std::fs::read("../shared/binlogs/mariadb-10.11/mariadb-bin.000001").unwrap();
+        let fde_len = u32::from_le_bytes(real[4 + 9..4 + 13].try_into().unwrap()) as usize;
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("b.000001"), &real).unwrap();
+        std::fs::write(tmp.path().join("b.000002"), &real[..4 + fde_len]).unwrap();
+        let files = ["b.000001".to_owned(), "b.000002".to_owned()];
+        let head = (4 + fde_len) as u64;
+
+        let mut r = FileReader::open(tmp.path().join("b.000002")).unwrap();
+        assert_eq!(start_state(&mut r, head).unwrap(), FileStart::NotYet);
+        let mut r = FileReader::open(tmp.path().join("b.000001")).unwrap();
+        let len = real.len() as u64;
+        assert!(matches!(
+            start_state(&mut r, len).unwrap(),
+            FileStart::Listed(_)
+        ));
+
+        let mut from_scratch = parse_state("").unwrap();
+        let start = find_start_file(tmp.path(), &files, head, &mut from_scratch);
+        assert_eq!(start.ok().as_deref(), Some("b.000001"));
+        // Alone, the file just begun is the start of the history.
+        let mut from_scratch = parse_state("").unwrap();
+        let start = find_start_file(tmp.path(), &files[1..], head, &mut from_scratch);
+        assert_eq!(start.ok().as_deref(), Some("b.000002"));
     }
 }

@@ -54,7 +54,9 @@ use crate::wire::Secret;
 use protocol::{Handshake, PacketIo, ProtoError, STATUS_AUTOCOMMIT, STATUS_MORE_RESULTS};
 use query::{Answer, Facts, Val, Vars};
 pub use source::Published;
-use source::{read_fde, start_state, state_at, walk, BinlogState, FileReader};
+use source::{
+    end_state_of, read_fde, start_state, state_at, walk, BinlogState, FileReader, FileStart,
+};
 
 /// Command bytes.
 mod command {
@@ -318,7 +320,13 @@ impl Service {
         let (mut st, from) = match cache.take() {
             Some(c) if c.file == *last && c.pos <= snap.last_len => (c.state, c.pos),
             _ => {
-                let st = start_state(&mut r, snap.last_len)?.unwrap_or_default();
+                let st = match start_state(&mut r, snap.last_len)? {
+                    FileStart::Listed(st) => st,
+                    FileStart::Unlisted => BinlogState::default(),
+                    // A file just begun: the state is where the one before
+                    // it ends (not cached: the head is published soon).
+                    FileStart::NotYet => return self.end_of_previous(&snap.files),
+                };
                 let fde = read_fde(&mut r, snap.last_len)?;
                 (st, 4 + fde.raw.len() as u64)
             }
@@ -334,6 +342,20 @@ impl Service {
             state: st.clone(),
         });
         Ok(st)
+    }
+
+    /// The state at the end of the file before the last (complete on disk).
+    fn end_of_previous(&self, files: &[String]) -> Result<BinlogState, String> {
+        let Some(prev) = files.len().checked_sub(2).map(|i| &files[i]) else {
+            return Ok(BinlogState::default());
+        };
+        let mut r = FileReader::open(self.dir.join(prev)).map_err(|e| format!("{prev}: {e}"))?;
+        let len = r.file_len().map_err(|e| format!("{prev}: {e}"))?;
+        end_state_of(&mut r, len, || {
+            Err(format!(
+                "{prev}: its Gtid_list is missing although a file follows it"
+            ))
+        })
     }
 
     /// Serves one client connection to its end.

@@ -518,21 +518,35 @@ pub fn walk(
     Ok(pos)
 }
 
-/// The GTID state at the start of a file (its Gtid_list event), or `None`
-/// when the file has none (an old binlog).
-pub fn start_state(r: &mut FileReader, limit: u64) -> Result<Option<BinlogState>, String> {
+/// What the head of a binlog file says about the GTID state it starts at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileStart {
+    /// Its Gtid_list event: the state before the file's first GTID.
+    Listed(BinlogState),
+    /// The file has no Gtid_list event (a binlog older than MariaDB 10.0).
+    Unlisted,
+    /// The file is the growing last one and its Gtid_list is not servable
+    /// yet (only the FDE is): nothing of this file is known.
+    NotYet,
+}
+
+/// Reads the head of a file of which `limit` bytes may be served.
+pub fn start_state(r: &mut FileReader, limit: u64) -> Result<FileStart, String> {
     let fde = read_fde(r, limit)?;
     let crc = fde.crc32();
     let mut pos = 4 + fde.raw.len() as u64;
     // The Gtid_list follows the FDE (after a Start_encryption, if any).
     for _ in 0..3 {
         if pos + HEADER_LEN as u64 > limit {
-            return Ok(None);
+            return Ok(FileStart::NotYet);
         }
         let h = Header::parse(r.get(pos, HEADER_LEN, limit).map_err(|e| e.to_string())?)
             .ok_or("short header")?;
-        if !h.fits_at(pos) || pos + u64::from(h.size) > limit {
-            return Ok(None);
+        if !h.fits_at(pos) {
+            return Ok(FileStart::Unlisted);
+        }
+        if pos + u64::from(h.size) > limit {
+            return Ok(FileStart::NotYet);
         }
         if h.t == EventType::GTID_LIST {
             if h.size as usize > READ_BUF {
@@ -546,14 +560,42 @@ pub fn start_state(r: &mut FileReader, limit: u64) -> Result<Option<BinlogState>
                 .get(HEADER_LEN..end)
                 .and_then(parse_gtid_list_body)
                 .ok_or_else(|| format!("{}: malformed Gtid_list at {pos}", r.path.display()))?;
-            return Ok(Some(BinlogState::from_list(&list)));
+            return Ok(FileStart::Listed(BinlogState::from_list(&list)));
         }
         if h.t != EventType::START_ENCRYPTION {
-            return Ok(None);
+            return Ok(FileStart::Unlisted);
         }
         pos += u64::from(h.size);
     }
-    Ok(None)
+    Ok(FileStart::Unlisted)
+}
+
+/// The GTID state at the end of the first `limit` bytes of a file: its
+/// Gtid_list updated by its GTID events. A file whose head is not servable
+/// yet ends where `before` (the state at the end of the file before it,
+/// computed only then) does.
+pub fn end_state_of(
+    r: &mut FileReader,
+    limit: u64,
+    before: impl FnOnce() -> Result<BinlogState, String>,
+) -> Result<BinlogState, String> {
+    let mut st = match start_state(r, limit)? {
+        FileStart::Listed(st) => st,
+        FileStart::Unlisted => BinlogState::default(),
+        FileStart::NotYet => return before(),
+    };
+    let fde = read_fde(r, limit)?;
+    walk(
+        r,
+        4 + fde.raw.len() as u64,
+        limit,
+        fde.crc32(),
+        |_, h, body| {
+            st.note_event(h, body);
+            Ok(())
+        },
+    )?;
+    Ok(st)
 }
 
 /// The GTID state of the binlog just before `pos` of a file: its
@@ -564,7 +606,10 @@ pub fn state_at(r: &mut FileReader, pos: u64) -> Result<BinlogState, String> {
     if pos > len {
         return Err(format!("{} has only {len} bytes", r.path.display()));
     }
-    let mut st = start_state(r, len)?.unwrap_or_default();
+    let mut st = match start_state(r, len)? {
+        FileStart::Listed(st) => st,
+        FileStart::Unlisted | FileStart::NotYet => BinlogState::default(),
+    };
     let fde = read_fde(r, len)?;
     let from = 4 + fde.raw.len() as u64;
     if pos < from {
