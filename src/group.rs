@@ -163,9 +163,17 @@ impl Group {
 
     /// The raw bytes of each event.
     pub fn event_bytes(&self) -> impl Iterator<Item = (EventType, &[u8])> {
-        self.events
-            .iter()
-            .map(|s| (s.event_type, &self.bytes[s.offset..s.offset + s.len]))
+        self.events.iter().filter_map(|s| {
+            self.bytes
+                .get(s.offset..s.offset + s.len)
+                .map(|b| (s.event_type, b))
+        })
+    }
+
+    /// Bytes of its events (also when read [without
+    /// them](Grouper::without_bytes)).
+    pub fn event_len(&self) -> u64 {
+        self.events.iter().map(|s| s.len as u64).sum()
     }
 
     /// A short name for messages: `0-1-4711 (mariadb-bin.000003:1893)`.
@@ -198,6 +206,8 @@ struct Open {
     dbs: Vec<String>,
     dbs_exact: bool,
     tables: Vec<(String, String)>,
+    /// Copy the events' bytes into the group.
+    keep_bytes: bool,
 }
 
 /// Counters of what the grouper saw.
@@ -220,6 +230,8 @@ pub struct Grouper {
     stats: GrouperStats,
     /// A server start was seen since the last group began.
     primary_started: bool,
+    /// Copy each group's event bytes ([`Grouper::without_bytes`]).
+    keep_bytes: bool,
 }
 
 impl Grouper {
@@ -230,7 +242,17 @@ impl Grouper {
             open: None,
             stats: GrouperStats::default(),
             primary_started: false,
+            keep_bytes: true,
         }
+    }
+
+    /// Groups without their event bytes: `bytes` stays empty (and
+    /// [`Group::event_bytes`] yields nothing), everything else is as usual,
+    /// [`Group::event_len`] included. For scans that only place groups
+    /// (catch-up sets): no copy of the stream.
+    pub fn without_bytes(mut self) -> Self {
+        self.keep_bytes = false;
+        self
     }
 
     /// What was read so far.
@@ -271,7 +293,7 @@ impl Grouper {
                 self.primary_started = true;
             }
             let starts = self.open.is_none();
-            if let Some(mut g) = step(&mut self.open, &mut self.stats, &ev)? {
+            if let Some(mut g) = step(&mut self.open, &mut self.stats, &ev, self.keep_bytes)? {
                 self.stats.groups += 1;
                 g.after_primary_start |= std::mem::take(&mut self.primary_started);
                 return Ok(Some(g));
@@ -293,6 +315,7 @@ fn step(
     open: &mut Option<Open>,
     stats: &mut GrouperStats,
     ev: &RawEvent<'_>,
+    keep_bytes: bool,
 ) -> Result<Option<Group>, ReadError> {
     let t = ev.event_type();
     if t.is_control() {
@@ -311,7 +334,7 @@ fn step(
                     "dropping a transaction group cut short by the next GTID event"
                 );
             }
-            let mut o = start(ev, true);
+            let mut o = start(ev, true, keep_bytes);
             let decoded = if t == EventType::GTID {
                 Event::Gtid(GtidEvent::decode(ev.body()).map_err(|cause| decode_error(ev, cause))?)
             } else {
@@ -346,7 +369,7 @@ fn step(
         }
         _ => {}
     }
-    let o = open.get_or_insert_with(|| start(ev, false));
+    let o = open.get_or_insert_with(|| start(ev, false, keep_bytes));
     push(o, ev);
     let end = match t {
         EventType::XID | EventType::XA_PREPARE => {
@@ -432,7 +455,7 @@ fn decode_error(ev: &RawEvent<'_>, cause: crate::binlog::DecodeError) -> ReadErr
     }
 }
 
-fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
+fn start(ev: &RawEvent<'_>, has_gtid: bool, keep_bytes: bool) -> Open {
     Open {
         group: Group {
             gtid: None,
@@ -454,7 +477,11 @@ fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
             // Typical small transactions: GTID, annotation, table map, rows,
             // XID in about a kilobyte; bigger ones grow from there.
             events: Vec::with_capacity(8),
-            bytes: Vec::with_capacity(1024),
+            bytes: if keep_bytes {
+                Vec::with_capacity(1024)
+            } else {
+                Vec::new()
+            },
             format: ev.fde.clone(),
         },
         begun: false,
@@ -469,17 +496,21 @@ fn start(ev: &RawEvent<'_>, has_gtid: bool) -> Open {
         dbs: Vec::new(),
         dbs_exact: true,
         tables: Vec::new(),
+        keep_bytes,
     }
 }
 
 fn push(o: &mut Open, ev: &RawEvent<'_>) {
     let g = &mut o.group;
+    let offset = g.events.last().map_or(0, |e: &EventSpan| e.offset + e.len);
     g.events.push(EventSpan {
-        offset: g.bytes.len(),
+        offset,
         len: ev.bytes.len(),
         event_type: ev.event_type(),
     });
-    g.bytes.extend_from_slice(ev.bytes);
+    if o.keep_bytes {
+        g.bytes.extend_from_slice(ev.bytes);
+    }
     g.end_pos = ev.origin_end;
     if !Arc::ptr_eq(&g.format, ev.fde) && g.events.len() == 1 {
         g.format = ev.fde.clone();

@@ -153,6 +153,7 @@ pub mod apply;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod binlog;
+pub mod catchup;
 pub mod group;
 pub mod inspect;
 pub mod mirror;

@@ -36,7 +36,8 @@
 //!
 //! [`Replica::read_state`] (watermarks and low-watermark),
 //! [`Replica::gtid_binlog_state`], [`Replica::applied_set`] (both: what the
-//! restart rule needs), [`Replica::read_only`], [`Replica::gtid_slave_pos`],
+//! restart rule needs), [`Replica::has_progress_tables`],
+//! [`Replica::sql_thread_running`], [`Replica::read_only`], [`Replica::gtid_slave_pos`],
 //! [`Replica::collations`] (every collation id the target knows, which the
 //! replay of Query events needs); [`pending`] counts what a
 //! source holds that the replica has not applied (`parapply status`).
@@ -395,6 +396,29 @@ impl Replica {
             state: self.read_state()?,
             binlog_state: self.gtid_binlog_state()?,
         })
+    }
+
+    /// Whether the progress tables exist (a replica parapply never applied
+    /// to has none: one run by the server's own SQL thread, say).
+    pub fn has_progress_tables(&mut self) -> Result<bool, ReplicaError> {
+        let sql = self.opts.progress.count_tables_sql();
+        Ok(self.value(&sql, "counting the progress tables")? != "0")
+    }
+
+    /// Whether the server's own replication SQL thread runs, on any
+    /// replication connection (`SHOW ALL SLAVES STATUS`).
+    pub fn sql_thread_running(&mut self) -> Result<bool, ReplicaError> {
+        let out = match self.conn.execute(b"SHOW ALL SLAVES STATUS") {
+            Ok(mut v) => v.pop().unwrap_or_default(),
+            Err(e) => return Err(self.query_err("reading the replication status")(e)),
+        };
+        let Some(col) = out.columns.iter().position(|c| c == "Slave_SQL_Running") else {
+            return Ok(false);
+        };
+        Ok(out
+            .rows
+            .iter()
+            .any(|r| r.get(col).and_then(|v| v.as_deref()) == Some(&b"Yes"[..])))
     }
 
     /// `@@GLOBAL.read_only`.
