@@ -201,3 +201,71 @@ pub fn locate(
         })
         .collect()
 }
+
+#[cfg(all(test, feature = "testkit"))]
+mod tests {
+    use super::*;
+    use crate::binlog::synth::{generate, SynthOptions, Until};
+    use crate::schedule::ShardBy;
+
+    /// The parallel scan equals one sequential read of the whole mirror,
+    /// from the beginning and from a position; GTIDs are placed.
+    #[test]
+    fn parallel_scan_equals_a_sequential_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = SynthOptions {
+            until: Until::Transactions(3000),
+            max_file_size: 64 << 10,
+            databases: 5,
+            ..SynthOptions::default()
+        };
+        let out = generate(dir.path(), &opts).unwrap();
+        assert!(out.files.len() > 4, "{} files", out.files.len());
+        let map = ShardMap::new(ShardBy::Database);
+        let mut seq = Grouper::new(
+            BinlogReader::open(Source::dir(dir.path()).unwrap(), ReaderOptions::default())
+                .unwrap(),
+        );
+        let mut want = Vec::new();
+        while let Some(g) = seq.next().unwrap() {
+            want.push(g);
+        }
+        let all = scan(dir.path(), None, &map).unwrap();
+        assert_eq!(all.items.len(), want.len());
+        assert_eq!(all.files, out.files.len());
+        for (i, g) in all.items.iter().zip(&want) {
+            assert_eq!(Some(i.gtid), g.maria_gtid());
+            assert_eq!((i.end_pos(), i.start_pos()), (g.end(), g.start()));
+            assert_eq!(i.bytes, g.bytes.len() as u64);
+            let shards = match map.placement(g) {
+                Placement::Shards(s) => Some(s.into_iter().map(|x| x.0).collect()),
+                Placement::Barrier(_) => None,
+            };
+            assert_eq!(i.shards, shards);
+        }
+        // From the end of group 1234: the groups after it.
+        let from = all.items[1233].end_pos();
+        let tail = scan(dir.path(), Some(&from), &map).unwrap();
+        assert_eq!(tail.items, all.items[1234..]);
+        assert_eq!(tail.end, all.end);
+        // Placing GTIDs by the files' Gtid_list events.
+        let some = [all.items[0].gtid, all.items[2999].gtid];
+        let placed = locate(dir.path(), &some[1..], "r").unwrap();
+        assert_eq!(placed, [(some[1], all.items[2999].end_pos())]);
+        let placed = locate(dir.path(), &[all.items[1500].gtid], "r").unwrap();
+        assert_eq!(placed[0].1, all.items[1500].end_pos());
+        // A start in a file the mirror lacks.
+        let gone = BinlogPos::new("synth-bin.000999", 4);
+        assert!(matches!(
+            scan(dir.path(), Some(&gone), &map),
+            Err(CatchupError::FileMissing { .. })
+        ));
+        // A GTID past the mirror's end is not placed.
+        let mut past = some[1];
+        past.seq += 10;
+        assert!(matches!(
+            locate(dir.path(), &[past], "r"),
+            Err(CatchupError::NotInMirror { .. })
+        ));
+    }
+}
