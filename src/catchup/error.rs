@@ -83,6 +83,18 @@ pub enum CatchupError {
         /// Before its first file, or past its end.
         why: &'static str,
     },
+    /// A replica's `gtid_slave_pos` lies past its progress tables and no
+    /// mirror was given to place it.
+    #[error(
+        "{addr}: its gtid_slave_pos {gtids} lies past parapply's progress (the server's own SQL \
+         thread applied it): a mirror is needed to place it (--mirror)"
+    )]
+    NeedsMirror {
+        /// The replica.
+        addr: String,
+        /// The GTIDs to place.
+        gtids: String,
+    },
     /// The two states were written under different shard maps, or under
     /// another one than given.
     #[error(

@@ -223,8 +223,7 @@ mod tests {
         assert!(out.files.len() > 4, "{} files", out.files.len());
         let map = ShardMap::new(ShardBy::Database);
         let mut seq = Grouper::new(
-            BinlogReader::open(Source::dir(dir.path()).unwrap(), ReaderOptions::default())
-                .unwrap(),
+            BinlogReader::open(Source::dir(dir.path()).unwrap(), ReaderOptions::default()).unwrap(),
         );
         let mut want = Vec::new();
         while let Some(g) = seq.next().unwrap() {

@@ -110,17 +110,13 @@ pub fn load(replica: &mut Replica, mirror: Option<&Path>) -> Result<Loaded, Catc
     let ahead = ahead_of(&state, &gtid_slave_pos);
     if !ahead.is_empty() {
         let Some(mirror) = mirror else {
-            return Err(CatchupError::Mirror {
-                path: addr,
-                what: format!(
-                    "its gtid_slave_pos {} lies past parapply's progress: a mirror is needed to \
-                     place it (--mirror)",
-                    ahead
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(",")
-                ),
+            return Err(CatchupError::NeedsMirror {
+                addr,
+                gtids: ahead
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
             });
         };
         raise_low(&mut state, &locate(mirror, &ahead, &addr)?);

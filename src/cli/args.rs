@@ -46,6 +46,9 @@ pub enum Command {
     /// Show what a target has applied: per-shard watermarks, low-watermark,
     /// and what is left in the source.
     Status(StatusArgs),
+    /// Compare two replicas' states and list the groups each lacks of the
+    /// other (both directions); --apply applies the A→B set to B.
+    Catchup(super::catchup::CatchupArgs),
     /// Measure apply throughput end to end on throwaway servers: parapply
     /// against MariaDB's own replication, on durable replicas.
     #[cfg(feature = "bench")]
@@ -393,7 +396,7 @@ fn parse_shard_map(s: &str) -> Result<String, String> {
 }
 
 /// Checks a `--progress-schema` name.
-fn parse_progress_schema(s: &str) -> Result<String, String> {
+pub fn parse_progress_schema(s: &str) -> Result<String, String> {
     ProgressTables::new(s).map(|_| s.to_owned())
 }
 

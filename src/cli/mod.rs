@@ -6,6 +6,7 @@
 //! default, and the clap defaults here read them.
 
 pub mod args;
+pub mod catchup;
 mod commands;
 mod output;
 mod secrets;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Serve(a) => commands::serve(a),
         Command::Apply(a) => commands::apply(a, &mut out),
         Command::Status(a) => commands::status(a, &mut out),
+        Command::Catchup(a) => catchup::run(a, &mut out),
         #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench(a, &mut out),
     };
