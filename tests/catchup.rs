@@ -92,7 +92,7 @@ fn wm(it: &Item) -> Watermark {
 }
 
 /// The mirror's item of `g`.
-fn item<'a>(items: &'a [Item], g: MariaGtid) -> &'a Item {
+fn item(items: &[Item], g: MariaGtid) -> &Item {
     items.iter().find(|i| i.gtid == g).expect("in the mirror")
 }
 
