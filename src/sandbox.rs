@@ -60,6 +60,7 @@
 mod error;
 mod options;
 mod process;
+mod snapshot;
 mod template;
 
 use std::collections::BTreeMap;
@@ -75,6 +76,7 @@ use mysql::{Conn, Opts, OptsBuilder, Row};
 
 pub use error::{Result, SandboxError};
 pub use options::{BinlogChecksum, BinlogFormat, ServerOptions, SlaveParallelMode};
+pub use snapshot::Snapshot;
 
 use options::Layout;
 use process::{file_len, find_program, log_tail, running_as_root, PortLease, Watchdog};
