@@ -19,7 +19,7 @@
 //! | layer | modules | owns |
 //! |---|---|---|
 //! | binary | `src/main.rs`, `src/cli/` (not part of the library) | clap structs, one function per command, output (text/JSON; a closed stdout ends quietly), signals, password loading, `anyhow` |
-//! | operations | [`mod@bench`] (feature `bench`) | procedures over several servers, built from the stages |
+//! | operations | [`mod@bench`], [`corpus`] (feature `bench`) | procedures over several servers, built from the stages |
 //! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
 //! | state | [`replica`], [`progress`], [`schedule`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler |
 //! | test gear | [`sandbox`] (feature `testkit`) | throwaway servers, for tests and operations only |
@@ -154,6 +154,8 @@ pub mod apply;
 pub mod bench;
 pub mod binlog;
 pub mod catchup;
+#[cfg(feature = "bench")]
+pub mod corpus;
 pub mod group;
 pub mod inspect;
 pub mod mirror;

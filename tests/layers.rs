@@ -39,7 +39,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     // One pipeline stage each.
     ("stages", &["apply", "mirror", "inspect"]),
     // Procedures over several servers, built from the stages.
-    ("operations", &["catchup", "promote", "bench", "demo"]),
+    (
+        "operations",
+        &["catchup", "promote", "bench", "corpus", "demo"],
+    ),
     // The command line belongs to the binary (`src/cli/`, declared in
     // `src/main.rs`, is not checked); were it a library module again, no
     // library module could use it.

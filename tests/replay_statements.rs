@@ -103,6 +103,18 @@ const CASES: &[&str] = &[
     "INSERT INTO c6.s VALUES (60, 'one phase')",
     "XA END 'x3'",
     "XA COMMIT 'x3' ONE PHASE",
+    // The session's default database dropped and created again: the
+    // session has none in between, and the next statement in it must use
+    // it again.
+    "CREATE DATABASE d6",
+    "USE d6",
+    "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB",
+    "INSERT INTO t VALUES (1)",
+    "DROP DATABASE d6",
+    "CREATE DATABASE d6",
+    "USE d6",
+    "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB",
+    "INSERT INTO t VALUES (2)",
 ];
 
 fn primary(format: BinlogFormat) -> Server {
@@ -163,7 +175,7 @@ fn routines_triggers_cross_database_dml_mixed_engines_and_xa_replay_like_the_sql
         assert_eq!(want.triggers.len(), 3, "{want:?}");
         assert_eq!(want.routines.len(), 3, "{want:?}");
         assert_eq!(want.views.len(), 1, "{want:?}");
-        assert!(want.checksums.len() >= 7, "{want:?}");
+        assert!(want.checksums.len() >= 8, "{want:?}");
         let cnt: Vec<(String, i64)> = p.query("SELECT k, n FROM b6.cnt ORDER BY k").unwrap();
         assert!(cnt.contains(&("rb".into(), 1)), "{cnt:?}");
 
@@ -192,4 +204,55 @@ fn routines_triggers_cross_database_dml_mixed_engines_and_xa_replay_like_the_sql
             "parapply, {format:?}"
         );
     }
+}
+
+/// `CREATE TABLE … SELECT` in ROW format is one group: `BEGIN`, the
+/// `CREATE TABLE`, its rows, `COMMIT`. On the target the `CREATE TABLE`
+/// commits by itself; its rows must still be logged under the group's
+/// GTID, not under the next sequence number (the primary's next group, a
+/// DDL here, would then look applied after a restart and be skipped). A
+/// run that stops right after it and a second run: the target equals the
+/// primary, and its binary log holds no GTID of the primary's server that
+/// the primary did not write.
+#[test]
+fn create_select_in_row_format_keeps_its_gtid_and_the_next_ddl_applies_after_a_restart() {
+    let p = primary(BinlogFormat::Row);
+    p.exec(
+        "CREATE DATABASE cs; CREATE TABLE cs.src (id INT PRIMARY KEY) ENGINE=InnoDB;
+         INSERT INTO cs.src VALUES (1), (2), (3)",
+    )
+    .unwrap();
+    p.exec("CREATE TABLE cs.copy ENGINE=InnoDB SELECT id * 10 AS id FROM cs.src")
+        .unwrap();
+    let ctas = p.gtid_binlog_pos().unwrap();
+    p.exec("DROP TABLE cs.src; CREATE TABLE cs.after (id INT)")
+        .unwrap();
+    let want = Snapshot::of(&p).unwrap();
+    assert_eq!(want.checksums.len(), 2, "{want:?}");
+    let t = common::replica_target();
+    let options = |until: Option<&str>| {
+        let mut o = ApplyOptions::new(
+            Source::dir(p.binlog_dir()).unwrap(),
+            ConnectOptions::new("127.0.0.1", t.port(), "root"),
+        );
+        o.until = until.map(|u| u.parse().unwrap());
+        o
+    };
+    engine::run(options(Some(&ctas))).unwrap();
+    let copy: Vec<i64> = t.query("SELECT id FROM cs.copy ORDER BY id").unwrap();
+    assert_eq!(copy, [10, 20, 30]);
+    let logged: Vec<String> = t.query("SELECT @@GLOBAL.gtid_binlog_pos").unwrap();
+    assert!(
+        logged[0].split(',').any(|g| g == ctas),
+        "{logged:?} vs {ctas}"
+    );
+    let r = engine::run(options(None)).unwrap();
+    assert_eq!(r.applied, 2, "{r:?}");
+    let ours = Snapshot::of(&t).unwrap().without_database("parapply");
+    assert_eq!(want.differences(&ours), Vec::<String>::new());
+    let (primary_pos, target_pos) = (p.gtid_binlog_pos().unwrap(), t.gtid_binlog_pos().unwrap());
+    assert!(
+        target_pos.split(',').any(|g| g == primary_pos),
+        "{target_pos} vs {primary_pos}"
+    );
 }
