@@ -44,6 +44,7 @@ fn main() {
                     "parapply": r.parapply.to_string(),
                     "rows": r.rows,
                     "row_log": r.row_log.to_string(),
+                    "known": r.known,
                     "seconds": r.seconds,
                 })
             );
