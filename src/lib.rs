@@ -140,6 +140,9 @@
 //! [`mod@bench`] (`parapply bench`, feature `bench`): the end-to-end
 //! comparison with MariaDB's own replication on fresh durable replicas;
 //! `benches/` holds the criterion suites (reader and grouper).
+//! [`corpus`] (feature `bench`) runs MariaDB's own regression test files on
+//! a throwaway primary and compares parapply's target with a stock replica
+//! (`tests/corpus.rs`, `examples/mariadb_corpus.rs`).
 //!
 //! # Test gear
 //!
