@@ -117,41 +117,17 @@ const CASES: &[&str] = &[
     "INSERT INTO t VALUES (2)",
 ];
 
-fn primary(format: BinlogFormat) -> Server {
-    Server::start(
-        ServerOptions::new()
-            .server_id(1)
-            .log_bin("mariadb-bin")
-            .binlog_format(format),
-    )
-    .unwrap()
-}
-
-/// The Query events' text of `s`'s binary log, as `mariadb-binlog` prints it.
-fn binlog_text(s: &Server) -> String {
-    let mut text = String::new();
-    for f in s.binlog_files().unwrap() {
-        let out = std::process::Command::new("mariadb-binlog")
-            .arg(&f)
-            .output()
-            .expect("mariadb-binlog (apt-get install mariadb-client)");
-        assert!(out.status.success(), "mariadb-binlog {}", f.display());
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-    }
-    text
-}
-
 #[test]
 fn routines_triggers_cross_database_dml_mixed_engines_and_xa_replay_like_the_sql_thread() {
     for format in [BinlogFormat::Statement, BinlogFormat::Mixed] {
-        let p = primary(format);
+        let p = common::primary(format);
         let mut c = p.conn().unwrap();
         for sql in SCHEMA.iter().chain(CASES) {
             c.query_drop(sql)
                 .unwrap_or_else(|e| panic!("{format:?}: {sql}: {e}"));
         }
         drop(c);
-        let text = binlog_text(&p);
+        let text = common::binlog_text(&p);
         // The cases reached the binary log as statements where the format
         // allows: in STATEMENT format all of them; in MIXED the safe ones.
         for logged in [
@@ -216,7 +192,7 @@ fn routines_triggers_cross_database_dml_mixed_engines_and_xa_replay_like_the_sql
 /// the primary did not write.
 #[test]
 fn create_select_in_row_format_keeps_its_gtid_and_the_next_ddl_applies_after_a_restart() {
-    let p = primary(BinlogFormat::Row);
+    let p = common::primary(BinlogFormat::Row);
     p.exec(
         "CREATE DATABASE cs; CREATE TABLE cs.src (id INT PRIMARY KEY) ENGINE=InnoDB;
          INSERT INTO cs.src VALUES (1), (2), (3)",

@@ -212,3 +212,31 @@ pub fn two_db_workload(s: &parapply::sandbox::Server, from: usize, n: usize) {
         c.execute(sql.as_bytes()).unwrap();
     }
 }
+
+/// A primary for the replay tests: server id 1, a binary log named
+/// `mariadb-bin` in `format`.
+pub fn primary(format: parapply::sandbox::BinlogFormat) -> parapply::sandbox::Server {
+    use parapply::sandbox::{Server, ServerOptions};
+    Server::start(
+        ServerOptions::new()
+            .server_id(1)
+            .log_bin("mariadb-bin")
+            .binlog_format(format),
+    )
+    .unwrap()
+}
+
+/// The text of `s`'s binary log, as `mariadb-binlog` prints its events'
+/// headers and statements.
+pub fn binlog_text(s: &parapply::sandbox::Server) -> String {
+    let mut text = String::new();
+    for f in s.binlog_files().unwrap() {
+        let out = Command::new("mariadb-binlog")
+            .arg(&f)
+            .output()
+            .expect("mariadb-binlog is needed: apt-get install mariadb-client");
+        assert!(out.status.success(), "mariadb-binlog {}", f.display());
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    text
+}
