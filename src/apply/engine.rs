@@ -140,6 +140,11 @@ pub struct ApplyOptions {
     pub abort: Arc<AtomicBool>,
     /// Show a live status line on stderr when it is a terminal.
     pub status_line: bool,
+    /// Groups whose GTID names one of these servers are not applied
+    /// (`--ignore-server-ids`: writes that came back around a ring). They
+    /// count as done: the watermarks move past them, and a restart does
+    /// not read them again.
+    pub ignore_server_ids: std::collections::BTreeSet<u32>,
 }
 
 impl ApplyOptions {
@@ -187,6 +192,7 @@ impl ApplyOptions {
             stop: Arc::new(AtomicBool::new(false)),
             abort: Arc::new(AtomicBool::new(false)),
             status_line: false,
+            ignore_server_ids: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -198,6 +204,8 @@ pub struct ApplyReport {
     pub applied: u64,
     /// Groups found already applied and skipped.
     pub skipped: u64,
+    /// Groups not applied because of `ignore_server_ids`.
+    pub ignored: u64,
     /// Bytes of events applied.
     pub bytes: u64,
     /// Wall time.
@@ -290,6 +298,7 @@ impl Prefix {
 struct Counts {
     applied: u64,
     skipped: u64,
+    ignored: u64,
     bytes: u64,
 }
 
@@ -354,6 +363,7 @@ impl Engine {
             report: Box::new(ApplyReport {
                 applied: 0,
                 skipped: 0,
+                ignored: 0,
                 bytes: 0,
                 seconds: started.elapsed().as_secs_f64(),
                 gtid_position: String::new(),
@@ -588,6 +598,7 @@ impl Engine {
                 gtid,
                 end: &end,
                 shards: (!barrier).then_some(&shards[..]),
+                timestamp: g.timestamp,
             },
         );
         if decision.last {
@@ -599,6 +610,11 @@ impl Engine {
             end,
         };
         let state = match decision.action {
+            Action::Apply if self.opts.ignore_server_ids.contains(&gtid.server) => {
+                // Not applied, and done: the watermarks move past it.
+                self.counts.ignored += 1;
+                TrackState::Skipped
+            }
             Action::Stop => {
                 self.end_reading();
                 return Ok(());
@@ -841,6 +857,7 @@ impl Engine {
         let report = ApplyReport {
             applied: self.counts.applied,
             skipped: self.counts.skipped,
+            ignored: self.counts.ignored,
             bytes: self.counts.bytes,
             seconds: self.started.elapsed().as_secs_f64(),
             gtid_position: gtid_position(&self.low.marks),

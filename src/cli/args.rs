@@ -49,6 +49,10 @@ pub enum Command {
     /// Compare two replicas' states and list the groups each lacks of the
     /// other (both directions); --apply applies the A→B set to B.
     Catchup(super::catchup::CatchupArgs),
+    /// Wait until a target has applied one group (the sidecar's
+    /// MASTER_GTID_WAIT). Exit code 0: applied; 3: timed out; 4: the source
+    /// passed the GTID without it (unknown); 1: an error.
+    Wait(WaitArgs),
     /// Measure apply throughput end to end on throwaway servers: parapply
     /// against MariaDB's own replication, on durable replicas.
     #[cfg(feature = "bench")]
@@ -138,6 +142,11 @@ pub struct ApplyArgs {
     /// ending at or after this FILE:POS.
     #[arg(long)]
     pub until: Option<Until>,
+    /// Point-in-time recovery: stop before the first group the primary
+    /// logged at or after this moment, 'YYYY-MM-DD HH:MM:SS' in UTC (the
+    /// binlog's timestamps are UTC seconds), at one consistent position.
+    #[arg(long, value_parser = parse_utc_time, conflicts_with = "until")]
+    pub until_time: Option<u32>,
     /// Where to start on a target without progress (FILE:POS or GTID).
     #[arg(long)]
     pub from: Option<StartAt>,
@@ -162,6 +171,11 @@ pub struct ApplyArgs {
     /// Seconds to keep reconnecting to a target that went away.
     #[arg(long, default_value_t = ApplyOptions::DEFAULT_RECONNECT_TIMEOUT.as_secs())]
     pub reconnect_timeout: u64,
+    /// Do not apply the groups of these servers (their GTIDs' server id),
+    /// as CHANGE MASTER's IGNORE_SERVER_IDS: writes that came back around a
+    /// ring. Comma-separated; the watermarks still move past them.
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_server_ids: Vec<u32>,
     /// Print the final report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -179,6 +193,32 @@ pub struct StatusArgs {
     /// How databases map to shards (as given to apply).
     #[command(flatten)]
     pub sharding: ShardingArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `parapply wait`.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// The target server.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The group to wait for: DOMAIN-SERVER-SEQ.
+    #[arg(long)]
+    pub gtid: MariaGtid,
+    /// The source the target applies (mirror or relay-log directory): where
+    /// the group's shards are found. Without it only the low-watermark
+    /// counts, which may answer later than the group is applied.
+    #[arg(long)]
+    pub source: Option<PathBuf>,
+    /// How databases map to shards (as given to apply).
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
+    /// Give up after this many seconds (0: look once; default: wait for
+    /// ever).
+    #[arg(long, value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -388,6 +428,53 @@ impl fmt::Display for Seconds {
     }
 }
 
+/// `YYYY-MM-DD HH:MM:SS` (UTC) as Unix seconds.
+fn parse_utc_time(s: &str) -> Result<u32, String> {
+    let bad = || format!("`{s}`: expected 'YYYY-MM-DD HH:MM:SS' (UTC, 1970 to 2105)");
+    let (date, time) = s.trim().split_once(' ').ok_or_else(bad)?;
+    let num = |x: &str| x.parse::<i64>().map_err(|_| bad());
+    let d: Vec<&str> = date.split('-').collect();
+    let t: Vec<&str> = time.trim().split(':').collect();
+    if d.len() != 3 || t.len() != 3 {
+        return Err(bad());
+    }
+    let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
+    let (hh, mm, ss) = (num(t[0])?, num(t[1])?, num(t[2])?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_len = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if !(1..=month_len).contains(&day) || !(0..24).contains(&hh) || !(0..60).contains(&mm) {
+        return Err(bad());
+    }
+    if !(0..60).contains(&ss) {
+        return Err(bad());
+    }
+    // Days since 1970-01-01 (the civil-calendar count of H. Hinnant).
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u32::try_from(secs).map_err(|_| bad())
+}
+
+/// A timeout in seconds (`0`, `1.5`): finite, not negative.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("`{s}`: expected seconds ≥ 0 (e.g. 0, 1.5)"))
+}
+
 /// Checks a `--shard-map` spec (it does not depend on `--shard-by`).
 fn parse_shard_map(s: &str) -> Result<String, String> {
     ShardMap::parse(s, ShardBy::Database)
@@ -490,6 +577,26 @@ mod tests {
             (b.transactions, b.databases, b.runs, b.clients, b.configs),
             (d.transactions, d.databases, d.runs, d.clients, d.configs)
         );
+    }
+
+    #[test]
+    fn until_time_is_utc_seconds() {
+        assert_eq!(parse_utc_time("1970-01-01 00:00:00"), Ok(0));
+        assert_eq!(parse_utc_time("2026-11-29 09:30:00"), Ok(1_795_944_600));
+        assert_eq!(parse_utc_time("2024-02-29 23:59:59"), Ok(1_709_251_199));
+        for bad in [
+            "2023-02-29 00:00:00",
+            "2026-11-29",
+            "2026-13-01 00:00:00",
+            "1969-12-31 23:59:59",
+            "2026-11-29 24:00:00",
+            "x",
+        ] {
+            assert!(parse_utc_time(bad).is_err(), "{bad}");
+        }
+        let a = apply(&["--until-time", "2026-11-29 09:30:00"]).unwrap();
+        assert_eq!(a.until_time, Some(1_795_944_600));
+        assert!(apply(&["--until-time", "2026-11-29 09:30:00", "--until", "0-1-2"]).is_err());
     }
 
     #[test]

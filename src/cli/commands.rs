@@ -4,25 +4,26 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use parapply::apply::engine::{self, ApplyOptions, ApplyReport};
+use parapply::apply::engine::{self, ApplyOptions, ApplyReport, Until};
 use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
 use parapply::mirror::serve::{Published, ServeOptions, Server};
 use parapply::mirror::{self, MirrorOptions, MirrorStart};
 use parapply::position::StartAt;
 use parapply::progress::{ProgressTables, Selection};
-use parapply::replica::{self, Replica, ReplicaOptions};
+use parapply::replica::{self, Replica, ReplicaOptions, WaitOptions, WaitOutcome};
 use parapply::wire::ConnectOptions;
 
 #[cfg(feature = "bench")]
 use super::args::BenchArgs;
 use super::args::{
-    ApplyArgs, InspectArgs, MirrorArgs, ServeArgs, ServeLoginArgs, StatusArgs, TargetArgs,
+    ApplyArgs, InspectArgs, MirrorArgs, ServeArgs, ServeLoginArgs, StatusArgs, TargetArgs, WaitArgs,
 };
 use super::output::Output;
 use super::secrets::{connect_options, serve_password, PRIMARY_PASSWORD_ENV, TARGET_PASSWORD_ENV};
@@ -135,11 +136,12 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     opts.max_inflight_bytes = a.max_inflight_bytes.0;
     opts.follow = a.follow;
     opts.from = a.from;
-    opts.until = a.until;
+    opts.until = a.until.or(a.until_time.map(Until::Time));
     opts.shard_map = a.sharding.map().map_err(anyhow::Error::msg)?;
     opts.progress = ProgressTables::new(&a.target.progress_schema)
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
     opts.reconnect_timeout = Duration::from_secs(a.reconnect_timeout);
+    opts.ignore_server_ids = a.ignore_server_ids.iter().copied().collect();
     opts.stop = stop.clone();
     opts.abort = abort;
     opts.status_line = true;
@@ -178,6 +180,13 @@ fn print_report(
             report.seconds,
             report.applied as f64 / report.seconds.max(1e-9)
         )?;
+        if report.ignored > 0 {
+            writeln!(
+                out,
+                "ignored {} groups of the servers of --ignore-server-ids",
+                report.ignored
+            )?;
+        }
         if let Some(p) = &report.position {
             writeln!(
                 out,
@@ -250,6 +259,63 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Exit code of `parapply wait` when the timeout passes first.
+pub const WAIT_TIMED_OUT: u8 = 3;
+/// Exit code of `parapply wait` when the source passed the GTID without it.
+pub const WAIT_UNKNOWN: u8 = 4;
+
+/// `parapply wait`: one line (or JSON object) saying how the wait ended;
+/// the exit code says it too.
+pub fn wait(a: WaitArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let mut replica = Replica::connect(ReplicaOptions {
+        target: target_options(&a.target)?,
+        progress: ProgressTables::new(&a.target.progress_schema)
+            .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?,
+        reconnect_timeout: Duration::ZERO,
+    })?;
+    if let Some(src) = &a.source {
+        if !src.exists() {
+            bail!("source {} does not exist", src.display());
+        }
+    }
+    let opts = WaitOptions {
+        gtid: a.gtid,
+        source: a.source.clone(),
+        map: a.sharding.map().map_err(anyhow::Error::msg)?,
+        timeout: a.timeout,
+        poll: WaitOptions::DEFAULT_POLL,
+    };
+    let outcome = replica::wait_applied(&mut replica, &opts)?;
+    let g = a.gtid;
+    let (word, text, code) = match &outcome {
+        WaitOutcome::Reached => ("reached", format!("{g} is applied"), ExitCode::SUCCESS),
+        WaitOutcome::TimedOut => (
+            "timed_out",
+            format!("{g} is not applied yet; the timeout passed"),
+            ExitCode::from(WAIT_TIMED_OUT),
+        ),
+        WaitOutcome::Unknown { passed, at } => (
+            "unknown",
+            format!(
+                "{g} is not in the source and will not come: the source holds {passed} \
+                 (ending at {at}) after the target's applied prefix, without {g}"
+            ),
+            ExitCode::from(WAIT_UNKNOWN),
+        ),
+    };
+    if a.json {
+        let mut v = serde_json::json!({ "gtid": g.to_string(), "outcome": word });
+        if let WaitOutcome::Unknown { passed, at } = &outcome {
+            v["passed_by"] = passed.to_string().into();
+            v["at"] = at.to_string().into();
+        }
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
+    Ok(code)
 }
 
 #[cfg(feature = "bench")]

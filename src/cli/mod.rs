@@ -19,25 +19,30 @@ use args::{Cli, Command};
 use output::Output;
 
 /// Runs the command; prints an error with its whole cause chain (exit code
-/// 1). A command that stops because its standard output was closed (`| head`)
+/// 1; `wait` has codes of its own for a timeout and an unknown GTID). A command that stops because its standard output was closed (`| head`)
 /// ends quietly with exit code 0; any other error is still reported.
 pub fn run(cli: Cli) -> ExitCode {
     let mut out = Output::stdout();
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Inspect(a) => commands::inspect(a, &mut out),
-        Command::Mirror(a) => commands::mirror(a),
-        Command::Serve(a) => commands::serve(a),
-        Command::Apply(a) => commands::apply(a, &mut out),
-        Command::Status(a) => commands::status(a, &mut out),
-        Command::Catchup(a) => catchup::run(a, &mut out),
+        Command::Inspect(a) => done(commands::inspect(a, &mut out)),
+        Command::Mirror(a) => done(commands::mirror(a)),
+        Command::Serve(a) => done(commands::serve(a)),
+        Command::Apply(a) => done(commands::apply(a, &mut out)),
+        Command::Status(a) => done(commands::status(a, &mut out)),
+        Command::Catchup(a) => done(catchup::run(a, &mut out)),
+        Command::Wait(a) => commands::wait(a, &mut out),
         #[cfg(feature = "bench")]
-        Command::Bench(a) => commands::bench(a, &mut out),
+        Command::Bench(a) => done(commands::bench(a, &mut out)),
     };
     // What the command wrote goes out before its error, if any.
     let flushed = out.flush();
-    let result = result.and_then(|()| Ok(flushed?));
+    let result = result.and_then(|code| {
+        flushed?;
+        Ok(code)
+    });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if output::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("parapply: error: {e:#}");

@@ -40,13 +40,16 @@
 //! [`Replica::sql_thread_running`], [`Replica::read_only`], [`Replica::gtid_slave_pos`],
 //! [`Replica::collations`] (every collation id the target knows, which the
 //! replay of Query events needs); [`pending`] counts what a
-//! source holds that the replica has not applied (`parapply status`).
+//! source holds that the replica has not applied (`parapply status`);
+//! [`wait_applied`] waits until one group is applied (`parapply wait`).
 
 mod error;
 mod pending;
+mod wait;
 
 pub use error::{PreflightError, ReplicaError};
 pub use pending::{pending, Pending};
+pub use wait::{wait_applied, WaitError, WaitOptions, WaitOutcome};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};

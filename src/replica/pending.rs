@@ -65,6 +65,7 @@ pub fn pending(
             gtid,
             end: &end,
             shards: shards.as_deref(),
+            timestamp: group.timestamp,
         };
         match decide(selection, None, own, &facts).action {
             Action::Apply => {
