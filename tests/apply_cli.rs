@@ -277,6 +277,25 @@ fn a_closed_stdout_ends_every_command_quietly() {
     }
 }
 
+/// Runs `c`, which must succeed; its standard output.
+fn run_ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    let (stdout, err) = text(&out);
+    assert!(out.status.success(), "{err}");
+    stdout
+}
+
+fn status_json(p: &Server, t: &Server) -> serde_json::Value {
+    let stdout = run_ok(
+        Command::new(bin())
+            .args(["status", "--json"])
+            .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
+            .arg("--source")
+            .arg(p.binlog_dir()),
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
 fn wait_cmd(t: &Server, p: &Server, gtid: &str, extra: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.args(["wait", "--gtid", gtid])
@@ -391,11 +410,13 @@ fn ignore_server_ids_leaves_out_a_servers_groups_and_moves_past_them() {
          INSERT INTO s1.t VALUES (702)",
     )
     .unwrap();
-    let out = apply(&p, "root", t.port(), None, &["--ignore-server-ids", "7,9"])
-        .output()
-        .unwrap();
-    let (stdout, err) = text(&out);
-    assert!(out.status.success(), "{err}");
+    let stdout = run_ok(&mut apply(
+        &p,
+        "root",
+        t.port(),
+        None,
+        &["--ignore-server-ids", "7,9"],
+    ));
     assert!(stdout.contains("applied 55 groups"), "{stdout}");
     assert!(stdout.contains("ignored 2 groups"), "{stdout}");
     let has = |q: &str| t.query_first::<u64>(q).unwrap();
@@ -405,23 +426,16 @@ fn ignore_server_ids_leaves_out_a_servers_groups_and_moves_past_them() {
     );
     assert_eq!(has("SELECT COUNT(*) FROM s1.t WHERE i = 702"), Some(1));
     assert_eq!(has("SELECT COUNT(*) FROM s2.t WHERE i = 701"), Some(0));
-    let out = Command::new(bin())
-        .args(["status", "--json"])
-        .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
-        .arg("--source")
-        .arg(p.binlog_dir())
-        .output()
-        .unwrap();
-    let (stdout, err) = text(&out);
-    assert!(out.status.success(), "{err}");
-    let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let v = status_json(&p, &t);
     assert_eq!(v["low_watermark"][0]["gtid"], "0-1-57", "{v}");
     assert_eq!(v["pending"]["groups"], 0, "{v}");
-    let out = apply(&p, "root", t.port(), None, &["--ignore-server-ids", "7"])
-        .output()
-        .unwrap();
-    let (stdout, err) = text(&out);
-    assert!(out.status.success(), "{err}");
+    let stdout = run_ok(&mut apply(
+        &p,
+        "root",
+        t.port(),
+        None,
+        &["--ignore-server-ids", "7"],
+    ));
     assert!(stdout.contains("applied 0 groups (0 skipped"), "{stdout}");
 }
 
@@ -447,11 +461,13 @@ fn until_time_recovers_to_a_moment() {
         .output()
         .unwrap();
     let when = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-    let out = apply(&p, "root", t.port(), None, &["--until-time", &when])
-        .output()
-        .unwrap();
-    let (stdout, err) = text(&out);
-    assert!(out.status.success(), "{err}");
+    let stdout = run_ok(&mut apply(
+        &p,
+        "root",
+        t.port(),
+        None,
+        &["--until-time", &when],
+    ));
     assert!(stdout.contains("applied 54 groups"), "{stdout}");
     assert!(stdout.contains("GTID position 0-1-54"), "{stdout}");
     assert_eq!(t.checksums(&["s1", "s2"]).unwrap(), snapshot);

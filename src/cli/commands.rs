@@ -206,14 +206,19 @@ fn print_report(
     Ok(())
 }
 
-/// `parapply status`.
-pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
-    let mut replica = Replica::connect(ReplicaOptions {
-        target: target_options(&a.target)?,
-        progress: ProgressTables::new(&a.target.progress_schema)
+/// The target's control connection, for the commands that only read it.
+fn connect_target(t: &TargetArgs) -> anyhow::Result<Replica> {
+    Ok(Replica::connect(ReplicaOptions {
+        target: target_options(t)?,
+        progress: ProgressTables::new(&t.progress_schema)
             .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?,
         reconnect_timeout: Duration::ZERO,
-    })?;
+    })?)
+}
+
+/// `parapply status`.
+pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
+    let mut replica = connect_target(&a.target)?;
     let own = replica.applied_set()?;
     let pending = match &a.source {
         Some(src) => Some(replica::pending(
@@ -269,12 +274,7 @@ pub const WAIT_UNKNOWN: u8 = 4;
 /// `parapply wait`: one line (or JSON object) saying how the wait ended;
 /// the exit code says it too.
 pub fn wait(a: WaitArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let mut replica = Replica::connect(ReplicaOptions {
-        target: target_options(&a.target)?,
-        progress: ProgressTables::new(&a.target.progress_schema)
-            .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?,
-        reconnect_timeout: Duration::ZERO,
-    })?;
+    let mut replica = connect_target(&a.target)?;
     if let Some(src) = &a.source {
         if !src.exists() {
             bail!("source {} does not exist", src.display());
