@@ -75,33 +75,6 @@ pub struct TargetArgs {
     pub progress_schema: String,
 }
 
-/// How shards are formed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ShardByArg {
-    /// One shard per database (after --shard-map merges).
-    Database,
-    /// One shard per table.
-    Table,
-}
-
-impl From<ShardBy> for ShardByArg {
-    fn from(by: ShardBy) -> Self {
-        match by {
-            ShardBy::Database => ShardByArg::Database,
-            ShardBy::Table => ShardByArg::Table,
-        }
-    }
-}
-
-impl From<ShardByArg> for ShardBy {
-    fn from(by: ShardByArg) -> Self {
-        match by {
-            ShardByArg::Database => ShardBy::Database,
-            ShardByArg::Table => ShardBy::Table,
-        }
-    }
-}
-
 /// How databases are grouped into shards: `--shard-map` and `--shard-by`.
 #[derive(Debug, clap::Args)]
 pub struct ShardingArgs {
@@ -109,9 +82,12 @@ pub struct ShardingArgs {
     /// cross-database foreign keys).
     #[arg(long, value_parser = parse_shard_map)]
     pub shard_map: Option<String>,
-    /// Shard by database or by table.
-    #[arg(long, value_enum, default_value_t = ApplyOptions::DEFAULT_SHARD_BY.into())]
-    pub shard_by: ShardByArg,
+    /// Shard by `database`, by `table`, or by `key[:K]` (K buckets of the
+    /// primary and unique key values of the rows a transaction changes;
+    /// default K 1024).
+    #[arg(long, default_value_t = ApplyOptions::DEFAULT_SHARD_BY,
+          value_parser = parse_shard_by)]
+    pub shard_by: ShardBy,
 }
 
 impl ShardingArgs {
@@ -119,7 +95,7 @@ impl ShardingArgs {
     pub fn map(&self) -> Result<ShardMap, String> {
         ShardMap::parse(
             self.shard_map.as_deref().unwrap_or(""),
-            self.shard_by.into(),
+            self.shard_by,
         )
         .map_err(|e| format!("--shard-map: {e}"))
     }
@@ -475,6 +451,11 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("`{s}`: expected seconds ≥ 0 (e.g. 0, 1.5)"))
 }
 
+/// Parses `--shard-by`.
+fn parse_shard_by(s: &str) -> Result<ShardBy, String> {
+    s.parse()
+}
+
 /// Checks a `--shard-map` spec (it does not depend on `--shard-by`).
 fn parse_shard_map(s: &str) -> Result<String, String> {
     ShardMap::parse(s, ShardBy::Database)
@@ -548,7 +529,7 @@ mod tests {
             ApplyOptions::DEFAULT_RECONNECT_TIMEOUT
         );
         assert_eq!(
-            ShardBy::from(a.sharding.shard_by),
+            a.sharding.shard_by,
             ApplyOptions::DEFAULT_SHARD_BY
         );
         assert_eq!(

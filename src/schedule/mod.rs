@@ -76,10 +76,12 @@
 //! queues are ever examined. Groups behind a barrier are held in one queue
 //! and enter the shard queues when it completes.
 
+pub mod keys;
 mod shard_map;
 #[cfg(test)]
 mod tests;
 
+pub use keys::KeyCatalog;
 pub use shard_map::{ShardBy, ShardMap, ShardMapError};
 
 use std::borrow::Borrow;
@@ -152,6 +154,9 @@ pub enum BarrierReason {
     /// Statement-format DML under [`ShardBy::Table`]: a statement does not
     /// say which tables it touched.
     UnknownTables,
+    /// Under [`ShardBy::Key`]: a statement (it does not say which rows it
+    /// touched), or row events whose keys cannot be read.
+    UnknownRows,
     /// Touches non-transactional tables: cannot be rolled back or batched.
     NonTransactional,
     /// Part of an XA transaction.
@@ -171,6 +176,7 @@ impl BarrierReason {
             BarrierReason::Ddl => "ddl",
             BarrierReason::UnknownDatabases => "unknown_databases",
             BarrierReason::UnknownTables => "unknown_tables",
+            BarrierReason::UnknownRows => "unknown_rows",
             BarrierReason::NonTransactional => "non_transactional",
             BarrierReason::Xa => "xa",
             BarrierReason::Unclassified => "unclassified",
@@ -185,6 +191,7 @@ impl fmt::Display for BarrierReason {
             BarrierReason::Ddl => "DDL",
             BarrierReason::UnknownDatabases => "statement with unknown databases",
             BarrierReason::UnknownTables => "statement with unknown tables",
+            BarrierReason::UnknownRows => "group with unknown rows",
             BarrierReason::NonTransactional => "non-transactional group",
             BarrierReason::Xa => "XA transaction",
             BarrierReason::Unclassified => "unclassified group",

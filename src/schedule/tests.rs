@@ -47,6 +47,7 @@ fn reason(name: &str) -> Option<BarrierReason> {
         BarrierReason::Ddl,
         BarrierReason::UnknownDatabases,
         BarrierReason::UnknownTables,
+        BarrierReason::UnknownRows,
         BarrierReason::NonTransactional,
         BarrierReason::Xa,
         BarrierReason::Unclassified,
