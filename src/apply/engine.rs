@@ -88,7 +88,7 @@ use super::error::{ApplyError, DefiniteError, GroupRef};
 use super::replay::{binlog_statement, Collations};
 use super::worker::{self, Report, WorkItem, WorkerConfig};
 use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
-use crate::group::{Group, Grouper};
+use crate::group::{Group, GroupKind, Grouper};
 use crate::position::{BinlogPos, MariaGtid, StartAt};
 use crate::progress::state::gtid_position;
 use crate::progress::{
@@ -148,6 +148,22 @@ pub struct ApplyOptions {
 }
 
 impl ApplyOptions {
+    /// Groups one worker's queue holds at most under `--shard-by key`
+    /// (more than a batch, so that the next batch waits while one commits;
+    /// see the scheduler's rule 6). Other shard keys: no limit.
+    pub fn queue_limit(&self) -> usize {
+        if self.key_shards() {
+            (2 * self.batch_groups).clamp(KEY_QUEUE_MIN, KEY_QUEUE_MAX)
+        } else {
+            usize::MAX
+        }
+    }
+
+    /// Whether groups are placed by their rows' keys.
+    pub fn key_shards(&self) -> bool {
+        matches!(self.shard_map.by(), ShardBy::Key(_))
+    }
+
     /// Default worker threads.
     pub const DEFAULT_WORKERS: usize = 16;
     /// Default groups per target transaction (measured best:
@@ -231,6 +247,10 @@ pub struct ApplyFailure {
     /// What it applied before.
     pub report: Box<ApplyReport>,
 }
+
+/// Bounds of a worker's queue under key shards ([`ApplyOptions::queue_limit`]).
+const KEY_QUEUE_MIN: usize = 4;
+const KEY_QUEUE_MAX: usize = 64;
 
 /// How often reports are taken while none is urgent (see the main loop).
 const REPORT_TICK: Duration = Duration::from_millis(1);
@@ -341,6 +361,9 @@ pub struct Engine {
     counts: Counts,
     /// The first error; the loop ends.
     failure: Option<ApplyError>,
+    /// Key shards: a DDL was pushed; the groups after it are placed once
+    /// it is applied and the target's keys are read again.
+    refresh_keys: bool,
     /// Workers whose queue was found closed: their report says why.
     lost: HashSet<usize>,
     /// Per worker, the groups dispatched to it and not reported applied, in
@@ -372,7 +395,15 @@ impl Engine {
                 retries: 0,
             }),
         };
-        let (replica, setup) = preflight(&opts).map_err(fail)?;
+        let (mut replica, setup) = preflight(&opts).map_err(fail)?;
+        let mut opts = opts;
+        if opts.key_shards() {
+            let catalog = replica
+                .key_catalog()
+                .map_err(|e| fail(ApplyError::from(e)))?;
+            tracing::info!(tables = catalog.len(), "read the target's keys");
+            opts.shard_map.set_catalog(Arc::new(catalog));
+        }
         let start = start_at(&opts, &replica, &setup.own.state).map_err(fail)?;
         tracing::info!(start = ?start, workers = opts.workers, "starting apply");
 
@@ -384,6 +415,7 @@ impl Engine {
             sched: Scheduler::new(SchedulerConfig {
                 workers: opts.workers,
                 max_inflight_bytes: opts.max_inflight_bytes,
+                max_queue: opts.queue_limit(),
             }),
             low: Low {
                 marks: state.low.clone(),
@@ -409,6 +441,7 @@ impl Engine {
             next_id: 0,
             counts: Counts::default(),
             failure: None,
+            refresh_keys: false,
             lost: HashSet::new(),
             held: Vec::new(),
             retries: Arc::default(),
@@ -457,6 +490,7 @@ impl Engine {
                 retries: self.retries.clone(),
                 shard_rows: shard_rows.clone(),
                 row_events,
+                batch_any_shards: self.opts.key_shards(),
             };
             let rtx = report_tx.clone();
             let handle = std::thread::Builder::new()
@@ -540,6 +574,13 @@ impl Engine {
             let Some(item) = self.items.remove(&d.id) else {
                 continue;
             };
+            if item.barrier && item.group.kind == GroupKind::Ddl && self.opts.key_shards() {
+                // Everything before the DDL is applied: persist the
+                // low-watermark up to it first. A restart then never places
+                // a group from before the DDL by the keys after it.
+                self.advance_low();
+                self.persist_low();
+            }
             self.held[d.worker].push_back((d.id, item.group.clone()));
             if self.queues[d.worker].send(item).is_err() {
                 // The worker stopped; its report (taken at shutdown) says why.
@@ -558,7 +599,7 @@ impl Engine {
     /// returns whether any was.
     fn admit_waiting(&mut self) -> bool {
         let mut admitted = false;
-        while self.failure.is_none()
+        while self.failure.is_none() && self.keys_current()
             && self
                 .waiting
                 .front()
@@ -573,6 +614,29 @@ impl Engine {
             admitted = true;
         }
         admitted
+    }
+
+    /// Key shards: whether the target's keys are current, so that the next
+    /// group may be placed. After a DDL they are read again once the DDL
+    /// (a barrier: nothing runs beside it) is applied.
+    fn keys_current(&mut self) -> bool {
+        if !self.refresh_keys {
+            return true;
+        }
+        if !self.sched.is_idle() {
+            return false;
+        }
+        match self.replica.key_catalog() {
+            Ok(catalog) => {
+                self.opts.shard_map.set_catalog(Arc::new(catalog));
+                self.refresh_keys = false;
+                true
+            }
+            Err(e) => {
+                self.failure.get_or_insert(e.into());
+                false
+            }
+        }
     }
 
     /// Decides one group ([`decide`]): skipped, pushed to the scheduler,
@@ -628,6 +692,7 @@ impl Engine {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.sched.push(id, placement, g.bytes.len() as u64)?;
+                self.refresh_keys |= self.opts.key_shards() && g.kind == GroupKind::Ddl;
                 let group = Arc::new(g);
                 self.items.insert(
                     id,
@@ -1118,10 +1183,7 @@ mod tests {
     /// a passed one holds everything after it.
     #[test]
     fn the_prefix_follows_the_schedulers_low_watermark() {
-        let mut sched = Scheduler::new(SchedulerConfig {
-            workers: 2,
-            max_inflight_bytes: 1 << 20,
-        });
+        let mut sched = Scheduler::new(SchedulerConfig::new(2, 1 << 20));
         let mut prefix = Prefix::default();
         // seq 1: skipped; 2: id 0 (a); 3: id 1 (b); 4: skipped; 5: id 2 (a);
         // 6: passed; 7: id 3 (b).

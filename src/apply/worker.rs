@@ -8,7 +8,9 @@
 //! `batch_groups` of them (and `batch_bytes`): they are applied as **one**
 //! target transaction, and the shard's watermark row moves to the batch's
 //! last group inside that transaction. The target's binary log holds one
-//! GTID per batch: the primary's GTID of its last group.
+//! GTID per batch: the primary's GTID of its last group. Under key shards
+//! (`batch_any_shards`) the groups waiting behind it need not share its
+//! shards: every shard row of the batch moves to its last group.
 //!
 //! # Round trips
 //!
@@ -162,6 +164,9 @@ pub struct WorkerConfig {
     /// The target's `shard_progress` has the layout the row events describe
     /// (otherwise every watermark is written with SQL).
     pub row_events: bool,
+    /// Consecutive groups of any shards may share a batch (key shards),
+    /// not only those of one shard.
+    pub batch_any_shards: bool,
 }
 
 /// Runs a worker until its queue closes or it fails.
@@ -203,11 +208,12 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
             }
         };
         let mut batch = vec![first];
-        if batchable(&batch[0]) {
+        let any = w.cfg.batch_any_shards;
+        if batchable(&batch[0], any) {
             let mut bytes = batch[0].group.bytes.len();
             while batch.len() < w.cfg.batch_groups && bytes < w.cfg.batch_bytes {
                 match rx.try_recv() {
-                    Ok(next) if batchable(&next) && next.shards == batch[0].shards => {
+                    Ok(next) if batchable(&next, any) && (any || next.shards == batch[0].shards) => {
                         bytes += next.group.bytes.len();
                         batch.push(next);
                     }
@@ -266,11 +272,16 @@ const CHAIN_GROUPS: usize = 64;
 
 /// A single-shard, non-barrier row or statement group can share a
 /// transaction (a rolled-back group never does: it is a barrier, and its
-/// ROLLBACK must not undo its neighbours).
-fn batchable(i: &WorkItem) -> bool {
+/// ROLLBACK must not undo its neighbours). With `any_shards` (key shards:
+/// most groups touch several buckets) groups of any shards can: the
+/// scheduler queued each behind every earlier group it shares a shard
+/// with, so committing neighbours together changes no order, and every
+/// shard row of the batch moves to its last group in the same
+/// transaction.
+fn batchable(i: &WorkItem, any_shards: bool) -> bool {
     !i.barrier
         && i.group.end == GroupEnd::Commit
-        && i.shards.len() == 1
+        && (any_shards || i.shards.len() == 1)
         && matches!(i.group.kind, GroupKind::RowDml | GroupKind::StatementDml)
 }
 

@@ -18,6 +18,7 @@ use parapply::mirror::{self, MirrorOptions, MirrorStart};
 use parapply::position::StartAt;
 use parapply::progress::{ProgressTables, Selection};
 use parapply::replica::{self, Replica, ReplicaOptions, WaitOptions, WaitOutcome};
+use parapply::schedule::ShardBy;
 use parapply::wire::ConnectOptions;
 
 #[cfg(feature = "bench")]
@@ -221,12 +222,20 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
     let mut replica = connect_target(&a.target)?;
     let own = replica.applied_set()?;
     let pending = match &a.source {
-        Some(src) => Some(replica::pending(
-            &own,
-            &Selection::Restart,
-            source_of(src)?,
-            &a.sharding.map().map_err(anyhow::Error::msg)?,
-        )?),
+        Some(src) => {
+            let mut map = a.sharding.map().map_err(anyhow::Error::msg)?;
+            if matches!(map.by(), ShardBy::Key(_)) {
+                // The target's keys now (groups beyond a DDL not yet
+                // applied are placed by them too: the count is an estimate).
+                map.set_catalog(Arc::new(replica.key_catalog()?));
+            }
+            Some(replica::pending(
+                &own,
+                &Selection::Restart,
+                source_of(src)?,
+                &map,
+            )?)
+        }
         None => None,
     };
     let state = &own.state;

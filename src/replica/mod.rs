@@ -56,6 +56,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::position::MariaGtid;
+use crate::schedule::KeyCatalog;
 use crate::progress::{
     escape, parse_gtid_list, AppliedSet, ProgressTables, ReplicaState, Watermark,
     SHARD_PROGRESS_LAYOUT,
@@ -461,6 +462,18 @@ impl Replica {
             }
         }
         Ok(out)
+    }
+
+    /// The unique keys, foreign keys and triggers of the target's tables,
+    /// for `--shard-by key` ([`KeyCatalog`]).
+    pub fn key_catalog(&mut self) -> Result<KeyCatalog, ReplicaError> {
+        let [columns, indexes, fks, triggers] = KeyCatalog::queries();
+        let what = "reading the tables' keys";
+        let columns = self.rows(&columns, what)?;
+        let indexes = self.rows(&indexes, what)?;
+        let fks = self.rows(&fks, what)?;
+        let triggers = self.rows(&triggers, what)?;
+        Ok(KeyCatalog::from_rows(&columns, &indexes, &fks, &triggers))
     }
 
     /// Stores the low-watermark of each domain in `low`. When the
