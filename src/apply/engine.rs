@@ -599,7 +599,8 @@ impl Engine {
     /// returns whether any was.
     fn admit_waiting(&mut self) -> bool {
         let mut admitted = false;
-        while self.failure.is_none() && self.keys_current()
+        while self.failure.is_none()
+            && self.keys_current()
             && self
                 .waiting
                 .front()

@@ -213,7 +213,9 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
             let mut bytes = batch[0].group.bytes.len();
             while batch.len() < w.cfg.batch_groups && bytes < w.cfg.batch_bytes {
                 match rx.try_recv() {
-                    Ok(next) if batchable(&next, any) && (any || next.shards == batch[0].shards) => {
+                    Ok(next)
+                        if batchable(&next, any) && (any || next.shards == batch[0].shards) =>
+                    {
                         bytes += next.group.bytes.len();
                         batch.push(next);
                     }

@@ -93,11 +93,8 @@ pub struct ShardingArgs {
 impl ShardingArgs {
     /// The shard map (its spec was checked at parse time).
     pub fn map(&self) -> Result<ShardMap, String> {
-        ShardMap::parse(
-            self.shard_map.as_deref().unwrap_or(""),
-            self.shard_by,
-        )
-        .map_err(|e| format!("--shard-map: {e}"))
+        ShardMap::parse(self.shard_map.as_deref().unwrap_or(""), self.shard_by)
+            .map_err(|e| format!("--shard-map: {e}"))
     }
 }
 
@@ -528,10 +525,7 @@ mod tests {
             Duration::from_secs(a.reconnect_timeout),
             ApplyOptions::DEFAULT_RECONNECT_TIMEOUT
         );
-        assert_eq!(
-            a.sharding.shard_by,
-            ApplyOptions::DEFAULT_SHARD_BY
-        );
+        assert_eq!(a.sharding.shard_by, ApplyOptions::DEFAULT_SHARD_BY);
         assert_eq!(
             a.target.progress_schema,
             ApplyOptions::DEFAULT_PROGRESS_SCHEMA

@@ -56,11 +56,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::position::MariaGtid;
-use crate::schedule::KeyCatalog;
 use crate::progress::{
     escape, parse_gtid_list, AppliedSet, ProgressTables, ReplicaState, Watermark,
     SHARD_PROGRESS_LAYOUT,
 };
+use crate::schedule::KeyCatalog;
 use crate::wire::{Conn, ConnectOptions, WireError};
 
 /// How to reach a replica and where its progress lives.

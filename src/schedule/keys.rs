@@ -49,8 +49,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::binlog::events::{ColumnValue, RowsEvent, TableMapEvent};
 use crate::binlog::constants::HEADER_LEN;
+use crate::binlog::events::{ColumnValue, RowsEvent, TableMapEvent};
 use crate::binlog::EventType;
 use crate::group::Group;
 
@@ -191,13 +191,9 @@ impl KeyCatalog {
         // Table → column name → (index, compare), and its column count.
         let mut cols: HashMap<Name, HashMap<String, (usize, Compare)>> = HashMap::new();
         for r in columns {
-            let (Some(db), Some(t), Some(pos), Some(name), Some(ty)) = (
-                cell(r, 0),
-                cell(r, 1),
-                number(r, 2),
-                cell(r, 3),
-                cell(r, 4),
-            ) else {
+            let (Some(db), Some(t), Some(pos), Some(name), Some(ty)) =
+                (cell(r, 0), cell(r, 1), number(r, 2), cell(r, 3), cell(r, 4))
+            else {
                 continue;
             };
             let compare = compare_of(&ty, cell(r, 5).as_deref());
@@ -208,13 +204,9 @@ impl KeyCatalog {
         // Table → index → (seq, column, prefix).
         let mut idx: HashMap<Name, BTreeMap<String, Vec<(usize, String, bool)>>> = HashMap::new();
         for r in indexes {
-            let (Some(db), Some(t), Some(index), Some(seq), Some(col)) = (
-                cell(r, 0),
-                cell(r, 1),
-                cell(r, 2),
-                number(r, 3),
-                cell(r, 4),
-            ) else {
+            let (Some(db), Some(t), Some(index), Some(seq), Some(col)) =
+                (cell(r, 0), cell(r, 1), cell(r, 2), number(r, 3), cell(r, 4))
+            else {
                 continue;
             };
             let prefix = cell(r, 5).is_some();
@@ -432,7 +424,8 @@ pub fn group_shards<'m>(
             continue;
         }
         let keys = match catalog.table(&db, &table) {
-            None | Some(TableKeys {
+            None
+            | Some(TableKeys {
                 fallback: Some(Fallback::NoPrimaryKey | Fallback::Triggers),
                 ..
             }) => {
@@ -467,13 +460,23 @@ mod tests {
     use super::*;
 
     fn row(cells: &[Option<&str>]) -> Vec<Option<Vec<u8>>> {
-        cells.iter().map(|c| c.map(|s| s.as_bytes().to_vec())).collect()
+        cells
+            .iter()
+            .map(|c| c.map(|s| s.as_bytes().to_vec()))
+            .collect()
     }
 
     #[test]
     fn catalog_from_information_schema_rows() {
         let columns = [
-            row(&[Some("d"), Some("t"), Some("1"), Some("id"), Some("int"), None]),
+            row(&[
+                Some("d"),
+                Some("t"),
+                Some("1"),
+                Some("id"),
+                Some("int"),
+                None,
+            ]),
             row(&[
                 Some("d"),
                 Some("t"),
@@ -490,18 +493,88 @@ mod tests {
                 Some("varchar"),
                 Some("utf8mb4_bin"),
             ]),
-            row(&[Some("d"), Some("nopk"), Some("1"), Some("x"), Some("int"), None]),
-            row(&[Some("d"), Some("child"), Some("1"), Some("id"), Some("int"), None]),
-            row(&[Some("e"), Some("parent"), Some("1"), Some("id"), Some("int"), None]),
-            row(&[Some("d"), Some("trig"), Some("1"), Some("id"), Some("int"), None]),
+            row(&[
+                Some("d"),
+                Some("nopk"),
+                Some("1"),
+                Some("x"),
+                Some("int"),
+                None,
+            ]),
+            row(&[
+                Some("d"),
+                Some("child"),
+                Some("1"),
+                Some("id"),
+                Some("int"),
+                None,
+            ]),
+            row(&[
+                Some("e"),
+                Some("parent"),
+                Some("1"),
+                Some("id"),
+                Some("int"),
+                None,
+            ]),
+            row(&[
+                Some("d"),
+                Some("trig"),
+                Some("1"),
+                Some("id"),
+                Some("int"),
+                None,
+            ]),
         ];
         let indexes = [
-            row(&[Some("d"), Some("t"), Some("u"), Some("2"), Some("code"), None]),
-            row(&[Some("d"), Some("t"), Some("u"), Some("1"), Some("email"), None]),
-            row(&[Some("d"), Some("t"), Some("PRIMARY"), Some("1"), Some("id"), None]),
-            row(&[Some("d"), Some("child"), Some("PRIMARY"), Some("1"), Some("id"), None]),
-            row(&[Some("e"), Some("parent"), Some("PRIMARY"), Some("1"), Some("id"), None]),
-            row(&[Some("d"), Some("trig"), Some("PRIMARY"), Some("1"), Some("id"), None]),
+            row(&[
+                Some("d"),
+                Some("t"),
+                Some("u"),
+                Some("2"),
+                Some("code"),
+                None,
+            ]),
+            row(&[
+                Some("d"),
+                Some("t"),
+                Some("u"),
+                Some("1"),
+                Some("email"),
+                None,
+            ]),
+            row(&[
+                Some("d"),
+                Some("t"),
+                Some("PRIMARY"),
+                Some("1"),
+                Some("id"),
+                None,
+            ]),
+            row(&[
+                Some("d"),
+                Some("child"),
+                Some("PRIMARY"),
+                Some("1"),
+                Some("id"),
+                None,
+            ]),
+            row(&[
+                Some("e"),
+                Some("parent"),
+                Some("PRIMARY"),
+                Some("1"),
+                Some("id"),
+                None,
+            ]),
+            row(&[
+                Some("d"),
+                Some("trig"),
+                Some("PRIMARY"),
+                Some("1"),
+                Some("id"),
+                None,
+            ]),
         ];
         let fks = [row(&[Some("d"), Some("child"), Some("e"), Some("parent")])];
         let triggers = [row(&[Some("d"), Some("trig")])];
@@ -591,4 +664,160 @@ mod tests {
     /// Bucket of `db.t` PRIMARY = 42 (INT) among 1024, computed once: a
     /// change of the hash would move watermarks under a running replica.
     const FIXED_BUCKET_OF_42: u64 = 741;
+
+    use crate::binlog::synth;
+    use crate::group::{EventSpan, GroupEnd, GroupKind};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    /// A group of one Table_map and one Write_rows event of
+    /// `d.t (id INT PRIMARY KEY, v VARCHAR(255) UNIQUE)` (synth's table).
+    fn write_group(rows: &[(i32, Vec<u8>)]) -> Group {
+        let meta = synth::EventMeta {
+            timestamp: 1,
+            server_id: 1,
+            flags: 0,
+        };
+        let mut bytes = Vec::new();
+        let mut events = Vec::new();
+        let mut body = Vec::new();
+        synth::table_map_body(&mut body, 7, "d", "t");
+        let start = bytes.len();
+        synth::push_event(&mut bytes, 4, meta, EventType::TABLE_MAP, &body);
+        events.push(EventSpan {
+            offset: start,
+            len: bytes.len() - start,
+            event_type: EventType::TABLE_MAP,
+        });
+        body.clear();
+        let rows: Vec<(i32, &[u8])> = rows.iter().map(|(i, v)| (*i, &v[..])).collect();
+        synth::write_rows_body(&mut body, 7, &rows);
+        let start = bytes.len();
+        synth::push_event(&mut bytes, 100, meta, EventType::WRITE_ROWS_V1, &body);
+        events.push(EventSpan {
+            offset: start,
+            len: bytes.len() - start,
+            event_type: EventType::WRITE_ROWS_V1,
+        });
+        Group {
+            gtid: None,
+            server_id: 1,
+            file: Arc::from("bin.000001"),
+            start_pos: 4,
+            end_pos: 200,
+            source_file: Arc::from("bin.000001"),
+            source_pos: 4,
+            databases: vec!["d".into()],
+            databases_exact: true,
+            tables: vec![("d".into(), "t".into())],
+            kind: GroupKind::RowDml,
+            end: GroupEnd::Commit,
+            after_primary_start: false,
+            gtid_flags: 0,
+            commit_id: None,
+            timestamp: 1,
+            events,
+            bytes,
+            format: Arc::new(synth::format_description()),
+        }
+    }
+
+    fn catalog(v: Compare) -> KeyCatalog {
+        let mut c = KeyCatalog::default();
+        let col = |index, compare| KeyColumn { index, compare };
+        c.insert(
+            "d",
+            "t",
+            TableKeys {
+                columns: 2,
+                keys: vec![
+                    UniqueKey {
+                        name: "PRIMARY".into(),
+                        columns: vec![col(0, Compare::Bytes)],
+                    },
+                    UniqueKey {
+                        name: "v".into(),
+                        columns: vec![col(1, v)],
+                    },
+                ],
+                fallback: None,
+            },
+        );
+        c
+    }
+
+    /// The hash, written out again from the module doc.
+    fn expected(key: &str, value: &[u8], buckets: u32) -> Shard {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut field = |b: &[u8]| {
+            for &x in (b.len() as u64).to_le_bytes().iter().chain(b) {
+                h ^= u64::from(x);
+                h = h.wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        for f in [&b"d"[..], b"t", key.as_bytes(), value] {
+            field(f);
+        }
+        bucket_shard(h % u64::from(buckets))
+    }
+
+    proptest! {
+        /// A group's buckets are exactly those of its rows' keys: each row
+        /// adds the bucket of its primary key and of its unique value, and
+        /// nothing else does.
+        #[test]
+        fn a_groups_buckets_are_exact(
+            rows in proptest::collection::vec((any::<i32>(), proptest::collection::vec(b'a'..=b'c', 0..4)), 1..8),
+            buckets in 1u32..=4096,
+        ) {
+            let g = write_group(&rows);
+            let got = group_shards(&g, &catalog(Compare::Bytes), buckets, |_| None).unwrap();
+            let mut want = BTreeSet::new();
+            for (id, v) in &rows {
+                want.insert(expected("PRIMARY", &id.to_le_bytes(), buckets));
+                want.insert(expected("v", v, buckets));
+            }
+            prop_assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn fallbacks_and_unknown_rows() {
+        let g = write_group(&[(1, b"x".to_vec())]);
+        // Unknown table: the table's own shard.
+        let set = group_shards(&g, &KeyCatalog::default(), 64, |_| None).unwrap();
+        assert_eq!(set, BTreeSet::from([Shard::new("d.t")]));
+        // A merged database: its shard.
+        let app = Shard::new("app");
+        let set = group_shards(&g, &catalog(Compare::Bytes), 64, |_| Some(&app)).unwrap();
+        assert_eq!(set, BTreeSet::from([app.clone()]));
+        // Foreign keys: the linked databases' shard.
+        let mut c = catalog(Compare::Bytes);
+        let mut t = c.table("d", "t").unwrap().clone();
+        t.fallback = Some(Fallback::ForeignKeys(Shard::new("d")));
+        c.insert("d", "t", t.clone());
+        let set = group_shards(&g, &c, 64, |_| None).unwrap();
+        assert_eq!(set, BTreeSet::from([Shard::new("d")]));
+        // A column count the catalog does not know: unknown rows.
+        t.fallback = None;
+        t.columns = 3;
+        c.insert("d", "t", t);
+        assert!(group_shards(&g, &c, 64, |_| None).is_err());
+        // A key column under a case-insensitive collation is not hashed.
+        let a = group_shards(
+            &write_group(&[(1, b"x".to_vec())]),
+            &catalog(Compare::Skip),
+            1 << 16,
+            |_| None,
+        )
+        .unwrap();
+        let b = group_shards(
+            &write_group(&[(1, b"X".to_vec())]),
+            &catalog(Compare::Skip),
+            1 << 16,
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(a, b);
+    }
 }

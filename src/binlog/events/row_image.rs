@@ -71,19 +71,19 @@ fn value<'a>(c: &mut Cursor<'a>, t: u8, meta: u16) -> Result<&'a [u8], DecodeErr
     let lo = usize::from(meta & 0xff);
     let hi = usize::from(meta >> 8);
     match t {
-        1 | 13 => fixed(c, 1),                 // TINY, YEAR
-        2 => fixed(c, 2),                      // SHORT
-        9 | 10 | 14 | 11 => fixed(c, 3),       // INT24, DATE, NEWDATE, TIME
-        3 | 7 => fixed(c, 4),                  // LONG, TIMESTAMP
-        8 | 12 => fixed(c, 8),                 // LONGLONG, DATETIME
-        6 => fixed(c, 0),                      // NULL
-        4 | 5 => fixed(c, lo.max(4)),          // FLOAT, DOUBLE: 4 or 8
-        17 => fixed(c, 4 + lo.div_ceil(2)),    // TIMESTAMP2
-        18 => fixed(c, 5 + lo.div_ceil(2)),    // DATETIME2
-        19 => fixed(c, 3 + lo.div_ceil(2)),    // TIME2
+        1 | 13 => fixed(c, 1),                    // TINY, YEAR
+        2 => fixed(c, 2),                         // SHORT
+        9 | 10 | 14 | 11 => fixed(c, 3),          // INT24, DATE, NEWDATE, TIME
+        3 | 7 => fixed(c, 4),                     // LONG, TIMESTAMP
+        8 | 12 => fixed(c, 8),                    // LONGLONG, DATETIME
+        6 => fixed(c, 0),                         // NULL
+        4 | 5 => fixed(c, lo.max(4)),             // FLOAT, DOUBLE: 4 or 8
+        17 => fixed(c, 4 + lo.div_ceil(2)),       // TIMESTAMP2
+        18 => fixed(c, 5 + lo.div_ceil(2)),       // DATETIME2
+        19 => fixed(c, 3 + lo.div_ceil(2)),       // TIME2
         16 => fixed(c, hi + usize::from(lo > 0)), // BIT: bytes, then bits % 8
-        246 => fixed(c, decimal_size(hi, lo)), // NEWDECIMAL (precision, scale)
-        247 | 248 => fixed(c, lo),             // ENUM, SET: their pack length
+        246 => fixed(c, decimal_size(hi, lo)),    // NEWDECIMAL (precision, scale)
+        247 | 248 => fixed(c, lo),                // ENUM, SET: their pack length
         15 | 253 => {
             // VARCHAR, VAR_STRING: one length byte below 256 bytes, else two.
             let n = length_prefix(c, if meta < 256 { 1 } else { 2 })?;
