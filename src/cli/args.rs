@@ -322,6 +322,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = BenchOptions::DEFAULT_CLIENTS,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub clients: u16,
+    /// Generate with sysbench oltp_write_only on one database (sbtest):
+    /// --transactions events from --clients threads (installs Debian's
+    /// sysbench when missing).
+    #[arg(long)]
+    pub sysbench: bool,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,

@@ -337,6 +337,7 @@ pub fn bench(a: BenchArgs, out: &mut Output) -> anyhow::Result<()> {
         runs: a.runs,
         clients: a.clients,
         configs: a.configs,
+        sysbench: a.sysbench,
     };
     let report = parapply::bench::run(&opts)?;
     if a.json {

@@ -103,7 +103,7 @@ mod shard_map;
 mod tests;
 
 pub use keys::KeyCatalog;
-pub use shard_map::{ShardBy, ShardMap, ShardMapError};
+pub use shard_map::{ShardBy, ShardMap, ShardMapError, DEFAULT_KEY_BUCKETS, MAX_KEY_BUCKETS};
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, VecDeque};
