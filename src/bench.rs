@@ -60,10 +60,10 @@ use mysql::{Conn, Row};
 use crate::apply::engine::{self, ApplyOptions};
 use crate::apply::ApplyError;
 use crate::binlog::Source;
-use crate::schedule::{ShardBy, ShardMap, DEFAULT_KEY_BUCKETS};
 use crate::sandbox::{
     column, describe_slave_status, SandboxError, Server, ServerOptions, SlaveParallelMode,
 };
+use crate::schedule::{ShardBy, ShardMap, DEFAULT_KEY_BUCKETS};
 use crate::wire::ConnectOptions;
 
 /// How long one replica may take to fetch or to apply the workload.
@@ -1044,11 +1044,11 @@ mod tests {
             "native-single,native-conservative-16,native-optimistic-16,native-optimistic-32,\
              parapply-16,parapply-16-batch-1"
         );
-        for name in defaults
-            .iter()
-            .map(String::as_str)
-            .chain(["native-aggressive-8", "parapply-16-key", "parapply-8-batch-1-key"])
-        {
+        for name in defaults.iter().map(String::as_str).chain([
+            "native-aggressive-8",
+            "parapply-16-key",
+            "parapply-8-batch-1-key",
+        ]) {
             let c: BenchConfig = name.parse().unwrap();
             assert_eq!(c.to_string(), name);
         }

@@ -189,7 +189,15 @@ fn key_shards_apply_one_database_in_parallel_exactly_once_across_kills() {
     let bin = env!("CARGO_BIN_EXE_parapply");
     let apply = |batch: &str| {
         Command::new(bin)
-            .args(["apply", "--workers", "6", "--shard-by", "key:64", "--batch", batch])
+            .args([
+                "apply",
+                "--workers",
+                "6",
+                "--shard-by",
+                "key:64",
+                "--batch",
+                batch,
+            ])
             .arg("--source")
             .arg(p.binlog_dir())
             .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])

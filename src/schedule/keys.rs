@@ -459,125 +459,40 @@ pub fn group_shards<'m>(
 mod tests {
     use super::*;
 
-    fn row(cells: &[Option<&str>]) -> Vec<Option<Vec<u8>>> {
-        cells
-            .iter()
-            .map(|c| c.map(|s| s.as_bytes().to_vec()))
+    /// Rows of an `information_schema` answer, one a line, cells split
+    /// on whitespace, `-` for NULL.
+    fn rows(text: &str) -> Vec<Vec<Option<Vec<u8>>>> {
+        text.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                l.split_whitespace()
+                    .map(|c| (c != "-").then(|| c.as_bytes().to_vec()))
+                    .collect()
+            })
             .collect()
     }
 
     #[test]
     fn catalog_from_information_schema_rows() {
-        let columns = [
-            row(&[
-                Some("d"),
-                Some("t"),
-                Some("1"),
-                Some("id"),
-                Some("int"),
-                None,
-            ]),
-            row(&[
-                Some("d"),
-                Some("t"),
-                Some("2"),
-                Some("email"),
-                Some("varchar"),
-                Some("utf8mb4_general_ci"),
-            ]),
-            row(&[
-                Some("d"),
-                Some("t"),
-                Some("3"),
-                Some("code"),
-                Some("varchar"),
-                Some("utf8mb4_bin"),
-            ]),
-            row(&[
-                Some("d"),
-                Some("nopk"),
-                Some("1"),
-                Some("x"),
-                Some("int"),
-                None,
-            ]),
-            row(&[
-                Some("d"),
-                Some("child"),
-                Some("1"),
-                Some("id"),
-                Some("int"),
-                None,
-            ]),
-            row(&[
-                Some("e"),
-                Some("parent"),
-                Some("1"),
-                Some("id"),
-                Some("int"),
-                None,
-            ]),
-            row(&[
-                Some("d"),
-                Some("trig"),
-                Some("1"),
-                Some("id"),
-                Some("int"),
-                None,
-            ]),
-        ];
-        let indexes = [
-            row(&[
-                Some("d"),
-                Some("t"),
-                Some("u"),
-                Some("2"),
-                Some("code"),
-                None,
-            ]),
-            row(&[
-                Some("d"),
-                Some("t"),
-                Some("u"),
-                Some("1"),
-                Some("email"),
-                None,
-            ]),
-            row(&[
-                Some("d"),
-                Some("t"),
-                Some("PRIMARY"),
-                Some("1"),
-                Some("id"),
-                None,
-            ]),
-            row(&[
-                Some("d"),
-                Some("child"),
-                Some("PRIMARY"),
-                Some("1"),
-                Some("id"),
-                None,
-            ]),
-            row(&[
-                Some("e"),
-                Some("parent"),
-                Some("PRIMARY"),
-                Some("1"),
-                Some("id"),
-                None,
-            ]),
-            row(&[
-                Some("d"),
-                Some("trig"),
-                Some("PRIMARY"),
-                Some("1"),
-                Some("id"),
-                None,
-            ]),
-        ];
-        let fks = [row(&[Some("d"), Some("child"), Some("e"), Some("parent")])];
-        let triggers = [row(&[Some("d"), Some("trig")])];
+        let columns = rows(
+            "d t      1 id    int     -
+             d t      2 email varchar utf8mb4_general_ci
+             d t      3 code  varchar utf8mb4_bin
+             d nopk   1 x     int     -
+             d child  1 id    int     -
+             e parent 1 id    int     -
+             d trig   1 id    int     -",
+        );
+        let indexes = rows(
+            "d t      u       2 code  -
+             d t      u       1 email -
+             d t      PRIMARY 1 id    -
+             d child  PRIMARY 1 id    -
+             e parent PRIMARY 1 id    -
+             d trig   PRIMARY 1 id    -",
+        );
+        let fks = rows("d child e parent");
+        let triggers = rows("d trig");
         let c = KeyCatalog::from_rows(&columns, &indexes, &fks, &triggers);
         let t = c.table("d", "t").unwrap();
         assert_eq!(t.columns, 3);
