@@ -202,7 +202,8 @@ impl KeyCatalog {
                 .insert(name.to_ascii_lowercase(), (pos.saturating_sub(1), compare));
         }
         // Table → index → (seq, column, prefix).
-        let mut idx: HashMap<Name, BTreeMap<String, Vec<(usize, String, bool)>>> = HashMap::new();
+        type IndexParts = BTreeMap<String, Vec<(usize, String, bool)>>;
+        let mut idx: HashMap<Name, IndexParts> = HashMap::new();
         for r in indexes {
             let (Some(db), Some(t), Some(index), Some(seq), Some(col)) =
                 (cell(r, 0), cell(r, 1), cell(r, 2), number(r, 3), cell(r, 4))
