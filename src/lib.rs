@@ -70,12 +70,13 @@
 //! # Scheduler
 //!
 //! [`schedule::Scheduler`] is a pure state machine (no I/O): shards of a
-//! group are its databases ([`schedule::ShardMap`] merges databases or
-//! narrows to tables); one shard's groups run in source order on the worker
-//! the shard is bound to, different shards in parallel; a group of several
-//! shards waits until they are on one worker; barriers (DDL, XA,
-//! non-transactional or unclassifiable groups) run alone. A byte budget
-//! bounds what is in flight.
+//! group are its databases ([`schedule::ShardMap`] merges databases,
+//! narrows to tables, or to buckets of the primary and unique key values in
+//! the row images, [`schedule::keys`]); one shard's groups run in source
+//! order on the worker the shard is bound to, different shards in parallel;
+//! a group of several shards waits until they are on one worker; barriers
+//! (DDL, XA, non-transactional or unclassifiable groups) run alone. A byte
+//! budget bounds what is in flight, an optional limit each worker's queue.
 //!
 //! # Workers
 //!
