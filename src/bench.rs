@@ -147,12 +147,16 @@ impl FromStr for BenchConfig {
         };
         if let Some(base) = s.trim().strip_suffix("-key") {
             return match base.parse()? {
-                BenchConfig::Parapply { workers, batch, .. } => Ok(BenchConfig::Parapply {
+                BenchConfig::Parapply {
+                    workers,
+                    batch,
+                    keys: false,
+                } => Ok(BenchConfig::Parapply {
                     workers,
                     batch,
                     keys: true,
                 }),
-                BenchConfig::Native { .. } => Err(bad()),
+                _ => Err(bad()),
             };
         }
         let positive = |n: &str| n.parse::<u16>().ok().filter(|&n| n > 0);
