@@ -29,23 +29,16 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mysql::prelude::Queryable;
 use parapply::sandbox::{Server, ServerOptions};
 
-/// xorshift: reproducible from the seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
+use common::Rng;
+
+/// A number below `n`.
+fn below(r: &mut Rng, n: u64) -> u64 {
+    r.next() % n
 }
 
 const ROWS: u64 = 400;
@@ -54,40 +47,40 @@ const ROWS: u64 = 400;
 fn transaction(r: &mut Rng, late: bool) -> Vec<String> {
     let id = |r: &mut Rng| {
         // A quarter of the picks hit 8 hot rows.
-        if r.below(4) == 0 {
-            1 + r.below(8)
+        if below(r, 4) == 0 {
+            1 + below(r, 8)
         } else {
-            1 + r.below(ROWS)
+            1 + below(r, ROWS)
         }
     };
     let mut out = Vec::new();
-    for _ in 0..1 + r.below(3) {
+    for _ in 0..1 + below(r, 3) {
         let a = id(r);
-        out.push(match r.below(if late { 10 } else { 9 }) {
+        out.push(match below(r, if late { 10 } else { 9 }) {
             0 | 1 => format!("UPDATE k.acct SET n = n + 1 WHERE id = {a}"),
-            2 => format!("UPDATE k.acct SET code = {} WHERE id = {a}", r.below(2 * ROWS)),
-            3 => format!("UPDATE k.acct SET email = 'e{}' WHERE id = {a}", r.below(2 * ROWS)),
+            2 => format!("UPDATE k.acct SET code = {} WHERE id = {a}", below(r, 2 * ROWS)),
+            3 => format!("UPDATE k.acct SET email = 'e{}' WHERE id = {a}", below(r, 2 * ROWS)),
             4 => format!(
                 "DELETE FROM k.acct WHERE id = {a}; INSERT INTO k.acct VALUES ({a}, {}, NULL, 0)",
                 10_000 + a
             ),
             5 => {
-                if r.below(2) == 0 {
+                if below(r, 2) == 0 {
                     format!("DELETE FROM k.acct WHERE id = {a}")
                 } else {
                     format!(
                         "INSERT INTO k.acct VALUES ({a}, {}, 'r{a}', 1)",
-                        20_000 + r.below(100_000)
+                        20_000 + below(r, 100_000)
                     )
                 }
             }
             6 => format!(
                 "INSERT INTO k.log VALUES ({a}, 'x'); UPDATE k.log SET b = CONCAT(b, 'y') WHERE a = {}",
-                r.below(20)
+                below(r, 20)
             ),
             7 => {
-                let p = 1 + r.below(40);
-                match r.below(4) {
+                let p = 1 + below(r, 40);
+                match below(r, 4) {
                     0 => format!("INSERT INTO k.parent VALUES ({p}, 0)"),
                     1 => format!("DELETE FROM k.parent WHERE id = {p}"),
                     _ => format!("INSERT INTO k.child (pid) VALUES ({p})"),
@@ -172,16 +165,7 @@ fn progress(t: &Server) -> u64 {
 
 #[test]
 fn key_shards_apply_one_database_in_parallel_exactly_once_across_kills() {
-    let seed = std::env::var("PARAPPLY_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = common::crash_seed();
     eprintln!("workload and kill moments from seed {seed} (PARAPPLY_CRASH_SEED={seed})");
     let p = primary(seed);
     let t = common::replica_target();
@@ -211,36 +195,11 @@ fn key_shards_apply_one_database_in_parallel_exactly_once_across_kills() {
     let mut while_applying = 0;
     while kills < 5 {
         let before = progress(&t);
-        let mut child = apply(if rng.next() & 1 == 0 { "1" } else { "8" });
-        let extra = Duration::from_millis(rng.below(60));
-        let started = Instant::now();
-        let mut moment = None;
-        let exited = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            match moment {
-                Some(m) if Instant::now() >= m => break None,
-                Some(_) => {}
-                None if progress(&t) > before => moment = Some(Instant::now() + extra),
-                None => assert!(
-                    started.elapsed() < Duration::from_secs(120),
-                    "the applier committed nothing in 120 s (a hang guard)"
-                ),
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        if let Some(status) = exited {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                status.success(),
-                "apply failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        let child = apply(if rng.next() & 1 == 0 { "1" } else { "8" });
+        let extra = Duration::from_millis(below(&mut rng, 60));
+        if !common::kill_at_moment(child, None, extra, || progress(&t) > before) {
             break;
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
         kills += 1;
         if progress(&t) > before {
             while_applying += 1;
