@@ -32,7 +32,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mysql::prelude::Queryable;
-use parapply::sandbox::{Server, ServerOptions};
+use parapply::sandbox::Server;
 
 use common::Rng;
 
@@ -121,13 +121,7 @@ fn workload(p: &Server, seed: u64, n: usize, late: bool) {
 }
 
 fn primary(seed: u64) -> Server {
-    let p = Server::start(
-        ServerOptions::new()
-            .server_id(1)
-            .log_bin("mariadb-bin")
-            .max_binlog_size(256 * 1024),
-    )
-    .unwrap();
+    let p = common::mirror_primary(256 * 1024);
     p.exec(
         "CREATE DATABASE k;
          CREATE TABLE k.acct (id INT PRIMARY KEY, code INT NOT NULL, \
