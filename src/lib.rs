@@ -23,7 +23,7 @@
 //! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
 //! | state | [`replica`], [`progress`], [`schedule`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler |
 //! | test gear | [`sandbox`] (feature `testkit`) | throwaway servers, for tests and operations only |
-//! | format and client | [`binlog`] (with `binlog::synth`, generated binlogs, feature `testkit`), [`group`], [`position`], [`wire`] | bytes on disk and on the wire |
+//! | format and client | [`binlog`] (with `binlog::synth`, generated binlogs, feature `testkit`), [`group`], [`position`], [`text`], [`wire`] | bytes on disk and on the wire; text safe for a terminal |
 //!
 //! The default features (`bench`, which enables `testkit`) build everything;
 //! `cargo build --no-default-features` builds the core library and the
@@ -169,4 +169,5 @@ pub mod replica;
 #[cfg(feature = "testkit")]
 pub mod sandbox;
 pub mod schedule;
+pub mod text;
 pub mod wire;

@@ -97,6 +97,11 @@ fn wrong_password_and_missing_privilege_are_clear_errors_without_the_secret() {
     let (_, err) = text(&out);
     assert!(!out.status.success());
     assert!(!err.contains("right-secret-1"), "{err}");
+    // It names the target's own variable, not another connection's.
+    assert!(
+        err.contains("PARAPPLY_TARGET_PASSWORD") && !err.contains("PRIMARY"),
+        "{err}"
+    );
 
     // The right password from the environment works.
     let out = apply(&p, "app", t.port(), Some("right-secret-1"), &[])

@@ -16,7 +16,9 @@
 //!
 //! 1. For a catch-up, the goal must have been written under this run's
 //!    shard map. Preflight on the target's control connection
-//!    ([`Replica`]): it answers, has `log_bin` on and `gtid_strict_mode` off (out-of-order
+//!    ([`Replica`]): it answers, does not replicate by itself (no SQL
+//!    thread running; checked again every few seconds while applying), has
+//!    `log_bin` on and `gtid_strict_mode` off (out-of-order
 //!    commits break it), the user may replay binlog events (`BINLOG` of the
 //!    source's Format_description event is tried) and set `gtid_seq_no`; the
 //!    progress tables are created if missing (through the binary log, once).
@@ -47,6 +49,10 @@
 //!   around it) is applied; it is persisted every `low_watermark_interval`,
 //!   after each barrier, and at the end. A lost control connection is
 //!   opened again within the reconnect time, the applier lock taken back.
+//!
+//! A read error ends reading; the groups read before it are applied, then
+//! it is the run's error (the applied prefix ends just before the bad
+//! place).
 //!
 //! Any error (a worker's report, the reader's, the control connection's), a
 //! signal, the source's end, `--until` or a catch-up's end leaves the loop
@@ -117,7 +123,10 @@ pub struct ApplyOptions {
     pub max_inflight_bytes: u64,
     /// Keep tailing the source.
     pub follow: bool,
-    /// Start here when the target has no progress yet.
+    /// Start here when the target has no progress yet: at a position (the
+    /// first event applied starts there, as `Exec_Master_Log_Pos` names
+    /// it), or after a GTID (the last one already applied, as
+    /// `gtid_slave_pos` names it: that group itself is not applied).
     pub from: Option<StartAt>,
     /// Stop after this group.
     pub until: Option<Until>,
@@ -130,6 +139,14 @@ pub struct ApplyOptions {
     pub progress: ProgressTables,
     /// How long workers try to reconnect to a lost target.
     pub reconnect_timeout: Duration,
+    /// Liveness of the target connections (workers and control): an answer
+    /// awaited this long starts a probe through a second connection (see
+    /// [`ConnectOptions::probe_after`]); TCP keepalive starts after this
+    /// idle time; a write blocked six times this long fails. A stopped or
+    /// vanished target is so treated as a lost connection within about
+    /// twice this time plus the connect timeout, then reconnected within
+    /// `reconnect_timeout`.
+    pub liveness: Duration,
     /// Retries of a deadlocked batch.
     pub max_retries: u32,
     /// How often the low-watermark is persisted.
@@ -179,13 +196,16 @@ impl ApplyOptions {
     pub const DEFAULT_PROGRESS_SCHEMA: &'static str = "parapply";
     /// Default time to keep reconnecting to a lost target.
     pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+    /// Default liveness period of the target connections.
+    pub const DEFAULT_LIVENESS: Duration = Duration::from_secs(10);
 
     /// The defaults of `parapply apply` for this source and target (the
     /// `DEFAULT_*` constants; the command line reads them too): 16 workers,
     /// batches of up to 32 groups or 4 MiB, 64 MiB in flight, one shard per
     /// database, progress in schema `parapply`, 300 s of reconnecting, 10
     /// retries of a deadlock, the low-watermark persisted every second, no
-    /// status line; everything not applied yet is selected
+    /// status line, a liveness probe after 10 s without an answer;
+    /// everything not applied yet is selected
     /// ([`Selection::Restart`]).
     pub fn new(source: Source, target: ConnectOptions) -> Self {
         ApplyOptions {
@@ -203,6 +223,7 @@ impl ApplyOptions {
             progress: ProgressTables::new(Self::DEFAULT_PROGRESS_SCHEMA)
                 .expect("a valid schema name"),
             reconnect_timeout: Self::DEFAULT_RECONNECT_TIMEOUT,
+            liveness: Self::DEFAULT_LIVENESS,
             max_retries: 10,
             low_watermark_interval: Duration::from_secs(1),
             stop: Arc::new(AtomicBool::new(false)),
@@ -234,6 +255,9 @@ pub struct ApplyReport {
     pub drained: bool,
     /// Attempts repeated after a deadlock or lock-wait timeout.
     pub retries: u64,
+    /// Worker connections opened again after they were lost (the target
+    /// restarted, stopped answering, or the network failed).
+    pub reconnects: u64,
 }
 
 /// A run that stopped with an error, and what it applied up to there: the
@@ -251,6 +275,8 @@ pub struct ApplyFailure {
 /// Bounds of a worker's queue under key shards ([`ApplyOptions::queue_limit`]).
 const KEY_QUEUE_MIN: usize = 4;
 const KEY_QUEUE_MAX: usize = 64;
+/// How often the loop checks that the target's own SQL thread is stopped.
+const REPLICATION_CHECK: Duration = Duration::from_secs(2);
 
 /// How often reports are taken while none is urgent (see the main loop).
 const REPORT_TICK: Duration = Duration::from_millis(1);
@@ -371,7 +397,17 @@ pub struct Engine {
     held: Vec<VecDeque<(GroupId, Arc<Group>)>>,
     /// Attempts the workers repeated after a deadlock or lock-wait timeout.
     retries: Arc<AtomicU64>,
+    /// Worker connections opened again.
+    reconnects: Arc<AtomicU64>,
     status: StatusLine,
+    /// The reader's error, once the groups read before it are applied
+    /// (then it becomes the failure).
+    read_error: Option<ReadError>,
+    /// When the target's own replication was last checked for.
+    replication_checked: Instant,
+    /// `--from GTID`: the group of this GTID, read first, counts as
+    /// applied already (a start GTID means "after this one").
+    after: Option<MariaGtid>,
 }
 
 impl Engine {
@@ -379,8 +415,9 @@ impl Engine {
     /// applier lock, reads the state and starts the workers and the
     /// reader ("Start" in the module doc). An error before any thread
     /// started returns at once, with an empty report.
-    pub fn start(opts: ApplyOptions) -> Result<Engine, ApplyFailure> {
+    pub fn start(mut opts: ApplyOptions) -> Result<Engine, ApplyFailure> {
         let started = Instant::now();
+        opts.target = with_liveness(opts.target, opts.liveness);
         let fail = |error: ApplyError| ApplyFailure {
             error,
             report: Box::new(ApplyReport {
@@ -393,6 +430,7 @@ impl Engine {
                 position: None,
                 drained: false,
                 retries: 0,
+                reconnects: 0,
             }),
         };
         let (mut replica, setup) = preflight(&opts).map_err(fail)?;
@@ -405,6 +443,10 @@ impl Engine {
             opts.shard_map.set_catalog(Arc::new(catalog));
         }
         let start = start_at(&opts, &replica, &setup.own.state).map_err(fail)?;
+        let after = match (&start, &opts.from) {
+            (StartAt::Gtid(g), Some(StartAt::Gtid(from))) if g == from => Some(*g),
+            _ => None,
+        };
         tracing::info!(start = ?start, workers = opts.workers, "starting apply");
 
         let (report_tx, reports) = unbounded::<Report>();
@@ -445,6 +487,10 @@ impl Engine {
             lost: HashSet::new(),
             held: Vec::new(),
             retries: Arc::default(),
+            reconnects: Arc::default(),
+            read_error: None,
+            replication_checked: Instant::now(),
+            after,
             opts,
         };
         if let Err(error) = engine.spawn(start, setup.collations, setup.row_events, report_tx) {
@@ -488,6 +534,7 @@ impl Engine {
                 reconnect_timeout: self.opts.reconnect_timeout,
                 abort: self.opts.abort.clone(),
                 retries: self.retries.clone(),
+                reconnects: self.reconnects.clone(),
                 shard_rows: shard_rows.clone(),
                 row_events,
                 batch_any_shards: self.opts.key_shards(),
@@ -550,6 +597,11 @@ impl Engine {
             self.end_reading();
         }
         if stopping || (!self.reading && self.waiting.is_empty() && self.sched.is_idle()) {
+            // The groups read before a read error are applied: now it is
+            // the run's error.
+            if let Some(e) = self.read_error.take() {
+                self.failure.get_or_insert(e.into());
+            }
             return false;
         }
         if self.admit_waiting() {
@@ -560,6 +612,7 @@ impl Engine {
         if self.low.dirty && self.low.last_persist.elapsed() >= self.opts.low_watermark_interval {
             self.persist_low();
         }
+        self.check_replication();
         self.status.show(
             self.counts.applied,
             self.sched.in_flight(),
@@ -655,6 +708,22 @@ impl Engine {
             Placement::Barrier(_) => (Vec::new(), true),
         };
         let end = g.end();
+        if self.after.take_if(|a| *a == gtid).is_some() {
+            // `--from GTID`: this one is applied already.
+            self.counts.skipped += 1;
+            self.prefix.track.push_back(Tracked {
+                state: TrackState::Skipped,
+                barrier,
+                mark: Watermark {
+                    seq_no: gtid.seq,
+                    server_id: gtid.server,
+                    end,
+                },
+                domain: gtid.domain,
+                timestamp: g.timestamp,
+            });
+            return Ok(());
+        }
         let decision = decide(
             &self.opts.selection,
             self.opts.until.as_ref(),
@@ -755,7 +824,11 @@ impl Engine {
             recv(group_rx) -> g => match g {
                 Ok(Ok(chunk)) => self.waiting.extend(chunk),
                 Ok(Err(e)) => {
-                    self.failure.get_or_insert(e.into());
+                    // Reading ends here; what was read before it is
+                    // applied first (up to the bad place).
+                    tracing::error!(error = %e, "reading the source failed; applying the groups read before it, then stopping");
+                    self.reading = false;
+                    self.read_error = Some(e);
                 }
                 Err(_) => self.reading = false,
             },
@@ -846,6 +919,24 @@ impl Engine {
         }
     }
 
+    /// Every [`REPLICATION_CHECK`]: the target's own SQL thread must stay
+    /// stopped (a `START SLAVE` while parapply applies would apply the same
+    /// transactions twice). Other errors of the check are left to the next
+    /// write of the control connection, which reconnects.
+    fn check_replication(&mut self) {
+        if self.replication_checked.elapsed() < REPLICATION_CHECK {
+            return;
+        }
+        self.replication_checked = Instant::now();
+        match self.replica.ensure_not_replicating() {
+            Ok(()) => {}
+            Err(e @ crate::replica::ReplicaError::Preflight(_)) => {
+                self.failure.get_or_insert(e.into());
+            }
+            Err(e) => tracing::debug!(error = %e, "could not check the target's replication"),
+        }
+    }
+
     /// "Shutdown" in the module doc: the one exit of every run.
     pub fn shutdown(self) -> Result<ApplyReport, ApplyFailure> {
         match self.finish() {
@@ -930,6 +1021,7 @@ impl Engine {
             position: self.low.position.clone(),
             drained: self.prefix.track.is_empty(),
             retries: self.retries.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
         };
         (report, self.failure.take())
     }
@@ -941,6 +1033,15 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
+}
+
+/// `target` with the liveness settings of [`ApplyOptions::liveness`]
+/// (those the caller set itself are kept).
+fn with_liveness(mut target: ConnectOptions, liveness: Duration) -> ConnectOptions {
+    target.probe_after.get_or_insert(liveness);
+    target.keepalive.get_or_insert(liveness);
+    target.write_timeout.get_or_insert(liveness * 6);
+    target
 }
 
 /// Where reading starts: at the end of the applied prefix, or `--from` on
@@ -1032,6 +1133,7 @@ fn preflight(opts: &ApplyOptions) -> Result<(Replica, Setup), ApplyError> {
         reconnect_timeout: opts.reconnect_timeout,
     })?;
     r.ensure_log_bin()?;
+    r.ensure_not_replicating()?;
     if opts.workers > 1 {
         r.ensure_gtid_strict_mode_off()?;
     }

@@ -158,6 +158,8 @@ pub struct WorkerConfig {
     /// Counts the attempts repeated after a deadlock or lock-wait timeout
     /// (shared by the workers; the engine reports it).
     pub retries: Arc<AtomicU64>,
+    /// Counts the reconnections after a lost connection (shared).
+    pub reconnects: Arc<AtomicU64>,
     /// The `(domain, shard)` rows `shard_progress` holds, shared by the
     /// workers: those move by row events; a missing one is inserted with SQL.
     pub shard_rows: ShardRows,
@@ -570,6 +572,8 @@ impl Worker {
             "lost the target connection; reconnecting"
         );
         let cfg = &self.cfg;
+        let lost = self.conn.connection_id();
+        let deadline = Instant::now() + cfg.reconnect_timeout;
         self.conn = reconnect_within(
             &cfg.target,
             cfg.reconnect_timeout,
@@ -578,10 +582,54 @@ impl Worker {
             || open(cfg),
         )
         .map_err(ApplyError::from)?;
+        cfg.reconnects.fetch_add(1, Ordering::Relaxed);
+        self.end_lost_session(lost, deadline)?;
         self.forget_session();
         self.lose_temp_tables("the target connection was lost");
         tracing::info!(worker = self.cfg.index, "reconnected to the target");
         Ok(())
+    }
+
+    /// The session of the lost connection may still live on the server (a
+    /// half-open connection; a server that was stopped and continues with
+    /// the `COMMIT` it had received): it is killed and waited for until it
+    /// has left, so that what it committed is final before the in-doubt
+    /// check reads it.
+    fn end_lost_session(&mut self, id: u32, deadline: Instant) -> Result<(), ApplyError> {
+        let addr = self.cfg.target.addr();
+        if let Err(e) = self
+            .conn
+            .execute(format!("KILL CONNECTION {id}").as_bytes())
+        {
+            // 1094: unknown thread — it is gone already.
+            if e.code() != Some(1094) {
+                tracing::debug!(worker = self.cfg.index, connection = id, error = %e, "could not kill the lost connection's session");
+            }
+        }
+        let sql = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id}");
+        loop {
+            let n = self
+                .conn
+                .query_value(&sql)
+                .map_err(|error| ApplyError::target(addr.clone(), error))?;
+            if n.as_deref() == Some("0") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline || self.cfg.abort.load(Ordering::Relaxed) {
+                return Err(ApplyError::target(
+                    addr,
+                    WireError::Protocol {
+                        addr: self.cfg.target.addr(),
+                        what: format!(
+                            "the session of the lost connection {id} is still on the server \
+                             after the reconnect time; whether its transaction committed \
+                             cannot be known yet"
+                        ),
+                    },
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// `first` is the first group after the primary started anew: the

@@ -120,7 +120,10 @@ pub struct ApplyArgs {
     /// binlog's timestamps are UTC seconds), at one consistent position.
     #[arg(long, value_parser = parse_utc_time, conflicts_with = "until")]
     pub until_time: Option<u32>,
-    /// Where to start on a target without progress (FILE:POS or GTID).
+    /// Where to start on a target without progress: FILE:POS (the first
+    /// event applied starts there: Relay_Master_Log_File:Exec_Master_Log_Pos)
+    /// or a GTID domain-server-seq (the last one already applied, as
+    /// @@gtid_slave_pos says: applying starts after it).
     #[arg(long)]
     pub from: Option<StartAt>,
     /// Worker threads, each with its own connection to the target.
@@ -149,6 +152,12 @@ pub struct ApplyArgs {
     /// ring. Comma-separated; the watermarks still move past them.
     #[arg(long, value_delimiter = ',')]
     pub ignore_server_ids: Vec<u32>,
+    /// Seconds an answer of the target is awaited before a second
+    /// connection checks that the target is alive and still runs the
+    /// statement; a stopped or vanished target is then a lost connection
+    /// (reconnected within --reconnect-timeout). Also the TCP keepalive time.
+    #[arg(long, default_value_t = Seconds(ApplyOptions::DEFAULT_LIVENESS))]
+    pub liveness: Seconds,
     /// Print the final report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -531,6 +540,7 @@ mod tests {
             ApplyOptions::DEFAULT_RECONNECT_TIMEOUT
         );
         assert_eq!(a.sharding.shard_by, ApplyOptions::DEFAULT_SHARD_BY);
+        assert_eq!(a.liveness.0, ApplyOptions::DEFAULT_LIVENESS);
         assert_eq!(
             a.target.progress_schema,
             ApplyOptions::DEFAULT_PROGRESS_SCHEMA

@@ -19,6 +19,7 @@ use parapply::position::StartAt;
 use parapply::progress::{ProgressTables, Selection};
 use parapply::replica::{self, Replica, ReplicaOptions, WaitOptions, WaitOutcome};
 use parapply::schedule::ShardBy;
+use parapply::text::escape_control;
 use parapply::wire::ConnectOptions;
 
 #[cfg(feature = "bench")]
@@ -130,7 +131,18 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
 /// `parapply apply`.
 pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     let (stop, abort) = signals::install()?;
-    let mut opts = ApplyOptions::new(source_of(&a.source)?, target_options(&a.target)?);
+    let target = target_options(&a.target)?;
+    // Services started together: in follow mode the mirror may not have
+    // written its first file yet (as the SQL thread waits for its relay log).
+    let source = if a.follow && a.source.extension().is_none_or(|x| x != "index") {
+        match Source::wait_for_dir(&a.source, &stop)? {
+            Some(s) => s,
+            None => return Ok(()),
+        }
+    } else {
+        source_of(&a.source)?
+    };
+    let mut opts = ApplyOptions::new(source, target);
     opts.workers = a.workers;
     opts.batch_groups = a.batch;
     opts.batch_bytes = a.batch_bytes.as_usize();
@@ -143,6 +155,7 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
     opts.reconnect_timeout = Duration::from_secs(a.reconnect_timeout);
     opts.ignore_server_ids = a.ignore_server_ids.iter().copied().collect();
+    opts.liveness = a.liveness.0;
     opts.stop = stop.clone();
     opts.abort = abort;
     opts.status_line = true;
@@ -245,20 +258,26 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
         writeln!(out, "{v}")?;
         return Ok(());
     }
+    // Names and file names come from the primary: shown escaped.
     writeln!(out, "low-watermark (every group up to it is applied):")?;
     for (d, w) in &state.low {
         writeln!(
             out,
             "  domain {d}: {d}-{}-{} at {}",
-            w.server_id, w.seq_no, w.end
+            w.server_id,
+            w.seq_no,
+            escape_control(&w.end.to_string())
         )?;
     }
     writeln!(out, "shards ({}):", state.shards.len())?;
     for ((d, s), w) in &state.shards {
         writeln!(
             out,
-            "  {d}/{s}: {d}-{}-{} at {}",
-            w.server_id, w.seq_no, w.end
+            "  {d}/{}: {d}-{}-{} at {}",
+            escape_control(s),
+            w.server_id,
+            w.seq_no,
+            escape_control(&w.end.to_string())
         )?;
     }
     if let Some(p) = pending {
@@ -268,7 +287,7 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
             p.groups,
             p.bytes,
             p.source_end
-                .map(|e| e.to_string())
+                .map(|e| escape_control(&e.to_string()).into_owned())
                 .unwrap_or_else(|| "-".into())
         )?;
     }

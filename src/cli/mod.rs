@@ -45,8 +45,52 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(code) => code,
         Err(e) if output::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("parapply: error: {e:#}");
+            eprintln!("parapply: error: {}", error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, each cause once: many
+/// errors print their cause in their own message already (`primary
+/// connecting: <the login error>`), and a cause already said is not
+/// repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("primary connecting: {source}")]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let e = anyhow::Error::new(Outer {
+            source: std::io::Error::other("cannot log in as `repl` (error 1045)"),
+        });
+        assert_eq!(
+            error_text(&e),
+            "primary connecting: cannot log in as `repl` (error 1045)"
+        );
+        let e =
+            anyhow::Error::new(std::io::Error::other("disk full")).context("writing bin.000001");
+        assert_eq!(error_text(&e), "writing bin.000001: disk full");
     }
 }

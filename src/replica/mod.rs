@@ -24,7 +24,7 @@
 //!
 //! # The applier lock
 //!
-//! One applier per target and progress schema:
+//! One applier per target, whatever its progress schema:
 //! [`Replica::take_applier_lock`] takes the server lock
 //! ([`crate::progress::ProgressTables::applier_lock`]), or says which
 //! connection holds it ([`ReplicaError::Locked`]); then it waits until the
@@ -86,6 +86,9 @@ pub struct Replica {
 
 /// How long [`Replica::take_applier_lock`] waits for the lock.
 pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The longest single `GET_LOCK` wait: `stop` is asked between two.
+const LOCK_STEP: Duration = Duration::from_secs(1);
 
 impl Replica {
     /// Connects (once: an unreachable server is an error at once).
@@ -151,6 +154,28 @@ impl Replica {
             return Err(PreflightError::LogBinOff { addr: self.addr() }.into());
         }
         Ok(())
+    }
+
+    /// The server's own replication is not applying events: no
+    /// replication connection has its SQL thread running (`SHOW ALL SLAVES
+    /// STATUS`). Asked before applying and again while applying (a `START
+    /// SLAVE` later would apply the same transactions as parapply).
+    pub fn ensure_not_replicating(&mut self) -> Result<(), ReplicaError> {
+        let names = match self.conn.execute(b"SHOW ALL SLAVES STATUS") {
+            Ok(mut outcomes) => match outcomes.pop() {
+                Some(o) => running_sql_threads(&o.columns, &o.rows),
+                None => Vec::new(),
+            },
+            Err(e) => return Err(self.query_err("reading the replication status")(e)),
+        };
+        if names.is_empty() {
+            return Ok(());
+        }
+        Err(PreflightError::ServerReplicates {
+            addr: self.addr(),
+            names,
+        }
+        .into())
     }
 
     /// `gtid_strict_mode` is off (out-of-order commits break it).
@@ -260,20 +285,37 @@ impl Replica {
         }
     }
 
-    /// Becomes the one applier of this target and schema (see the module
-    /// doc): takes the lock, waiting up to `wait` for it, then waits for a
-    /// dead applier's sessions to leave, and forgets them. `stop` is asked
-    /// while waiting.
+    /// Becomes the one applier of this target (see the module doc): takes
+    /// the lock, waiting up to `wait` for it, then waits for a dead
+    /// applier's sessions to leave, and forgets them. `stop` is asked
+    /// while waiting, at least once a second.
     pub fn take_applier_lock(
         &mut self,
         wait: Duration,
         stop: &dyn Fn() -> bool,
     ) -> Result<(), ReplicaError> {
         let lock = self.opts.progress.applier_lock();
-        let got = self.value(
-            &format!("SELECT GET_LOCK('{}', {})", escape(&lock), wait.as_secs()),
-            "taking the applier lock",
-        )?;
+        // Asked in steps of at most a second, so that a signal (`stop`)
+        // is heard while another applier holds the lock.
+        let deadline = Instant::now() + wait;
+        let got = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let step = left.min(LOCK_STEP);
+            let got = self.value(
+                &format!(
+                    "SELECT GET_LOCK('{}', {:.3})",
+                    escape(&lock),
+                    step.as_secs_f64()
+                ),
+                "taking the applier lock",
+            )?;
+            if got == "1" || left <= step {
+                break got;
+            }
+            if stop() {
+                return Err(ReplicaError::Stopped);
+            }
+        };
         if got != "1" {
             let holder = self.lock_holder().ok().flatten();
             return Err(ReplicaError::Locked {
@@ -526,6 +568,25 @@ impl Replica {
         }
         Ok(())
     }
+}
+
+/// The connection names (`Connection_name`) of the rows of `SHOW ALL
+/// SLAVES STATUS` whose `Slave_SQL_Running` is `Yes`.
+fn running_sql_threads(columns: &[String], rows: &[crate::wire::Row]) -> Vec<String> {
+    let col = |name: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(name));
+    let (Some(name), Some(running)) = (col("Connection_name"), col("Slave_SQL_Running")) else {
+        return Vec::new();
+    };
+    let text = |r: &crate::wire::Row, i: usize| {
+        r.get(i)
+            .and_then(|v| v.as_deref())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    rows.iter()
+        .filter(|r| text(r, running).eq_ignore_ascii_case("yes"))
+        .map(|r| text(r, name))
+        .collect()
 }
 
 /// Calls `open` until it connects (backoff 100 ms doubling to 2 s), for

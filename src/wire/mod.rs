@@ -19,7 +19,8 @@
 //!   `CLIENT_DEPRECATE_EOF` is not requested), following
 //!   `SERVER_MORE_RESULTS_EXISTS` through a multi-statement batch;
 //! * packets of 16 MiB and more, split and joined in both directions;
-//! * `COM_PING`, `COM_QUIT`, connect/read/write timeouts;
+//! * `COM_PING`, `COM_QUIT`, connect/read/write timeouts, TCP keepalive,
+//!   and a liveness probe for long waits ([`ConnectOptions::probe_after`]);
 //! * raw commands and packets ([`Conn::write_command`],
 //!   [`Conn::read_packet_into`]) for the binlog dump of [`crate::mirror`].
 //!
@@ -114,6 +115,20 @@ pub struct ConnectOptions {
     /// Connection collation id sent in the handshake (45 =
     /// `utf8mb4_general_ci`); `SET NAMES` changes it later.
     pub collation: u8,
+    /// TCP keepalive: probes start after the connection has been idle this
+    /// long (then every third of it, three times), so that a peer host
+    /// that vanished is noticed by the kernel. `None`: the system default
+    /// (usually off).
+    pub keepalive: Option<Duration>,
+    /// Liveness: when an answer has been awaited this long, a second
+    /// connection asks the server whether it still answers and still runs
+    /// this connection's statement; if so the wait goes on, otherwise the
+    /// connection counts as lost ([`WireError::is_connection_lost`]). A
+    /// stopped server (`SIGSTOP`) or a half-open connection is then
+    /// noticed within about twice this time plus `connect_timeout`, while
+    /// a statement that runs for an hour is waited for. Replaces
+    /// `read_timeout` for the waits between packets. `None`: off.
+    pub probe_after: Option<Duration>,
 }
 
 impl ConnectOptions {
@@ -131,6 +146,8 @@ impl ConnectOptions {
             read_timeout: None,
             write_timeout: None,
             collation: 45,
+            keepalive: None,
+            probe_after: None,
         }
     }
 
@@ -161,8 +178,8 @@ impl ConnectOptions {
         if userinfo.contains(':') {
             return Err(bad(
                 "a password in the URL is refused (it would show in `ps` and logs); \
-                 put it in the environment variable (e.g. PARAPPLY_PRIMARY_PASSWORD) \
-                 or a file (e.g. --primary-password-file) instead",
+                 give it in the password environment variable or password file of this \
+                 connection instead",
             ));
         }
         let user = percent_decode(userinfo).ok_or_else(|| bad("bad %-escape in the user"))?;
@@ -286,6 +303,8 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("repl:***@db1:3306"), "{text}");
         assert!(text.contains("environment variable"), "{text}");
+        // Which variable depends on the connection: the caller names it.
+        assert!(!text.contains("PARAPPLY_"), "{text}");
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
     }
