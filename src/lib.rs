@@ -21,7 +21,7 @@
 //! | binary | `src/main.rs`, `src/cli/` (not part of the library) | clap structs, one function per command, output (text/JSON; a closed stdout ends quietly), signals, password loading, `anyhow` |
 //! | operations | [`mod@bench`], [`corpus`] (feature `bench`) | procedures over several servers, built from the stages |
 //! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
-//! | state | [`replica`], [`progress`], [`schedule`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler |
+//! | state | [`replica`], [`progress`], [`schedule`], [`metrics`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler; the Prometheus page and endpoint |
 //! | test gear | [`sandbox`] (feature `testkit`) | throwaway servers, for tests and operations only |
 //! | format and client | [`binlog`] (with `binlog::synth`, generated binlogs, feature `testkit`), [`group`], [`position`], [`text`], [`wire`] | bytes on disk and on the wire; text safe for a terminal |
 //!
@@ -162,6 +162,7 @@ pub mod catchup;
 pub mod corpus;
 pub mod group;
 pub mod inspect;
+pub mod metrics;
 pub mod mirror;
 pub mod position;
 pub mod progress;

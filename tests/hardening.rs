@@ -421,3 +421,172 @@ fn a_stopped_target_is_a_lost_connection_within_the_liveness_bound() {
     let refs: Vec<&str> = dbs.iter().map(String::as_str).collect();
     assert_eq!(p.checksums(&refs).unwrap(), t.checksums(&refs).unwrap());
 }
+
+/// A free loopback port (bound, then released).
+fn free_addr() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().to_string()
+}
+
+fn scrape(addr: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let page = parapply::metrics::scrape(addr).ok()?;
+    parapply::metrics::sample_value(&page, name, labels)
+}
+
+#[test]
+fn metrics_move_with_the_data_and_status_shows_lag_and_live_figures() {
+    let p = common::mirror_primary(1 << 20);
+    let t = common::replica_target();
+    common::two_db_workload(&p, 0, 40);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mirror");
+    let (mirror_at, apply_at) = (free_addr(), free_addr());
+    let mut mirror = Command::new(bin())
+        .args([
+            "mirror",
+            "--server-id",
+            "71",
+            "--sync",
+            "every",
+            "--metrics",
+            &mirror_at,
+            "--dir",
+        ])
+        .arg(&dir)
+        .args([
+            "--primary",
+            &format!("mysql://root@127.0.0.1:{}/", p.port()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut apply = Command::new(bin())
+        .args([
+            "apply",
+            "--follow",
+            "--workers",
+            "4",
+            "--metrics",
+            &apply_at,
+            "--source",
+        ])
+        .arg(&dir)
+        .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Every group of the primary's binlog, one seq_no each from 1.
+    let newest = || -> f64 {
+        let pos = p.gtid_binlog_pos().unwrap();
+        pos.rsplit('-').next().unwrap().parse().unwrap()
+    };
+    let at = apply_at.as_str();
+    let groups = |n: f64| move || scrape(at, "parapply_apply_groups_total", &[]) == Some(n);
+    let n1 = newest();
+    wait_until("the applier reports every group", groups(n1));
+    let mirrored = scrape(&mirror_at, "parapply_mirror_bytes_total", &[]).unwrap();
+    assert!(mirrored > 0.0);
+    let seq = |addr: &str, shard: &str| {
+        scrape(
+            addr,
+            "parapply_apply_shard_watermark_seq_no",
+            &[("domain", "0"), ("shard", shard)],
+        )
+    };
+    let w1 = seq(&apply_at, "w1").unwrap();
+    let w2 = seq(&apply_at, "w2").unwrap();
+    assert_eq!(w1.max(w2), n1, "the newest group's seq_no");
+
+    // More data: the figures move with it.
+    common::two_db_workload(&p, 40, 20);
+    let n2 = newest();
+    assert!(n2 >= n1 + 20.0);
+    wait_until("the applier reports the new groups", groups(n2));
+    assert_eq!(
+        seq(&apply_at, "w1")
+            .unwrap()
+            .max(seq(&apply_at, "w2").unwrap()),
+        n2
+    );
+    wait_until("the low-watermark reaches the newest group", || {
+        scrape(
+            &apply_at,
+            "parapply_apply_low_watermark_seq_no",
+            &[("domain", "0")],
+        ) == Some(n2)
+    });
+    assert_eq!(
+        scrape(&apply_at, "parapply_apply_latency_seconds_count", &[]),
+        Some(n2)
+    );
+    assert!(scrape(
+        &apply_at,
+        "parapply_apply_commit_lag_seconds",
+        &[("quantile", "0.99")]
+    )
+    .is_some());
+    assert!(scrape(&mirror_at, "parapply_mirror_bytes_total", &[]).unwrap() > mirrored);
+    let page = parapply::metrics::scrape(&mirror_at).unwrap();
+    assert!(
+        page.contains("parapply_mirror_position_bytes{file=\"mariadb-bin.000001\"}"),
+        "{page}"
+    );
+
+    // status: nothing left, no lag; the live figures of the running applier.
+    let out = Command::new(bin())
+        .args(["status", "--json", "--live", &apply_at, "--target"])
+        .arg(format!("mysql://root@127.0.0.1:{}/", t.port()))
+        .arg("--source")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(
+        v["lag"],
+        serde_json::json!({"seconds": 0, "bytes": 0}),
+        "{v}"
+    );
+    assert_eq!(v["live"]["groups_total"], n2, "{v}");
+    assert_eq!(v["live"]["lag_seconds"], 0.0, "{v}");
+
+    // Stopped, with work left behind: status shows the lag in bytes.
+    signal(apply.id(), "-INT");
+    assert!(apply.wait().unwrap().success());
+    common::two_db_workload(&p, 60, 10);
+    let n3 = newest();
+    wait_until("status sees the new transactions pending", || {
+        let own = Command::new(bin())
+            .args(["status", "--json", "--target"])
+            .arg(format!("mysql://root@127.0.0.1:{}/", t.port()))
+            .arg("--source")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(String::from_utf8_lossy(&own.stdout).trim()).unwrap();
+        v["pending"]["groups"] == n3 - n2 && v["lag"]["bytes"].as_u64().unwrap() > 0
+    });
+    let out = Command::new(bin())
+        .args(["status", "--target"])
+        .arg(format!("mysql://root@127.0.0.1:{}/", t.port()))
+        .arg("--source")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("{} groups (", n3 - n2))
+            && text.contains("lag behind the source's end: "),
+        "{text}"
+    );
+    signal(mirror.id(), "-INT");
+    assert!(mirror.wait().unwrap().success());
+}

@@ -35,7 +35,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Throwaway servers for tests and benchmarks; may use the client.
     ("test gear", &["sandbox"]),
     // One server's parapply state; pure decisions.
-    ("state", &["progress", "schedule", "replica"]),
+    ("state", &["progress", "schedule", "replica", "metrics"]),
     // One pipeline stage each.
     ("stages", &["apply", "mirror", "inspect"]),
     // Procedures over several servers, built from the stages.

@@ -91,6 +91,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 
 use super::error::{ApplyError, DefiniteError, GroupRef};
+use super::metrics::ApplyMetrics;
 use super::replay::{binlog_statement, Collations};
 use super::worker::{self, Report, WorkItem, WorkerConfig};
 use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
@@ -162,6 +163,8 @@ pub struct ApplyOptions {
     /// count as done: the watermarks move past them, and a restart does
     /// not read them again.
     pub ignore_server_ids: std::collections::BTreeSet<u32>,
+    /// The live figures, for a metrics endpoint ([`ApplyMetrics::render`]).
+    pub metrics: Arc<ApplyMetrics>,
 }
 
 impl ApplyOptions {
@@ -230,6 +233,7 @@ impl ApplyOptions {
             abort: Arc::new(AtomicBool::new(false)),
             status_line: false,
             ignore_server_ids: std::collections::BTreeSet::new(),
+            metrics: Arc::new(ApplyMetrics::new()),
         }
     }
 }
@@ -275,6 +279,14 @@ pub struct ApplyFailure {
 /// Bounds of a worker's queue under key shards ([`ApplyOptions::queue_limit`]).
 const KEY_QUEUE_MIN: usize = 4;
 const KEY_QUEUE_MAX: usize = 64;
+/// A group dispatched to a worker and not reported applied yet.
+struct Held {
+    id: GroupId,
+    group: Arc<Group>,
+    shards: Vec<Arc<str>>,
+    since: Instant,
+}
+
 /// How often the loop checks that the target's own SQL thread is stopped.
 const REPLICATION_CHECK: Duration = Duration::from_secs(2);
 
@@ -394,7 +406,7 @@ pub struct Engine {
     lost: HashSet<usize>,
     /// Per worker, the groups dispatched to it and not reported applied, in
     /// queue order: the front is the one it works on (named if it panics).
-    held: Vec<VecDeque<(GroupId, Arc<Group>)>>,
+    held: Vec<VecDeque<Held>>,
     /// Attempts the workers repeated after a deadlock or lock-wait timeout.
     retries: Arc<AtomicU64>,
     /// Worker connections opened again.
@@ -486,8 +498,8 @@ impl Engine {
             refresh_keys: false,
             lost: HashSet::new(),
             held: Vec::new(),
-            retries: Arc::default(),
-            reconnects: Arc::default(),
+            retries: opts.metrics.retries.clone(),
+            reconnects: opts.metrics.reconnects.clone(),
             read_error: None,
             replication_checked: Instant::now(),
             after,
@@ -613,6 +625,14 @@ impl Engine {
             self.persist_low();
         }
         self.check_replication();
+        self.opts.metrics.backlog(
+            self.sched.in_flight(),
+            self.prefix
+                .track
+                .front()
+                .map(|t| t.timestamp)
+                .or_else(|| self.waiting.front().map(|g| g.timestamp)),
+        );
         self.status.show(
             self.counts.applied,
             self.sched.in_flight(),
@@ -634,7 +654,12 @@ impl Engine {
                 self.advance_low();
                 self.persist_low();
             }
-            self.held[d.worker].push_back((d.id, item.group.clone()));
+            self.held[d.worker].push_back(Held {
+                id: d.id,
+                group: item.group.clone(),
+                shards: item.shards.clone(),
+                since: Instant::now(),
+            });
             if self.queues[d.worker].send(item).is_err() {
                 // The worker stopped; its report (taken at shutdown) says why.
                 self.lost.insert(d.worker);
@@ -711,6 +736,7 @@ impl Engine {
         if self.after.take_if(|a| *a == gtid).is_some() {
             // `--from GTID`: this one is applied already.
             self.counts.skipped += 1;
+            self.opts.metrics.skipped();
             self.prefix.track.push_back(Tracked {
                 state: TrackState::Skipped,
                 barrier,
@@ -755,6 +781,7 @@ impl Engine {
             }
             Action::Skip => {
                 self.counts.skipped += 1;
+                self.opts.metrics.skipped();
                 TrackState::Skipped
             }
             Action::Pass => TrackState::Passed,
@@ -863,11 +890,17 @@ impl Engine {
                 // A worker reports its queue's groups in order.
                 if let Some(held) = self.held.get_mut(worker) {
                     for id in &ids {
-                        match held.front() {
-                            Some((front, _)) if front == id => {
-                                held.pop_front();
-                            }
-                            _ => held.retain(|(h, _)| h != id),
+                        let done = match held.front() {
+                            Some(front) if front.id == *id => held.pop_front(),
+                            _ => held
+                                .iter()
+                                .position(|h| h.id == *id)
+                                .and_then(|i| held.remove(i)),
+                        };
+                        if let Some(h) = done {
+                            self.opts
+                                .metrics
+                                .applied(&h.group, &h.shards, h.since.elapsed());
                         }
                     }
                 }
@@ -900,6 +933,9 @@ impl Engine {
             }
             self.low.dirty |= self.low.marks.get(&t.domain) != Some(&t.mark);
             self.low.position = Some(t.mark.end.clone());
+            self.opts
+                .metrics
+                .low_watermark(t.domain, &t.mark, t.timestamp);
             self.low.marks.insert(t.domain, t.mark);
             self.low.last_ts = t.timestamp;
         }
@@ -983,7 +1019,7 @@ impl Engine {
         }
         for (worker, message) in panics {
             // The group it held: its oldest incomplete one.
-            let group = self.held[worker].front().map(|(_, g)| GroupRef::of(g));
+            let group = self.held[worker].front().map(|h| GroupRef::of(&h.group));
             tracing::error!(worker, group = ?group, %message, "a worker panicked");
             let e = DefiniteError::WorkerPanicked {
                 worker,
@@ -1133,7 +1169,6 @@ fn preflight(opts: &ApplyOptions) -> Result<(Replica, Setup), ApplyError> {
         reconnect_timeout: opts.reconnect_timeout,
     })?;
     r.ensure_log_bin()?;
-    r.ensure_not_replicating()?;
     if opts.workers > 1 {
         r.ensure_gtid_strict_mode_off()?;
     }
@@ -1147,6 +1182,7 @@ fn preflight(opts: &ApplyOptions) -> Result<(Replica, Setup), ApplyError> {
         r.ensure_binlog_replay(&binlog_statement(&fde))?;
     }
     r.ensure_gtid_seq_no()?;
+    r.ensure_not_replicating()?;
     let row_events = r.ensure_progress_tables()?;
     r.ensure_sql_log_bin_off()?;
     let stop = || opts.abort.load(Ordering::Relaxed) || opts.stop.load(Ordering::Relaxed);

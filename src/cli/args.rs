@@ -158,6 +158,10 @@ pub struct ApplyArgs {
     /// (reconnected within --reconnect-timeout). Also the TCP keepalive time.
     #[arg(long, default_value_t = Seconds(ApplyOptions::DEFAULT_LIVENESS))]
     pub liveness: Seconds,
+    /// Serve metrics in the Prometheus text format at
+    /// http://HOST:PORT/metrics while applying.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
     /// Print the final report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -175,6 +179,10 @@ pub struct StatusArgs {
     /// How databases map to shards (as given to apply).
     #[command(flatten)]
     pub sharding: ShardingArgs,
+    /// The metrics address of a running applier (its --metrics HOST:PORT),
+    /// to show its live figures: throughput, lag, groups in flight, latency.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub live: Option<String>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -247,6 +255,10 @@ pub struct MirrorArgs {
     pub serve: Option<String>,
     #[command(flatten)]
     pub serve_login: ServeLoginArgs,
+    /// Serve metrics in the Prometheus text format at
+    /// http://HOST:PORT/metrics while mirroring.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// Who may log in to a binlog server, and how many.

@@ -13,6 +13,7 @@ use anyhow::{bail, Context};
 use parapply::apply::engine::{self, ApplyOptions, ApplyReport, Until};
 use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
+use parapply::metrics;
 use parapply::mirror::serve::{Published, ServeOptions, Server};
 use parapply::mirror::{self, MirrorOptions, MirrorStart};
 use parapply::position::StartAt;
@@ -74,6 +75,8 @@ pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
     let mut o = MirrorOptions::new(primary, a.dir.clone(), a.server_id);
     let (stop, _abort) = signals::install()?;
     o.stop = Some(stop.clone());
+    let m = o.metrics.clone();
+    let _endpoint = serve_metrics(a.metrics.as_deref(), Arc::new(move || m.render()))?;
     o.sync = a.sync;
     o.heartbeat = a.heartbeat.0;
     o.progress_every = a.progress_every.0;
@@ -159,6 +162,8 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     opts.stop = stop.clone();
     opts.abort = abort;
     opts.status_line = true;
+    let m = opts.metrics.clone();
+    let _endpoint = serve_metrics(a.metrics.as_deref(), Arc::new(move || m.render()))?;
     let report = match engine::run(opts) {
         Ok(r) => r,
         Err(f) => {
@@ -173,6 +178,63 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
         }
     };
     print_report(out, &report, a.json, stop.load(Ordering::SeqCst))
+}
+
+/// A running metrics endpoint; stopped and joined when dropped.
+struct Endpoint {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves `render` at `addr` (`--metrics`), if given.
+fn serve_metrics(addr: Option<&str>, render: metrics::Render) -> anyhow::Result<Option<Endpoint>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_, thread) = metrics::serve(addr, render, stop.clone())
+        .with_context(|| format!("--metrics {addr}: cannot listen"))?;
+    Ok(Some(Endpoint {
+        stop,
+        thread: Some(thread),
+    }))
+}
+
+/// A running applier's live figures, read from its metrics endpoint.
+#[derive(Debug, serde::Serialize)]
+struct Live {
+    groups_per_second: Option<f64>,
+    lag_seconds: Option<f64>,
+    groups_in_flight: Option<f64>,
+    groups_total: Option<f64>,
+    latency_p99_seconds: Option<f64>,
+    commit_lag_p99_seconds: Option<f64>,
+    reconnects_total: Option<f64>,
+}
+
+fn live_figures(addr: &str) -> anyhow::Result<Live> {
+    let page = metrics::scrape(addr)
+        .with_context(|| format!("--live {addr}: reading the applier's metrics"))?;
+    let v = |name: &str| metrics::sample_value(&page, name, &[]);
+    let q = |name: &str| metrics::sample_value(&page, name, &[("quantile", "0.99")]);
+    Ok(Live {
+        groups_per_second: v("parapply_apply_groups_per_second"),
+        lag_seconds: v("parapply_apply_lag_seconds"),
+        groups_in_flight: v("parapply_apply_groups_in_flight"),
+        groups_total: v("parapply_apply_groups_total"),
+        latency_p99_seconds: q("parapply_apply_latency_seconds"),
+        commit_lag_p99_seconds: q("parapply_apply_commit_lag_seconds"),
+        reconnects_total: v("parapply_apply_reconnects_total"),
+    })
 }
 
 /// What a run applied; `stopped`: by a signal (then a drained state is
@@ -251,10 +313,17 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let live = a.live.as_deref().map(live_figures).transpose()?;
     let state = &own.state;
     if a.json {
         let mut v = state.to_json();
         v["pending"] = serde_json::to_value(&pending)?;
+        if let Some(p) = &pending {
+            v["lag"] = serde_json::json!({ "seconds": p.lag_seconds(), "bytes": p.bytes });
+        }
+        if let Some(l) = &live {
+            v["live"] = serde_json::to_value(l)?;
+        }
         writeln!(out, "{v}")?;
         return Ok(());
     }
@@ -287,8 +356,28 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
             p.groups,
             p.bytes,
             p.source_end
+                .as_ref()
                 .map(|e| escape_control(&e.to_string()).into_owned())
                 .unwrap_or_else(|| "-".into())
+        )?;
+        writeln!(
+            out,
+            "lag behind the source's end: {} s ({} bytes)",
+            p.lag_seconds(),
+            p.bytes
+        )?;
+    }
+    if let Some(l) = live {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        writeln!(
+            out,
+            "live: {} groups/s, lag {} s, {} groups in flight, p99 apply latency {} s, \
+             p99 commit-to-apply lag {} s",
+            f(l.groups_per_second),
+            f(l.lag_seconds),
+            f(l.groups_in_flight),
+            f(l.latency_p99_seconds),
+            f(l.commit_lag_p99_seconds)
         )?;
     }
     Ok(())

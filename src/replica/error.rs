@@ -81,6 +81,19 @@ pub enum PreflightError {
         /// default one).
         names: Vec<String>,
     },
+    /// `SHOW ALL SLAVES STATUS` is refused: whether the server's own SQL
+    /// thread runs cannot be checked.
+    #[error(
+        "{addr}: cannot read the server's replication status (SHOW ALL SLAVES STATUS), which \
+         parapply checks so that the server's own SQL thread does not apply the same \
+         transactions: {error} (grant it: GRANT SLAVE MONITOR ON *.* TO the applier's user)"
+    )]
+    ReplicationStatusRefused {
+        /// The target.
+        addr: String,
+        /// The server's answer.
+        error: Box<WireError>,
+    },
     /// `gtid_strict_mode` is on while several workers commit out of order.
     #[error(
         "{addr}: gtid_strict_mode is on; parallel workers commit GTIDs of different databases \

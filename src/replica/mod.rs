@@ -166,6 +166,13 @@ impl Replica {
                 Some(o) => running_sql_threads(&o.columns, &o.rows),
                 None => Vec::new(),
             },
+            Err(error @ WireError::Server { .. }) => {
+                return Err(PreflightError::ReplicationStatusRefused {
+                    addr: self.addr(),
+                    error: Box::new(error),
+                }
+                .into())
+            }
             Err(e) => return Err(self.query_err("reading the replication status")(e)),
         };
         if names.is_empty() {
