@@ -93,7 +93,12 @@
 //! shard is committed as one transaction (batching); without batching,
 //! waiting single-statement transactions are chained in one round trip,
 //! each committed on its own. Deadlocks are retried; a lost connection is
-//! re-established and an in-doubt commit checked.
+//! re-established and an in-doubt commit checked (after the lost session
+//! has left the server); a target that stops answering counts as lost
+//! within a bound ([`wire::ConnectOptions::probe_after`], a liveness probe
+//! through a second connection). [`apply::ApplyMetrics`] and
+//! [`mirror::MirrorMetrics`] hold the live figures that [`metrics`] serves
+//! in the Prometheus text format.
 //! [`apply::engine`] wires reader, scheduler and workers
 //! ([`apply::engine::Engine`]: start, then a loop of named steps — dispatch,
 //! admit, take reports, advance the low-watermark — and one shutdown that

@@ -45,7 +45,7 @@ pub mod command {
     pub const REGISTER_SLAVE: u8 = 0x15;
 }
 
-const NATIVE_PASSWORD: &str = "mysql_native_password";
+use super::auth::{self, NATIVE_PASSWORD};
 
 /// One row of a text result set: each column's bytes, `None` for NULL.
 pub type Row = Vec<Option<Vec<u8>>>;
@@ -859,21 +859,26 @@ impl Conn {
                     switched = true;
                     let mut r = Reader::new(&p[1..]);
                     let name = r.nul_str("plugin name").unwrap_or(&[]).to_vec();
-                    let data = r.rest();
-                    let data = data.strip_suffix(&[0]).unwrap_or(data);
                     let name = String::from_utf8_lossy(&name).into_owned();
-                    if name != NATIVE_PASSWORD {
+                    // The native scramble ends with a NUL; ed25519's nonce is
+                    // 32 raw bytes (its last one may be 0).
+                    let data = r.rest();
+                    let data = match name.as_str() {
+                        NATIVE_PASSWORD => data.strip_suffix(&[0]).unwrap_or(data),
+                        _ => data,
+                    };
+                    let Some(answer) = auth::answer(&name, password.as_bytes(), data) else {
                         self.broken = true;
                         return Err(auth_err(
                             self,
                             None,
                             format!(
                                 "the server wants authentication plugin `{name}`; \
-                                 only mysql_native_password is supported"
+                                 supported: {}",
+                                auth::SUPPORTED.join(", ")
                             ),
                         ));
-                    }
-                    let answer = native_password(password.as_bytes(), data);
+                    };
                     self.write_packet(&answer)?;
                 }
                 other => {
@@ -883,7 +888,8 @@ impl Conn {
                         None,
                         format!(
                             "unexpected authentication packet starting with {other:02x?} \
-                             (plugin `{plugin}`; only mysql_native_password is supported)"
+                             (plugin `{plugin}`; supported: {})",
+                            auth::SUPPORTED.join(", ")
                         ),
                     ));
                 }

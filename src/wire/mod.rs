@@ -13,8 +13,8 @@
 //! * `LOAD DATA LOCAL INFILE` answered with bytes the caller gave for that
 //!   query ([`Conn::set_local_infile`]); the client never reads a file, and
 //!   refuses a request it has no bytes for;
-//! * authentication with `mysql_native_password`, also after an
-//!   AuthSwitchRequest; an empty password works;
+//! * authentication with `mysql_native_password` and MariaDB's `ed25519`
+//!   ([`auth`]), also after an AuthSwitchRequest; an empty password works;
 //! * `COM_QUERY` with raw bytes and text result sets (classic EOF packets:
 //!   `CLIENT_DEPRECATE_EOF` is not requested), following
 //!   `SERVER_MORE_RESULTS_EXISTS` through a multi-statement batch;
@@ -36,6 +36,7 @@
 //! ([`ConnectOptions::from_url`]), so it never shows in `ps`, a log line or
 //! an error message.
 
+pub mod auth;
 mod conn;
 mod error;
 
