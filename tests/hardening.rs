@@ -13,7 +13,12 @@
 //!   `inspect`; the mirror says a refused login once;
 //! * a target stopped with SIGSTOP is a lost connection within the
 //!   liveness bound (reconnected, exactly once, when it continues; an
-//!   error naming it when it does not).
+//!   error naming it when it does not); SIGSTOP/SIGCONT of the primary and
+//!   of the applier lose and repeat nothing;
+//! * metrics scraped during a run move with the data; `status` shows the
+//!   lag behind the source's end and a running applier's live figures;
+//! * the mirror's disk full (a 1 MiB tmpfs: run as root) stops it with a
+//!   clear error; after space returns a restart ends byte-identical.
 //!
 //! Run: `cargo test --test hardening` (needs mariadb-server installed).
 
@@ -589,4 +594,152 @@ fn metrics_move_with_the_data_and_status_shows_lag_and_live_figures() {
     );
     signal(mirror.id(), "-INT");
     assert!(mirror.wait().unwrap().success());
+}
+
+/// A small tmpfs, unmounted on drop.
+struct SmallFs(PathBuf);
+
+impl SmallFs {
+    fn mount(at: &Path, size: &str) -> SmallFs {
+        std::fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .expect("mount(8) is needed (util-linux)");
+        assert!(
+            out.status.success(),
+            "this test mounts a small tmpfs to fill it: run it as root (or with CAP_SYS_ADMIN): {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        SmallFs(at.to_path_buf())
+    }
+
+    fn grow(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remount {}", self.0.display());
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_disk_stops_the_mirror_clearly_and_it_resumes_byte_identically() {
+    let p = common::mirror_primary(64 << 20);
+    p.exec("CREATE DATABASE big; CREATE TABLE big.t (i INT PRIMARY KEY, v LONGTEXT)")
+        .unwrap();
+    for i in 0..40 {
+        p.exec(&format!(
+            "INSERT INTO big.t VALUES ({i}, REPEAT('y', 60000))"
+        ))
+        .unwrap();
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let fs = SmallFs::mount(&tmp.path().join("small"), "1m");
+    let dir = fs.0.join("mirror");
+    let mirror = || {
+        let mut c = Command::new(bin());
+        c.args(["mirror", "--server-id", "81", "--sync", "every", "--dir"])
+            .arg(&dir)
+            .args([
+                "--primary",
+                &format!("mysql://root@127.0.0.1:{}/", p.port()),
+            ]);
+        c
+    };
+    // The disk fills: the mirror stops with an error naming the file.
+    let out = mirror().output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("No space left on device") && err.contains("mariadb-bin.000001"),
+        "{err}"
+    );
+    // Space returns; a restart resumes and ends byte-identical.
+    fs.grow("64m");
+    let mut child = mirror().stderr(Stdio::piped()).spawn().unwrap();
+    let original = p.binlog_files().unwrap();
+    let same = || {
+        original
+            .iter()
+            .all(|f| std::fs::read(dir.join(f.file_name().unwrap())).ok() == std::fs::read(f).ok())
+    };
+    wait_until("the mirror is byte-identical to the primary's binlog", same);
+    signal(child.id(), "-INT");
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(status.success(), "{err}");
+    assert!(same());
+}
+
+#[test]
+fn sigstop_of_the_primary_and_of_the_applier_loses_and_repeats_nothing() {
+    let p = common::mirror_primary(1 << 20);
+    let t = common::replica_target();
+    common::two_db_workload(&p, 0, 50);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mirror");
+    let mut mirror = Command::new(bin())
+        .args(["mirror", "--server-id", "82", "--sync", "every", "--dir"])
+        .arg(&dir)
+        .args([
+            "--primary",
+            &format!("mysql://root@127.0.0.1:{}/", p.port()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut apply = Command::new(bin())
+        .args(["apply", "--follow", "--workers", "4", "--source"])
+        .arg(&dir)
+        .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dbs = ["w1", "w2"];
+    let caught_up = || {
+        t.checksums(&dbs).ok() == p.checksums(&dbs).ok()
+            && p.binlog_files().unwrap().iter().all(|f| {
+                std::fs::read(dir.join(f.file_name().unwrap())).ok() == std::fs::read(f).ok()
+            })
+    };
+    wait_until("the replica caught up", caught_up);
+
+    // The primary stops answering (longer than the mirror's heartbeat
+    // bound), then continues and writes more.
+    let primary = p.pid().unwrap();
+    signal(primary, "-STOP");
+    std::thread::sleep(Duration::from_secs(8));
+    signal(primary, "-CONT");
+    common::two_db_workload(&p, 50, 50);
+    wait_until("the replica caught up after the primary's stop", caught_up);
+
+    // The applier is stopped while the primary writes, then continues.
+    signal(apply.id(), "-STOP");
+    common::two_db_workload(&p, 100, 50);
+    std::thread::sleep(Duration::from_secs(2));
+    signal(apply.id(), "-CONT");
+    wait_until("the replica caught up after the applier's stop", caught_up);
+
+    for c in [&mut apply, &mut mirror] {
+        signal(c.id(), "-INT");
+        assert!(c.wait().unwrap().success());
+    }
 }
