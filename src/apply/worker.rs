@@ -95,7 +95,7 @@ use crate::binlog::constants::gtid_flags;
 use crate::group::{Group, GroupEnd, GroupKind};
 use crate::position::MariaGtid;
 use crate::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark};
-use crate::replica::{reconnect_within, ReplicaError};
+use crate::replica::{end_lost_session, reconnect_within, ReplicaError};
 use crate::wire::{Conn, ConnectOptions, WireError};
 
 /// One group to apply.
@@ -572,7 +572,7 @@ impl Worker {
             "lost the target connection; reconnecting"
         );
         let cfg = &self.cfg;
-        let lost = self.conn.connection_id();
+        let lost = (self.conn.connection_id(), self.conn.age());
         let deadline = Instant::now() + cfg.reconnect_timeout;
         self.conn = reconnect_within(
             &cfg.target,
@@ -583,53 +583,12 @@ impl Worker {
         )
         .map_err(ApplyError::from)?;
         cfg.reconnects.fetch_add(1, Ordering::Relaxed);
-        self.end_lost_session(lost, deadline)?;
+        end_lost_session(&mut self.conn, lost, deadline, &cfg.abort)
+            .map_err(|error| ApplyError::target(cfg.target.addr(), error))?;
         self.forget_session();
         self.lose_temp_tables("the target connection was lost");
         tracing::info!(worker = self.cfg.index, "reconnected to the target");
         Ok(())
-    }
-
-    /// The session of the lost connection may still live on the server (a
-    /// half-open connection; a server that was stopped and continues with
-    /// the `COMMIT` it had received): it is killed and waited for until it
-    /// has left, so that what it committed is final before the in-doubt
-    /// check reads it.
-    fn end_lost_session(&mut self, id: u32, deadline: Instant) -> Result<(), ApplyError> {
-        let addr = self.cfg.target.addr();
-        if let Err(e) = self
-            .conn
-            .execute(format!("KILL CONNECTION {id}").as_bytes())
-        {
-            // 1094: unknown thread — it is gone already.
-            if e.code() != Some(1094) {
-                tracing::debug!(worker = self.cfg.index, connection = id, error = %e, "could not kill the lost connection's session");
-            }
-        }
-        let sql = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id}");
-        loop {
-            let n = self
-                .conn
-                .query_value(&sql)
-                .map_err(|error| ApplyError::target(addr.clone(), error))?;
-            if n.as_deref() == Some("0") {
-                return Ok(());
-            }
-            if Instant::now() >= deadline || self.cfg.abort.load(Ordering::Relaxed) {
-                return Err(ApplyError::target(
-                    addr,
-                    WireError::Protocol {
-                        addr: self.cfg.target.addr(),
-                        what: format!(
-                            "the session of the lost connection {id} is still on the server \
-                             after the reconnect time; whether its transaction committed \
-                             cannot be known yet"
-                        ),
-                    },
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// `first` is the first group after the primary started anew: the

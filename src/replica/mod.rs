@@ -8,8 +8,10 @@
 //!
 //! [`Replica::connect`] opens one control connection. A lost connection is
 //! opened again within [`ReplicaOptions::reconnect_timeout`]
-//! ([`reconnect_within`], which the workers use too); the session's
-//! settings (`sql_log_bin=0`) and the applier lock are taken back.
+//! ([`reconnect_within`], which the workers use too); the session the lost
+//! connection may have left on the server is ended ([`end_lost_session`],
+//! the workers' too), and the session's settings (`sql_log_bin=0`) and the
+//! applier lock are taken back.
 //!
 //! # Preflight
 //!
@@ -553,9 +555,14 @@ impl Replica {
     /// lock — unless another applier took it meanwhile.
     pub fn reconnect(&mut self, abort: &AtomicBool, first: WireError) -> Result<(), ReplicaError> {
         let target = self.opts.target.clone();
+        let lost = (self.conn.connection_id(), self.conn.age());
+        let deadline = Instant::now() + self.opts.reconnect_timeout;
         self.conn = reconnect_within(&target, self.opts.reconnect_timeout, abort, first, || {
             Conn::connect(&target)
         })?;
+        // The lost session may still hold the applier lock.
+        end_lost_session(&mut self.conn, lost, deadline, abort)
+            .map_err(|e| self.query_err("ending the lost connection's session")(e))?;
         if self.locked {
             let lock = self.opts.progress.applier_lock();
             let got = self.value(
@@ -594,6 +601,57 @@ fn running_sql_threads(columns: &[String], rows: &[crate::wire::Row]) -> Vec<Str
         .filter(|r| text(r, running).eq_ignore_ascii_case("yes"))
         .map(|r| text(r, name))
         .collect()
+}
+
+/// Ends the session a lost connection `(id, age)` may have left on the
+/// server, through `conn` (a new connection to it): a half-open connection,
+/// or a server that was stopped and continues, keeps running it — with its
+/// transaction, its `COMMIT` in flight, its locks (the applier lock too).
+/// It is killed and waited for until it has left (or `deadline`, or
+/// `abort`), so that what it committed is final before anyone reads it.
+///
+/// A server that restarted since the lost connection was opened (its
+/// uptime is shorter than the connection's age) holds no session of it —
+/// and may have given its id to another connection: then nothing is
+/// killed.
+pub fn end_lost_session(
+    conn: &mut Conn,
+    (id, age): (u32, Duration),
+    deadline: Instant,
+    abort: &AtomicBool,
+) -> Result<(), WireError> {
+    let uptime = conn
+        .query_value(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'UPTIME'",
+        )?
+        .and_then(|v| v.parse::<u64>().ok());
+    // Uptime counts whole seconds: one of slack.
+    if uptime.is_none_or(|up| up + 1 < age.as_secs()) {
+        return Ok(());
+    }
+    if let Err(e) = conn.execute(format!("KILL CONNECTION {id}").as_bytes()) {
+        // 1094: unknown thread — it is gone already.
+        if e.code() != Some(1094) {
+            tracing::debug!(connection = id, error = %e, "could not kill the lost connection's session");
+        }
+    }
+    let sql = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id}");
+    loop {
+        if conn.query_value(&sql)?.as_deref() == Some("0") {
+            return Ok(());
+        }
+        if Instant::now() >= deadline || abort.load(Ordering::Relaxed) {
+            return Err(WireError::Protocol {
+                addr: conn.addr().to_string(),
+                what: format!(
+                    "the session of the lost connection {id} is still on the server after the \
+                     reconnect time; whether its transaction committed cannot be known yet"
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// Calls `open` until it connects (backoff 100 ms doubling to 2 s), for

@@ -116,6 +116,8 @@ pub struct Conn {
     seq: u8,
     server_version: String,
     connection_id: u32,
+    /// When the connection was opened.
+    opened: std::time::Instant,
     /// Set when an exchange failed half-way: the stream cannot be trusted.
     broken: bool,
     write_timeout: Option<Duration>,
@@ -299,6 +301,7 @@ impl Conn {
             seq: 0,
             server_version: String::new(),
             connection_id: 0,
+            opened: std::time::Instant::now(),
             broken: false,
             write_timeout: o.write_timeout,
             local_infile: None,
@@ -333,6 +336,11 @@ impl Conn {
     /// The server's id of this connection (`CONNECTION_ID()`).
     pub fn connection_id(&self) -> u32 {
         self.connection_id
+    }
+
+    /// How long ago the connection was opened.
+    pub fn age(&self) -> Duration {
+        self.opened.elapsed()
     }
 
     /// `host:port` or the socket path.
