@@ -175,13 +175,7 @@ fn the_targets_own_replication_and_a_second_applier_are_refused() {
 /// the directory and the groups of the original.
 fn corrupt_copy(p: &Server, k: usize) -> (tempfile::TempDir, Vec<parapply::group::Group>) {
     let dir = tempfile::tempdir().unwrap();
-    let mut names = String::new();
-    for f in p.binlog_files().unwrap() {
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        std::fs::copy(&f, dir.path().join(&name)).unwrap();
-        names.push_str(&format!("./{name}\n"));
-    }
-    std::fs::write(dir.path().join("mariadb-bin.index"), names).unwrap();
+    copy_binlog(p, dir.path());
     let mut g = Grouper::new(
         parapply::binlog::BinlogReader::open(
             Source::dir(p.binlog_dir()).unwrap(),
@@ -315,38 +309,23 @@ fn follow_waits_for_the_index_names_are_escaped_and_a_refused_login_is_said_once
     );
 
     // Text output shows the name escaped; JSON escapes it by itself.
-    let status = Command::new(bin())
-        .args([
-            "status",
-            "--target",
-            &format!("mysql://root@127.0.0.1:{}/", t.port()),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&status.stdout);
-    assert!(status.status.success(), "{text}");
-    assert!(
-        !text.contains('\x1b') && text.contains("evil\\u{1b}[31m\\nforged"),
-        "{text}"
-    );
-    let inspect = Command::new(bin())
-        .args(["inspect", "--groups"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&inspect.stdout);
-    assert!(inspect.status.success(), "{text}");
-    assert!(
-        !text.contains('\x1b') && text.contains("evil\\u{1b}[31m\\nforged"),
-        "{text}"
-    );
-    let inspect = Command::new(bin())
-        .args(["inspect"])
-        .arg(&src)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&inspect.stdout);
-    assert!(!text.contains('\x1b') && text.contains("\\u{1b}"), "{text}");
+    // Each command's text output, with the name shown escaped (a listing
+    // of events folds the newline of a statement into a space).
+    let target = format!("mysql://root@127.0.0.1:{}/", t.port());
+    let src_arg = src.to_string_lossy().into_owned();
+    for args in [
+        vec!["status", "--target", &target],
+        vec!["inspect", "--groups", &src_arg],
+        vec!["inspect", &src_arg],
+    ] {
+        let out = Command::new(bin()).args(&args).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{args:?}: {text}");
+        assert!(
+            !text.contains('\x1b') && text.contains("evil\\u{1b}[31m"),
+            "{args:?}: {text}"
+        );
+    }
 
     // The mirror's refused login: one message, without the password.
     p.exec("CREATE USER 'repl'@'%' IDENTIFIED BY 'repl-secret-9'; GRANT REPLICATION SLAVE ON *.* TO 'repl'@'%'")
@@ -433,6 +412,43 @@ fn free_addr() -> String {
     l.local_addr().unwrap().to_string()
 }
 
+/// `parapply mirror` of `p` into `dir` (fsync every event), quiet.
+fn spawn_mirror(p: &Server, dir: &Path, server_id: u32, extra: &[&str]) -> std::process::Child {
+    Command::new(bin())
+        .args([
+            "mirror",
+            "--sync",
+            "every",
+            "--server-id",
+            &server_id.to_string(),
+        ])
+        .args(extra)
+        .arg("--dir")
+        .arg(dir)
+        .args([
+            "--primary",
+            &format!("mysql://root@127.0.0.1:{}/", p.port()),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `parapply apply --follow` of `dir` onto `t` with 4 workers, quiet.
+fn spawn_follow(t: &Server, dir: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(bin())
+        .args(["apply", "--follow", "--workers", "4"])
+        .args(extra)
+        .arg("--source")
+        .arg(dir)
+        .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 fn scrape(addr: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
     let page = parapply::metrics::scrape(addr).ok()?;
     parapply::metrics::sample_value(&page, name, labels)
@@ -446,42 +462,8 @@ fn metrics_move_with_the_data_and_status_shows_lag_and_live_figures() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mirror");
     let (mirror_at, apply_at) = (free_addr(), free_addr());
-    let mut mirror = Command::new(bin())
-        .args([
-            "mirror",
-            "--server-id",
-            "71",
-            "--sync",
-            "every",
-            "--metrics",
-            &mirror_at,
-            "--dir",
-        ])
-        .arg(&dir)
-        .args([
-            "--primary",
-            &format!("mysql://root@127.0.0.1:{}/", p.port()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut apply = Command::new(bin())
-        .args([
-            "apply",
-            "--follow",
-            "--workers",
-            "4",
-            "--metrics",
-            &apply_at,
-            "--source",
-        ])
-        .arg(&dir)
-        .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut mirror = spawn_mirror(&p, &dir, 71, &["--metrics", &mirror_at]);
+    let mut apply = spawn_follow(&t, &dir, &["--metrics", &apply_at]);
     // Every group of the primary's binlog, one seq_no each from 1.
     let newest = || -> f64 {
         let pos = p.gtid_binlog_pos().unwrap();
@@ -694,25 +676,8 @@ fn sigstop_of_the_primary_and_of_the_applier_loses_and_repeats_nothing() {
     common::two_db_workload(&p, 0, 50);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mirror");
-    let mut mirror = Command::new(bin())
-        .args(["mirror", "--server-id", "82", "--sync", "every", "--dir"])
-        .arg(&dir)
-        .args([
-            "--primary",
-            &format!("mysql://root@127.0.0.1:{}/", p.port()),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut apply = Command::new(bin())
-        .args(["apply", "--follow", "--workers", "4", "--source"])
-        .arg(&dir)
-        .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut mirror = spawn_mirror(&p, &dir, 82, &[]);
+    let mut apply = spawn_follow(&t, &dir, &[]);
     let dbs = ["w1", "w2"];
     let caught_up = || {
         t.checksums(&dbs).ok() == p.checksums(&dbs).ok()
