@@ -37,7 +37,11 @@
 //! so a shard idle for long, whose W lies far back, costs nothing. The
 //! files from there on are read in parallel (rayon, one task per file:
 //! each starts with its own Format_description event), without copying
-//! event bytes, and their groups put back in mirror order. A mirror
+//! event bytes, and their groups put back in mirror order: [`scan`] keeps
+//! every group (a [`Scan`], for planning many catch-ups over one read);
+//! [`catchup_sets`] (behind [`between`]) decides each group as it is read
+//! and keeps only the sets' groups, for several `(own, goal)` pairs at
+//! once, so memory follows the sets, not the mirror. A mirror
 //! server's address is copied into a temporary directory first
 //! ([`remote::fetch`], the mirror's own client, from the file the scan
 //! needs to the end the server serves when asked), then read the same way.
@@ -56,6 +60,7 @@
 //! ```text
 //! load(&mut Replica, Option<&Path>)         -> Loaded { applied: AppliedSet, applier, .. }
 //! between(&a, &b, mirror, &ShardMap)        -> Between { order, a_to_b, b_to_a }   (I/O)
+//! catchup_sets(mirror, &ShardMap, &[(own, goal)]) -> Vec<CatchupSet>           (I/O, one read)
 //! between_items(&a, &b, &[Item])            -> Between                             (pure)
 //! scan(mirror, start, &ShardMap)            -> Scan { items, .. }; Scan::missing(own, goal)
 //! apply(&Loaded, goal: &AppliedSet, ApplyOptions) -> Applied { report, seeded }
@@ -70,7 +75,7 @@ mod state;
 
 pub use error::CatchupError;
 pub use run::{apply, Applied};
-pub use scan::{locate, mirror_files, scan};
+pub use scan::{catchup_sets, locate, mirror_files, scan};
 pub use set::{between_items, missing, scan_start, Between, CatchupSet, Item, Scan};
 pub use state::{ahead_of, load, raise_low, Applier, Loaded};
 
@@ -90,6 +95,14 @@ pub fn between(
     mirror: &Path,
     map: &ShardMap,
 ) -> Result<Between, CatchupError> {
-    let start = scan_start([&a.state, &b.state]);
-    scan(mirror, start.as_ref(), map)?.between(a, b)
+    let mut sets = catchup_sets(mirror, map, &[(b, a), (a, b)])?.into_iter();
+    let (a_to_b, b_to_a) = (
+        sets.next().unwrap_or_default(),
+        sets.next().unwrap_or_default(),
+    );
+    Ok(Between {
+        order: crate::progress::compare(&a.state, &b.state),
+        a_to_b,
+        b_to_a,
+    })
 }

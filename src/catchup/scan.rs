@@ -5,17 +5,19 @@
 //! placing GTIDs in the mirror (for a replica known only by its
 //! `gtid_slave_pos`).
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rayon::prelude::*;
 
-use super::set::{Item, Scan};
+use super::set::{scan_start, CatchupSet, Item, Scan};
 use super::CatchupError;
 use crate::binlog::reader::{gtid_list_of, read_index};
 use crate::binlog::{BinlogReader, ReaderOptions, Source};
 use crate::group::Grouper;
 use crate::position::{BinlogPos, MariaGtid, StartAt};
+use crate::progress::{decide, Action, AppliedSet, GroupFacts, Selection};
 use crate::schedule::{Placement, ShardBy, ShardMap};
 
 /// The mirror's files in index order (`mirror`: its directory or index).
@@ -39,21 +41,28 @@ fn name_of(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// What one file held.
-struct FileScan {
-    items: Vec<Item>,
+/// How a file's reading ended.
+struct FileEnd {
+    /// Bytes read.
     bytes: u64,
-    /// A group still open at its end (`gtid or position`).
+    /// A group still open at its end (`gtid or position`); `None` also
+    /// when the visitor stopped the reading.
     open: Option<String>,
 }
 
-/// Reads the mirror `mirror` (directory or index) from `start` (`None`: its
-/// first file) to its end, placing each group with `map`.
-pub fn scan(
+/// Reads the files of `mirror` from `start` (`None`: the first) in
+/// parallel, one task per file, calling `visit` on a fresh `T` for each
+/// group (its [`Item`], built without copying event bytes) until it says
+/// [`ControlFlow::Break`]; returns the `T`s in mirror order with the
+/// bytes read. A group cut at the end of a file that is not the last is an
+/// error.
+fn read_files<T: Send>(
     mirror: &Path,
     start: Option<&BinlogPos>,
     map: &ShardMap,
-) -> Result<Scan, CatchupError> {
+    fresh: impl Fn() -> T + Sync,
+    visit: impl Fn(&mut T, Item) -> ControlFlow<()> + Sync,
+) -> Result<(Vec<T>, u64), CatchupError> {
     let files = mirror_files(mirror)?;
     let first = match start {
         None => 0,
@@ -68,8 +77,7 @@ pub fn scan(
             })?,
     };
     let todo = &files[first..];
-    let started = std::time::Instant::now();
-    let scans: Vec<Result<FileScan, CatchupError>> = todo
+    let read: Vec<Result<(T, FileEnd), CatchupError>> = todo
         .par_iter()
         .enumerate()
         .map(|(i, f)| {
@@ -77,39 +85,135 @@ pub fn scan(
                 (0, Some(p)) => StartAt::Pos(p.clone()),
                 _ => StartAt::Beginning,
             };
-            scan_file(f, at, map)
+            let mut t = fresh();
+            let end = read_file(f, at, map, |item| visit(&mut t, item))?;
+            Ok((t, end))
         })
         .collect();
-    let mut out = Scan {
-        start: start.cloned(),
-        files: todo.len(),
-        ..Scan::default()
-    };
     let last = todo.len() - 1;
-    for (i, s) in scans.into_iter().enumerate() {
-        let s = s?;
-        if let (Some(group), true) = (s.open, i < last) {
+    let mut out = Vec::with_capacity(todo.len());
+    let mut bytes = 0;
+    for (i, r) in read.into_iter().enumerate() {
+        let (t, end) = r?;
+        if let (Some(group), true) = (end.open, i < last) {
             return Err(CatchupError::CutGroup {
                 file: name_of(&todo[i]),
                 group,
             });
         }
-        out.bytes_read += s.bytes;
-        out.items.extend(s.items);
+        bytes += end.bytes;
+        out.push(t);
     }
-    out.end = out.items.last().map(Item::end_pos);
+    Ok((out, bytes))
+}
+
+/// Reads the mirror `mirror` (directory or index) from `start` (`None`: its
+/// first file) to its end, placing each group with `map`: every group, for
+/// planning many catch-ups over one read ([`Scan::missing`]).
+pub fn scan(
+    mirror: &Path,
+    start: Option<&BinlogPos>,
+    map: &ShardMap,
+) -> Result<Scan, CatchupError> {
+    let started = std::time::Instant::now();
+    let (parts, bytes_read) = read_files(mirror, start, map, Vec::new, |v, item| {
+        v.push(item);
+        ControlFlow::Continue(())
+    })?;
+    let files = parts.len();
+    let items: Vec<Item> = parts.into_iter().flatten().collect();
     tracing::debug!(
-        files = out.files,
-        groups = out.items.len(),
-        bytes = out.bytes_read,
+        files,
+        groups = items.len(),
+        bytes = bytes_read,
         ms = started.elapsed().as_millis() as u64,
         "scanned the mirror"
     );
-    Ok(out)
+    Ok(Scan {
+        start: start.cloned(),
+        end: items.last().map(Item::end_pos),
+        items,
+        bytes_read,
+        files,
+    })
 }
 
-/// One file's groups, from `at`.
-fn scan_file(path: &Path, at: StartAt, map: &ShardMap) -> Result<FileScan, CatchupError> {
+/// One catch-up being collected from one file.
+#[derive(Default)]
+struct Part {
+    set: CatchupSet,
+    /// The engine would stop in this file.
+    stopped: bool,
+}
+
+/// The catch-up sets of several `(own, goal)` pairs over `mirror`, in one
+/// parallel read that keeps only their groups (no list of every group:
+/// fit for a mirror of any size). Each set is what [`super::missing`]
+/// gives over the same groups: the engine's own decision per group, up to
+/// where it stops. Reading starts at the earliest resume position of the
+/// `own`s, and a file's reading ends once every pair has stopped in it.
+pub fn catchup_sets(
+    mirror: &Path,
+    map: &ShardMap,
+    pairs: &[(&AppliedSet, &AppliedSet)],
+) -> Result<Vec<CatchupSet>, CatchupError> {
+    let start = scan_start(pairs.iter().map(|(own, _)| &own.state));
+    let selections: Vec<Selection> = pairs
+        .iter()
+        .map(|(_, goal)| Selection::CatchUp(Box::new((*goal).clone())))
+        .collect();
+    let fresh = || -> Vec<Part> { (0..pairs.len()).map(|_| Part::default()).collect() };
+    let (files, _) = read_files(mirror, start.as_ref(), map, fresh, |parts, item| {
+        let end = item.end_pos();
+        let facts = GroupFacts {
+            gtid: item.gtid,
+            end: &end,
+            shards: item.shards.as_deref(),
+            // Read only by `--until-time`; a catch-up has no `until`.
+            timestamp: 0,
+        };
+        let mut open = false;
+        for ((part, sel), (own, _)) in parts.iter_mut().zip(&selections).zip(pairs) {
+            if part.stopped {
+                continue;
+            }
+            match decide(sel, None, own, &facts).action {
+                Action::Apply => {
+                    part.set.bytes += item.bytes;
+                    part.set.groups.push(item.clone());
+                }
+                Action::Stop => part.stopped = true,
+                Action::Skip | Action::Pass => {}
+            }
+            open |= !part.stopped;
+        }
+        if open {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    })?;
+    let mut out: Vec<Part> = fresh();
+    for file in files {
+        for (acc, part) in out.iter_mut().zip(file) {
+            if acc.stopped {
+                continue;
+            }
+            acc.set.bytes += part.set.bytes;
+            acc.set.groups.extend(part.set.groups);
+            acc.stopped = part.stopped;
+        }
+    }
+    Ok(out.into_iter().map(|p| p.set).collect())
+}
+
+/// One file's groups, from `at`, each given to `visit` until it breaks.
+fn read_file(
+    path: &Path,
+    at: StartAt,
+    map: &ShardMap,
+    mut visit: impl FnMut(Item) -> ControlFlow<()>,
+) -> Result<FileEnd, CatchupError> {
     let opts = ReaderOptions {
         start: at,
         ..ReaderOptions::default()
@@ -124,7 +228,6 @@ fn scan_file(path: &Path, at: StartAt, map: &ShardMap) -> Result<FileScan, Catch
     } else {
         groups.without_bytes()
     };
-    let mut items = Vec::new();
     let mut file: Option<Arc<str>> = None;
     while let Some(g) = groups.next()? {
         let Some(gtid) = g.maria_gtid() else {
@@ -139,17 +242,22 @@ fn scan_file(path: &Path, at: StartAt, map: &ShardMap) -> Result<FileScan, Catch
             Some(f) if **f == *g.file => f.clone(),
             _ => file.insert(g.file.clone()).clone(),
         };
-        items.push(Item {
+        let item = Item {
             gtid,
             file: f,
             start: g.start_pos,
             end: g.end_pos,
             shards,
             bytes: g.event_len(),
-        });
+        };
+        if visit(item).is_break() {
+            return Ok(FileEnd {
+                bytes: groups.stats().bytes,
+                open: None,
+            });
+        }
     }
-    Ok(FileScan {
-        items,
+    Ok(FileEnd {
         bytes: groups.stats().bytes,
         open: groups.pending().map(|(g, _)| g),
     })
@@ -258,6 +366,39 @@ mod tests {
         assert_eq!(placed, [(some[1], all.items[2999].end_pos())]);
         let placed = locate(dir.path(), &[all.items[1500].gtid], "r").unwrap();
         assert_eq!(placed[0].1, all.items[1500].end_pos());
+        // The fused read equals the sets over the full list, for states
+        // that stop in a middle file and resume in different ones.
+        let wm = |i: usize| crate::progress::Watermark {
+            seq_no: all.items[i].gtid.seq,
+            server_id: 1,
+            end: all.items[i].end_pos(),
+        };
+        let state = |low: usize, rows: &[(usize, usize)]| {
+            let mut st = AppliedSet::default();
+            st.state.low.insert(0, wm(low));
+            for &(db, at) in rows {
+                // The last group of db_{db} at or before `at`.
+                let i = (0..=at)
+                    .rev()
+                    .find(|&i| {
+                        all.items[i]
+                            .shards
+                            .as_ref()
+                            .is_some_and(|s| *s[0] == *format!("db_{db:02}"))
+                    })
+                    .unwrap();
+                st.state.shards.insert((0, format!("db_{db:02}")), wm(i));
+            }
+            st
+        };
+        let a = state(200, &[(1, 1500), (2, 1800), (3, 700)]);
+        let b = state(900, &[(2, 2990), (4, 1200)]);
+        let sets = catchup_sets(dir.path(), &map, &[(&b, &a), (&a, &b), (&a, &a)]).unwrap();
+        let full = all.between(&a, &b).unwrap();
+        assert!(!full.a_to_b.is_empty() && !full.b_to_a.is_empty());
+        assert_eq!(sets[0], full.a_to_b);
+        assert_eq!(sets[1], full.b_to_a);
+        assert!(sets[2].is_empty());
         // A start in a file the mirror lacks.
         let gone = BinlogPos::new("synth-bin.000999", 4);
         assert!(matches!(
