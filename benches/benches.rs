@@ -3,6 +3,7 @@
 //! ```text
 //! cargo bench --bench benches                      # every suite
 //! cargo bench --bench benches -- reader            # suites matching "reader"
+//! cargo bench --bench benches -- catchup           # catch-up sets over a 1 GiB mirror
 //! cargo bench --bench benches -- --generate-only DIR [--size-mib N] [--max-file-mib M]
 //! ```
 //!
@@ -56,5 +57,6 @@ fn main() {
     }
     let mut c = Criterion::default().configure_from_args();
     suites::reader::bench(&mut c);
+    suites::catchup::bench(&mut c);
     c.final_summary();
 }
