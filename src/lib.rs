@@ -19,7 +19,7 @@
 //! | layer | modules | owns |
 //! |---|---|---|
 //! | binary | `src/main.rs`, `src/cli/` (not part of the library) | clap structs, one function per command, output (text/JSON; a closed stdout ends quietly), signals, password loading, `anyhow` |
-//! | operations | [`mod@bench`], [`corpus`] (feature `bench`) | procedures over several servers, built from the stages |
+//! | operations | [`catchup`], [`mod@bench`], [`corpus`] (feature `bench`) | procedures over several servers, built from the stages |
 //! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
 //! | state | [`replica`], [`progress`], [`schedule`], [`metrics`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler; the Prometheus page and endpoint |
 //! | test gear | [`sandbox`] (feature `testkit`) | throwaway servers, for tests and operations only |
@@ -124,6 +124,19 @@
 //! with plain inputs
 //! and its own errors; the engine, `status` and promotion use it, and it
 //! uses none of them.
+//!
+//! # Catch-up
+//!
+//! [`catchup`] (`parapply catchup`, docs/catchup.md): a replica's state
+//! whoever applied it (parapply's tables, or the server's own SQL thread:
+//! `gtid_slave_pos`, placed in a mirror), and the catch-up sets between two
+//! states — the groups one holds and the other lacks, decided per group by
+//! [`progress::decide`], in mirror order. Its pure core
+//! ([`catchup::set`]: states and groups in, sets out) lets promotion plan
+//! fleets without servers; the mirror is read from the earlier
+//! low-watermark on, in parallel over files (rayon), without copying event
+//! bytes; a mirror server is copied first. Applying a set is the engine's
+//! run with [`progress::Selection::CatchUp`], checked after.
 //!
 //! # Promotion
 //!

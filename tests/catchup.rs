@@ -295,6 +295,26 @@ fn catchup_between_incomparable_replicas_and_a_native_one() {
     assert_eq!(gtids(&j["a_to_b"]), sorted(&ha - &hn));
     assert_eq!(gtids(&j["b_to_a"]), sorted(&hn - &ha));
 
+    // The text form, with every group listed.
+    let out = Command::new(env!("CARGO_BIN_EXE_parapply"))
+        .args(["catchup", "--list", "--from", &url(&a), "--to", &url(&n)])
+        .args(["--mirror", dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{text}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("(parapply), B = ") && text.contains("(native)"));
+    assert!(text.contains("states: incomparable; A leads in 0/w1"));
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("  0-1-")).count(),
+        (&ha - &hn).len() + (&hn - &ha).len()
+    );
+
     // A → N applied: N (native, seeded) holds A ∪ N.
     let j = catchup_json(&a, &n, dir.path().to_str().unwrap(), &["--apply"]);
     assert_eq!(j["applied"]["seeded"], true);
