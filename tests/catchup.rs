@@ -341,6 +341,19 @@ fn catchup_between_incomparable_replicas_and_a_native_one() {
     let j = catchup_json(&a, &n, &served, &[]);
     assert_eq!(j["order"]["relation"], "equal");
     assert!(gtids(&j["a_to_b"]).is_empty() && gtids(&j["b_to_a"]).is_empty());
+    // An unreachable mirror server is an error naming it.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let out = Command::new(env!("CARGO_BIN_EXE_parapply"))
+        .args(["catchup", "--from", &url(&a), "--to", &url(&b)])
+        .arg("--mirror")
+        .arg(format!("mysql://{SERVE_USER}@{dead_addr}/"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains(&format!("mirror server {dead_addr}")), "{err}");
     stop.store(true, Ordering::SeqCst);
     serving.join().unwrap().unwrap();
 }
