@@ -18,7 +18,7 @@ use crate::binlog::{BinlogReader, ReaderOptions, Source};
 use crate::group::Grouper;
 use crate::position::{BinlogPos, MariaGtid, StartAt};
 use crate::progress::{decide, Action, AppliedSet, GroupFacts, Selection};
-use crate::schedule::{Placement, ShardBy, ShardMap};
+use crate::schedule::{Placement, ShardMap};
 
 /// The mirror's files in index order (`mirror`: its directory or index).
 pub fn mirror_files(mirror: &Path) -> Result<Vec<PathBuf>, CatchupError> {
@@ -163,38 +163,47 @@ pub fn catchup_sets(
         .map(|(_, goal)| Selection::CatchUp(Box::new((*goal).clone())))
         .collect();
     let fresh = || -> Vec<Part> { (0..pairs.len()).map(|_| Part::default()).collect() };
-    let (files, _) = read_files(mirror, start.as_ref(), map, fresh, |parts, item| {
-        let end = item.end_pos();
-        let facts = GroupFacts {
-            gtid: item.gtid,
-            end: &end,
-            shards: item.shards.as_deref(),
-            // Read only by `--until-time`; a catch-up has no `until`.
-            timestamp: 0,
-        };
-        let mut open = false;
-        for ((part, sel), (own, _)) in parts.iter_mut().zip(&selections).zip(pairs) {
-            if part.stopped {
-                continue;
+    // Each file's parts, and the group's end (its file name written once).
+    let fresh_file = || (fresh(), BinlogPos::new("", 0));
+    let (files, _) = read_files(
+        mirror,
+        start.as_ref(),
+        map,
+        fresh_file,
+        |(parts, end), item| {
+            if end.file != *item.file {
+                end.file = item.file.to_string();
             }
-            match decide(sel, None, own, &facts).action {
-                Action::Apply => {
-                    part.set.bytes += item.bytes;
-                    part.set.groups.push(item.clone());
+            end.pos = item.end;
+            let facts = GroupFacts {
+                gtid: item.gtid,
+                end,
+                shards: item.shards.as_deref(),
+            };
+            let mut open = false;
+            for ((part, sel), (own, _)) in parts.iter_mut().zip(&selections).zip(pairs) {
+                if part.stopped {
+                    continue;
                 }
-                Action::Stop => part.stopped = true,
-                Action::Skip | Action::Pass => {}
+                match decide(sel, None, own, &facts).action {
+                    Action::Apply => {
+                        part.set.bytes += item.bytes;
+                        part.set.groups.push(item.clone());
+                    }
+                    Action::Stop => part.stopped = true,
+                    Action::Skip | Action::Pass => {}
+                }
+                open |= !part.stopped;
             }
-            open |= !part.stopped;
-        }
-        if open {
-            ControlFlow::Continue(())
-        } else {
-            ControlFlow::Break(())
-        }
-    })?;
+            if open {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        },
+    )?;
     let mut out: Vec<Part> = fresh();
-    for file in files {
+    for (file, _) in files {
         for (acc, part) in out.iter_mut().zip(file) {
             if acc.stopped {
                 continue;
@@ -218,16 +227,11 @@ fn read_file(
         start: at,
         ..ReaderOptions::default()
     };
-    let groups = Grouper::new(BinlogReader::open(
+    let mut groups = Grouper::new(BinlogReader::open(
         Source::Files(vec![path.to_path_buf()]),
         opts,
-    )?);
-    // Key shards place a group by its rows: keep its bytes.
-    let mut groups = if matches!(map.by(), ShardBy::Key(_)) {
-        groups
-    } else {
-        groups.without_bytes()
-    };
+    )?)
+    .without_bytes();
     let mut file: Option<Arc<str>> = None;
     while let Some(g) = groups.next()? {
         let Some(gtid) = g.maria_gtid() else {

@@ -125,8 +125,7 @@ impl ReplicaState {
             return Applied::Yes;
         }
         let covered = shards.into_iter().any(|x| {
-            self.shards
-                .get(&(g.domain, x.to_string()))
+            self.shard_row(g.domain, x)
                 .is_some_and(|w| w.seq_no >= g.seq)
         });
         if covered {
@@ -134,6 +133,23 @@ impl ReplicaState {
         } else {
             Applied::No
         }
+    }
+
+    /// The watermark row of `(domain, shard)`, looked up without
+    /// allocating a key (this runs for every group the engine or a
+    /// catch-up decides).
+    fn shard_row(&self, domain: u32, shard: &str) -> Option<&Watermark> {
+        thread_local! {
+            static KEY: std::cell::RefCell<(u32, String)> =
+                const { std::cell::RefCell::new((0, String::new())) };
+        }
+        KEY.with(|k| {
+            let mut k = k.borrow_mut();
+            k.0 = domain;
+            k.1.clear();
+            k.1.push_str(shard);
+            self.shards.get(&*k)
+        })
     }
 
     /// Rule 1 and 3 for a barrier, given the target's `gtid_binlog_state`.
