@@ -4,6 +4,7 @@
 //! cargo bench --bench benches                      # every suite
 //! cargo bench --bench benches -- reader            # suites matching "reader"
 //! cargo bench --bench benches -- catchup           # catch-up sets over a 1 GiB mirror
+//! cargo bench --bench benches -- --catchup-runs N  # the same, N interleaved runs, medians
 //! cargo bench --bench benches -- --generate-only DIR [--size-mib N] [--max-file-mib M]
 //! ```
 //!
@@ -53,6 +54,14 @@ fn main() {
             out.groups,
             out.events
         );
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--catchup-runs") {
+        let runs = args
+            .get(i + 1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("--catchup-runs takes a number"));
+        suites::catchup::interleaved(runs);
         return;
     }
     let mut c = Criterion::default().configure_from_args();

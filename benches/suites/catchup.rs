@@ -21,7 +21,10 @@
 //!   is read.
 //!
 //! Under `cargo bench` the mirror is [`FULL_MB`] MiB; under `cargo test`
-//! (each bench once) [`TEST_MB`] MiB in 1 MiB files.
+//! (each bench once) [`TEST_MB`] MiB in 1 MiB files. Criterion takes ten
+//! samples of each, minutes on a loaded machine; `cargo bench --bench
+//! benches -- --catchup-runs N` instead runs the four back to back N times
+//! ([`interleaved`]) and prints the medians and ratios.
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -153,12 +156,20 @@ fn median(v: &[f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// The catch-up suite.
-pub fn bench(c: &mut Criterion) {
-    if std::env::args().any(|a| a == "--list") {
-        return;
-    }
-    let (dir, bytes) = cached(if measuring() { FULL_MB } else { TEST_MB });
+/// The mirror and the states measured.
+struct Setup {
+    dir: PathBuf,
+    bytes: u64,
+    map: ShardMap,
+    a: AppliedSet,
+    b: AppliedSet,
+    /// Both resuming at the last file.
+    ta: AppliedSet,
+    tb: AppliedSet,
+}
+
+fn setup(mb: u64) -> Setup {
+    let (dir, bytes) = cached(mb);
     let map = ShardMap::new(ShardBy::Database);
     let files = catchup::mirror_files(&dir).expect("files");
     let name = |i: usize| files[i].file_name().unwrap().to_string_lossy().into_owned();
@@ -169,7 +180,6 @@ pub fn bench(c: &mut Criterion) {
     );
     let a = state(&first[1], &last, &mid, 0..8);
     let b = state(&first[1], &last, &mid, 8..16);
-    // The tail case: both resume at the last file's first group.
     let (mut ta, mut tb) = (a.clone(), b.clone());
     for s in [&mut ta, &mut tb] {
         s.state.low.insert(0, wm(&last[0]));
@@ -184,48 +194,103 @@ pub fn bench(c: &mut Criterion) {
         check.b_to_a.len(),
         check.b_to_a.bytes
     );
+    Setup {
+        dir,
+        bytes,
+        map,
+        a,
+        b,
+        ta,
+        tb,
+    }
+}
+
+impl Setup {
+    fn between(&self, a: &AppliedSet, b: &AppliedSet) {
+        let r = catchup::between(a, b, &self.dir, &self.map).expect("between");
+        std::hint::black_box(r);
+    }
+}
+
+/// The four measurements interleaved `runs` times on the [`FULL_MB`]
+/// mirror (`cargo bench --bench benches -- --catchup-runs N`): each run
+/// times them back to back, so that the ratios compare runs under the same
+/// load; prints every run and the medians.
+pub fn interleaved(runs: usize) {
+    let s = setup(FULL_MB);
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()
         .expect("a one-thread pool");
     let logs: [RefCell<Vec<f64>>; 4] = Default::default();
-    let mut g = c.benchmark_group("catchup");
-    g.throughput(Throughput::Bytes(bytes))
-        .sample_size(10)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(15));
-    let between = |a: &AppliedSet, b: &AppliedSet| {
-        let r = catchup::between(a, b, &dir, &map).expect("between");
-        std::hint::black_box(r);
-    };
-    g.bench_function("between", |bn| {
-        bn.iter_custom(|n| timed(n, &logs[0], || between(&a, &b)))
-    });
-    g.bench_function("between_one_thread", |bn| {
-        bn.iter_custom(|n| timed(n, &logs[1], || one.install(|| between(&a, &b))))
-    });
-    g.bench_function("sequential_scan", |bn| {
-        bn.iter_custom(|n| {
-            timed(n, &logs[2], || {
-                std::hint::black_box(sequential_scan(&dir));
-            })
-        })
-    });
-    g.bench_function("between_tail", |bn| {
-        bn.iter_custom(|n| timed(n, &logs[3], || between(&ta, &tb)))
-    });
-    g.finish();
+    for r in 0..runs {
+        timed(1, &logs[0], || s.between(&s.a, &s.b));
+        timed(1, &logs[1], || one.install(|| s.between(&s.a, &s.b)));
+        timed(1, &logs[2], || {
+            std::hint::black_box(sequential_scan(&s.dir));
+        });
+        timed(1, &logs[3], || s.between(&s.ta, &s.tb));
+        let last = |i: usize| logs[i].borrow().last().copied().unwrap_or(f64::NAN);
+        println!(
+            "run {}: between {:.3} s, one thread {:.3} s, sequential scan {:.3} s, tail {:.4} s",
+            r + 1,
+            last(0),
+            last(1),
+            last(2),
+            last(3)
+        );
+    }
+    summary(&logs, s.bytes);
+}
+
+fn summary(logs: &[RefCell<Vec<f64>>; 4], bytes: u64) {
     let m: Vec<f64> = logs.iter().map(|l| median(&l.borrow())).collect();
     println!(
-        "catchup medians over all runs (warm-up included): between {:.3} s, one thread {:.3} s, \
-         sequential scan {:.3} s, tail {:.4} s; sequential scan / between = {:.2}×, \
-         one thread / between = {:.2}×",
+        "catchup medians: between {:.3} s ({:.0} MiB/s), one thread {:.3} s, sequential scan \
+         {:.3} s, tail {:.4} s; sequential scan / between = {:.2}×, one thread / between = {:.2}×",
         m[0],
+        bytes as f64 / m[0] / 1048576.0,
         m[1],
         m[2],
         m[3],
         m[2] / m[0],
         m[1] / m[0]
     );
+}
+
+/// The catch-up suite.
+pub fn bench(c: &mut Criterion) {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let s = setup(if measuring() { FULL_MB } else { TEST_MB });
+    let one = rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .build()
+        .expect("a one-thread pool");
+    let logs: [RefCell<Vec<f64>>; 4] = Default::default();
+    let mut g = c.benchmark_group("catchup");
+    g.throughput(Throughput::Bytes(s.bytes))
+        .sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(15));
+    g.bench_function("between", |bn| {
+        bn.iter_custom(|n| timed(n, &logs[0], || s.between(&s.a, &s.b)))
+    });
+    g.bench_function("between_one_thread", |bn| {
+        bn.iter_custom(|n| timed(n, &logs[1], || one.install(|| s.between(&s.a, &s.b))))
+    });
+    g.bench_function("sequential_scan", |bn| {
+        bn.iter_custom(|n| {
+            timed(n, &logs[2], || {
+                std::hint::black_box(sequential_scan(&s.dir));
+            })
+        })
+    });
+    g.bench_function("between_tail", |bn| {
+        bn.iter_custom(|n| timed(n, &logs[3], || s.between(&s.ta, &s.tb)))
+    });
+    g.finish();
+    summary(&logs, s.bytes);
 }
