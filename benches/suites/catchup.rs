@@ -139,6 +139,22 @@ fn sequential_scan(dir: &Path) -> u64 {
     n
 }
 
+/// CPU seconds this process has used so far, all threads (user + system,
+/// from `/proc/self/stat`; 0 where there is none): on a loaded machine
+/// wall time says more about the other processes than about this one.
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name (which may hold spaces): state is
+    // field 3; utime and stime are fields 14 and 15.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|x| x.parse::<f64>().ok()).unwrap_or(0.0);
+    // Clock ticks are 100 per second on Linux.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Times `f` over `iters` runs and records each run's seconds.
 fn timed(iters: u64, log: &RefCell<Vec<f64>>, mut f: impl FnMut()) -> Duration {
     let t = Instant::now();
@@ -223,23 +239,47 @@ pub fn interleaved(runs: usize) {
         .build()
         .expect("a one-thread pool");
     let logs: [RefCell<Vec<f64>>; 4] = Default::default();
+    let cpu: [RefCell<Vec<f64>>; 4] = Default::default();
+    let measure = |i: usize, f: &mut dyn FnMut()| {
+        let c = cpu_seconds();
+        timed(1, &logs[i], f);
+        cpu[i].borrow_mut().push(cpu_seconds() - c);
+    };
     for r in 0..runs {
-        timed(1, &logs[0], || s.between(&s.a, &s.b));
-        timed(1, &logs[1], || one.install(|| s.between(&s.a, &s.b)));
-        timed(1, &logs[2], || {
+        measure(0, &mut || s.between(&s.a, &s.b));
+        measure(1, &mut || one.install(|| s.between(&s.a, &s.b)));
+        measure(2, &mut || {
             std::hint::black_box(sequential_scan(&s.dir));
         });
-        timed(1, &logs[3], || s.between(&s.ta, &s.tb));
-        let last = |i: usize| logs[i].borrow().last().copied().unwrap_or(f64::NAN);
+        measure(3, &mut || s.between(&s.ta, &s.tb));
+        let last = |l: &[RefCell<Vec<f64>>; 4], i: usize| {
+            l[i].borrow().last().copied().unwrap_or(f64::NAN)
+        };
         println!(
-            "run {}: between {:.3} s, one thread {:.3} s, sequential scan {:.3} s, tail {:.4} s",
+            "run {}: between {:.3} s (cpu {:.2} s), one thread {:.3} s (cpu {:.2} s), sequential \
+             scan {:.3} s (cpu {:.2} s), tail {:.4} s (cpu {:.2} s); load average {}",
             r + 1,
-            last(0),
-            last(1),
-            last(2),
-            last(3)
+            last(&logs, 0),
+            last(&cpu, 0),
+            last(&logs, 1),
+            last(&cpu, 1),
+            last(&logs, 2),
+            last(&cpu, 2),
+            last(&logs, 3),
+            last(&cpu, 3),
+            std::fs::read_to_string("/proc/loadavg")
+                .unwrap_or_default()
+                .split_whitespace()
+                .next()
+                .unwrap_or("?")
         );
     }
+    let m: Vec<f64> = cpu.iter().map(|l| median(&l.borrow())).collect();
+    println!(
+        "catchup cpu medians: between {:.2} s, one thread {:.2} s, sequential scan {:.2} s, tail \
+         {:.2} s",
+        m[0], m[1], m[2], m[3]
+    );
     summary(&logs, s.bytes);
 }
 
