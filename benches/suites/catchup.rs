@@ -121,12 +121,6 @@ fn state(low: &Item, ahead: &[Item], behind: &[Item], first: std::ops::Range<usi
     st
 }
 
-/// Whether criterion measures (`cargo bench`) rather than tests once.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
-}
-
 /// Reads and groups every file in order, with event bytes (the peer).
 fn sequential_scan(dir: &Path) -> u64 {
     let src = Source::dir(dir).expect("index");
@@ -303,7 +297,7 @@ pub fn bench(c: &mut Criterion) {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let s = setup(if measuring() { FULL_MB } else { TEST_MB });
+    let s = setup(if super::measuring() { FULL_MB } else { TEST_MB });
     let one = rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .build()

@@ -134,18 +134,12 @@ fn read_and_group(file: &Path) -> u64 {
     n
 }
 
-/// Whether criterion measures (`cargo bench`) rather than tests once.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter().any(|a| a == "--bench") && !args.iter().any(|a| a == "--test")
-}
-
 /// The reader suite.
 pub fn bench(c: &mut Criterion) {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let input = cached(if measuring() { FULL_MB } else { TEST_MB });
+    let input = cached(if super::measuring() { FULL_MB } else { TEST_MB });
     let mut g = c.benchmark_group("reader");
     g.throughput(Throughput::Bytes(input.bytes))
         .sample_size(10)
