@@ -18,7 +18,7 @@ use crate::binlog::{BinlogReader, ReaderOptions, Source};
 use crate::group::Grouper;
 use crate::position::{BinlogPos, MariaGtid, StartAt};
 use crate::progress::{decide, Action, AppliedSet, GroupFacts, Selection};
-use crate::schedule::{Placement, ShardMap};
+use crate::schedule::{Placement, ShardBy, ShardMap};
 
 /// The mirror's files in index order (`mirror`: its directory or index).
 pub fn mirror_files(mirror: &Path) -> Result<Vec<PathBuf>, CatchupError> {
@@ -179,6 +179,8 @@ pub fn catchup_sets(
                 gtid: item.gtid,
                 end,
                 shards: item.shards.as_deref(),
+                // Read only by `--until-time`; a catch-up has no `until`.
+                timestamp: 0,
             };
             let mut open = false;
             for ((part, sel), (own, _)) in parts.iter_mut().zip(&selections).zip(pairs) {
@@ -227,11 +229,16 @@ fn read_file(
         start: at,
         ..ReaderOptions::default()
     };
-    let mut groups = Grouper::new(BinlogReader::open(
+    let groups = Grouper::new(BinlogReader::open(
         Source::Files(vec![path.to_path_buf()]),
         opts,
-    )?)
-    .without_bytes();
+    )?);
+    // Key shards place a group by its rows: keep its bytes.
+    let mut groups = if matches!(map.by(), ShardBy::Key(_)) {
+        groups
+    } else {
+        groups.without_bytes()
+    };
     let mut file: Option<Arc<str>> = None;
     while let Some(g) = groups.next()? {
         let Some(gtid) = g.maria_gtid() else {
@@ -323,7 +330,6 @@ pub fn locate(
 mod tests {
     use super::*;
     use crate::binlog::synth::{generate, SynthOptions, Until};
-    use crate::schedule::ShardBy;
 
     /// The parallel scan equals one sequential read of the whole mirror,
     /// from the beginning and from a position; GTIDs are placed.
