@@ -159,8 +159,10 @@ pub mod inspect;
 pub mod mirror;
 pub mod position;
 pub mod progress;
+pub mod promote;
 pub mod replica;
 #[cfg(feature = "testkit")]
 pub mod sandbox;
 pub mod schedule;
+pub mod trace;
 pub mod wire;

@@ -713,6 +713,7 @@ fn a_worker_sends_the_queued_single_statement_groups_as_one_chain() {
         retries: Arc::default(),
         shard_rows: Arc::new(Mutex::new([(0, Arc::from("c"))].into_iter().collect())),
         row_events: true,
+        trace: None,
     };
     worker::run(cfg, items_rx, reports_tx);
     let reports: Vec<Report> = reports_rx.try_iter().collect();

@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Bytes on disk and on the wire.
     (
         "format and client",
-        &["binlog", "group", "position", "wire"],
+        &["binlog", "group", "position", "wire", "trace"],
     ),
     // Throwaway servers for tests and benchmarks; may use the client.
     ("test gear", &["sandbox"]),

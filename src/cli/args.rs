@@ -5,7 +5,7 @@
 //! reported before anything connects.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use parapply::mirror::serve::ServeOptions;
 use parapply::mirror::{MirrorOptions, SyncPolicy};
 use parapply::position::{BinlogPos, MariaGtid, StartAt};
 use parapply::progress::ProgressTables;
+use parapply::promote::PromoteOptions;
 use parapply::schedule::{ShardBy, ShardMap};
 
 /// parapply — a parallel replication applier for MariaDB.
@@ -49,6 +50,10 @@ pub enum Command {
     /// Compare two replicas' states and list the groups each lacks of the
     /// other (both directions); --apply applies the A→B set to B.
     Catchup(super::catchup::CatchupArgs),
+    /// Promote a replica to primary when the replicas hold incomparable
+    /// states: freeze, check, catch up every replica from the longest
+    /// mirror, switch, re-point (docs/promotion.md).
+    Promote(PromoteArgs),
     /// Measure apply throughput end to end on throwaway servers: parapply
     /// against MariaDB's own replication, on durable replicas.
     #[cfg(feature = "bench")]
@@ -163,6 +168,113 @@ pub struct ApplyArgs {
     #[arg(long, default_value_t = ApplyOptions::DEFAULT_RECONNECT_TIMEOUT.as_secs())]
     pub reconnect_timeout: u64,
     /// Print the final report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One `--replica NAME=URL,MIRROR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaArg {
+    /// Its name.
+    pub name: String,
+    /// `mysql://USER@HOST:PORT/` (no password).
+    pub url: String,
+    /// The mirror directory, or `None` for `native`.
+    pub mirror: Option<PathBuf>,
+}
+
+impl FromStr for ReplicaArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: expected NAME=URL,MIRROR"))?;
+        let (url, mirror) = rest.rsplit_once(',').ok_or_else(|| {
+            format!("`{s}`: expected NAME=URL,MIRROR (MIRROR a directory or `native`)")
+        })?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "`{name}`: a replica name is letters, digits, `_` and `-`"
+            ));
+        }
+        if mirror.contains("://") || (mirror.contains(':') && !Path::new(mirror).exists()) {
+            return Err(format!(
+                "`{mirror}`: promote reads mirrors as directories (a mirror server's address is \
+                 not supported yet: copy the mirror, or run promote where it is)"
+            ));
+        }
+        Ok(ReplicaArg {
+            name: name.to_string(),
+            url: url.to_string(),
+            mirror: (mirror != "native").then(|| PathBuf::from(mirror)),
+        })
+    }
+}
+
+/// `parapply promote`.
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    /// A replica: NAME=mysql://USER@HOST:PORT/,MIRROR_DIR, or
+    /// NAME=URL,native for a replica run by MariaDB's own replication.
+    /// Every replica's password: PARAPPLY_TARGET_PASSWORD.
+    #[arg(long = "replica", required = true)]
+    pub replicas: Vec<ReplicaArg>,
+    /// Promote this replica (default: the first of the ranking).
+    #[arg(long)]
+    pub candidate: Option<String>,
+    /// Planned switchover: the old primary (alive) is set read-only, its
+    /// last writes waited for, and it becomes a replica of the new one.
+    #[arg(long, requires = "old_primary")]
+    pub switchover: bool,
+    /// The old primary of a switchover (password: PARAPPLY_PRIMARY_PASSWORD).
+    #[arg(long)]
+    pub old_primary: Option<String>,
+    /// Show the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go on although replicas hold errant transactions.
+    #[arg(long)]
+    pub allow_errant: bool,
+    /// Clear the freeze a refused promotion left on the replicas, and exit.
+    #[arg(long)]
+    pub unfreeze: bool,
+    /// Run before acting (sh -c); a non-zero exit aborts with nothing changed.
+    #[arg(long)]
+    pub pre_hook: Option<String>,
+    /// Run after the promotion (sh -c).
+    #[arg(long)]
+    pub post_hook: Option<String>,
+    /// Seconds for the appliers to stop (and, in a switchover, the mirrors
+    /// to receive the old primary's last writes).
+    #[arg(long, default_value_t = PromoteOptions::DEFAULT_FREEZE_TIMEOUT.as_secs())]
+    pub freeze_timeout: u64,
+    /// Catch-up workers per replica.
+    #[arg(long, default_value_t = PromoteOptions::DEFAULT_WORKERS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=512))]
+    pub workers: usize,
+    /// The user re-pointed native replicas replicate with (password:
+    /// PARAPPLY_REPL_PASSWORD).
+    #[arg(long, default_value = "root")]
+    pub repl_user: String,
+    /// Schema of parapply's progress tables on the replicas.
+    #[arg(long, default_value = ApplyOptions::DEFAULT_PROGRESS_SCHEMA,
+          value_parser = parse_progress_schema)]
+    pub progress_schema: String,
+    /// How databases map to shards (as given to the appliers).
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
+    /// Append the steps as TLA+ trace records to this file (tla/README.md).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// For --trace: the name of the server with this server_id in GTIDs
+    /// (ID=NAME, repeatable).
+    #[arg(long = "trace-server")]
+    pub trace_servers: Vec<String>,
+    /// Print the plan and the report as JSON (one object per line).
     #[arg(long)]
     pub json: bool,
 }

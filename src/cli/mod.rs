@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(a) => commands::apply(a, &mut out),
         Command::Status(a) => commands::status(a, &mut out),
         Command::Catchup(a) => catchup::run(a, &mut out),
+        Command::Promote(a) => commands::promote(a, &mut out),
         #[cfg(feature = "bench")]
         Command::Bench(a) => commands::bench(a, &mut out),
     };
