@@ -35,7 +35,7 @@ use parapply::trace::{self, quote, string_set, TraceSink};
 use parapply::wire::ConnectOptions;
 
 const DBS: [&str; 3] = ["d1", "d2", "d3"];
-const ROUNDS: usize = 8;
+const ROUNDS: usize = 5;
 const OLD: u32 = 1;
 
 /// One group of the primary's binlog.
@@ -79,11 +79,12 @@ fn replica(id: u32) -> Server {
 fn workload(p: &Server) {
     let mut c = common::root_conn(p);
     for d in DBS {
-        c.execute(format!("CREATE DATABASE {d}").as_bytes()).unwrap();
-        c.execute(format!("CREATE TABLE {d}.ledger (id INT PRIMARY KEY, n INT NOT NULL)").as_bytes())
+        c.execute(format!("CREATE DATABASE {d}").as_bytes())
             .unwrap();
-        c.execute(format!("INSERT INTO {d}.ledger VALUES (0, 0)").as_bytes())
-            .unwrap();
+        c.execute(
+            format!("CREATE TABLE {d}.ledger (id INT PRIMARY KEY, n INT NOT NULL)").as_bytes(),
+        )
+        .unwrap();
     }
     for round in 0..ROUNDS {
         for d in DBS {
@@ -96,7 +97,7 @@ fn write_one(c: &mut parapply::wire::Conn, d: &str, id: i64) {
     c.execute(
         format!(
             "BEGIN; INSERT INTO {d}.ledger VALUES ({id}, 1); \
-             UPDATE {d}.ledger SET n = n + 1 WHERE id = 0; COMMIT"
+             INSERT INTO {d}.ledger VALUES (0, 1) ON DUPLICATE KEY UPDATE n = n + 1; COMMIT"
         )
         .as_bytes(),
     )
@@ -114,7 +115,11 @@ fn groups_of(dir: &Path) -> Vec<G> {
         let idx = std::fs::read_to_string(index_of(dir)).unwrap();
         idx.lines()
             .map(|l| {
-                let n = Path::new(l.trim()).file_name().unwrap().to_string_lossy().into_owned();
+                let n = Path::new(l.trim())
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned();
                 let len = std::fs::metadata(dir.join(&n)).unwrap().len();
                 (n, len)
             })
@@ -197,7 +202,12 @@ fn options(source: &Path, target: &Server) -> ApplyOptions {
 /// nothing): the state of an applier stopped there.
 fn apply_until(t: &Topology, i: usize, upto: [Option<usize>; 3], sink: &TraceSink) {
     let mut goal = ReplicaState::default();
-    let last_barrier = t.groups.iter().filter(|g| g.shards.is_none()).last().unwrap();
+    let last_barrier = t
+        .groups
+        .iter()
+        .filter(|g| g.shards.is_none())
+        .last()
+        .unwrap();
     goal.low.insert(
         0,
         Watermark {
@@ -242,8 +252,9 @@ fn read_state(s: &Server) -> ReplicaState {
 /// The topology of the module doc, up to the primary's death.
 ///
 /// Mirrors: r1 holds everything (the last round only there), r2 up to
-/// round 6, r3 up to round 4. Applied (rounds per database d1, d2, d3):
-/// r1 (6, 1, 3), r2 (2, 5, 2), r3 (1, 0, 4): pairwise incomparable.
+/// round 3, r3 up to round 2. Applied (rounds per database d1, d2, d3; `-`
+/// none): r1 (3, 0, 1), r2 (1, 3, 0), r3 (0, -, 2): pairwise
+/// incomparable.
 fn topology() -> Topology {
     let primary = Server::start(
         ServerOptions::new()
@@ -266,7 +277,7 @@ fn topology() -> Topology {
     let groups = groups_of(&full);
     let names: Vec<String> = ["r1", "r2", "r3"].map(String::from).to_vec();
     let mut mirrors = Vec::new();
-    for (i, cut) in [None, Some(6), Some(4)].into_iter().enumerate() {
+    for (i, cut) in [None, Some(3), Some(2)].into_iter().enumerate() {
         let dir = work.path().join(format!("mirror-{}", names[i]));
         let bytes = match cut {
             None => total,
@@ -288,9 +299,9 @@ fn topology() -> Topology {
     };
     let sink = TraceSink::open(&t.traces.join("1-apply.trace"), servers()).unwrap();
     for (i, upto) in [
-        [Some(6), Some(1), Some(3)],
-        [Some(2), Some(5), Some(2)],
-        [Some(1), Some(0), Some(4)],
+        [Some(3), Some(0), Some(1)],
+        [Some(1), Some(3), Some(0)],
+        [Some(0), None, Some(2)],
     ]
     .into_iter()
     .enumerate()
@@ -356,7 +367,11 @@ fn assert_ledger(s: &Server, name: &str, per_db: i64) {
             ))
             .unwrap()
             .unwrap();
-        assert_eq!((rows, n), (per_db, per_db), "{name}: ledger of {d} (rows, counter)");
+        assert_eq!(
+            (rows, n),
+            (per_db, per_db),
+            "{name}: ledger of {d} (rows, counter)"
+        );
     }
 }
 
@@ -392,7 +407,15 @@ impl Drop for Killed {
 fn mirror_new_primary(primary: &Server, at: &str, dir: &Path) -> Killed {
     std::fs::create_dir_all(dir).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_parapply"))
-        .args(["mirror", "--server-id", "77", "--primary", &url(primary), "--from", at])
+        .args([
+            "mirror",
+            "--server-id",
+            "77",
+            "--primary",
+            &url(primary),
+            "--from",
+            at,
+        ])
         .arg("--dir")
         .arg(dir)
         .stdout(Stdio::null())
@@ -408,11 +431,16 @@ fn mirror_new_primary(primary: &Server, at: &str, dir: &Path) -> Killed {
         .unwrap();
     let deadline = Instant::now() + common::HANG_GUARD;
     loop {
-        let len = std::fs::metadata(dir.join(&file)).map(|m| m.len()).unwrap_or(0);
+        let len = std::fs::metadata(dir.join(&file))
+            .map(|m| m.len())
+            .unwrap_or(0);
         if len >= pos {
             break;
         }
-        assert!(Instant::now() < deadline, "the new mirror never reached {file}:{pos}");
+        assert!(
+            Instant::now() < deadline,
+            "the new mirror never reached {file}:{pos}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     Killed(child)
@@ -437,7 +465,10 @@ fn check_trace(t: &Topology, new_writes: &[(String, u64)], mirrors_after: usize)
     }
     for (i, dir) in t.mirrors.iter().enumerate() {
         for _ in groups_of(dir) {
-            recs.push(trace::record("MirrorReceive", &[("replica", quote(&t.names[i]))]));
+            recs.push(trace::record(
+                "MirrorReceive",
+                &[("replica", quote(&t.names[i]))],
+            ));
         }
     }
     let read = |n: &str| -> Vec<String> {
@@ -474,7 +505,10 @@ fn check_trace(t: &Topology, new_writes: &[(String, u64)], mirrors_after: usize)
     }
     std::fs::write(
         dir.join("TraceLog.tla"),
-        trace::module("recorded by tests/promote.rs (failover of three incomparable replicas)", &recs),
+        trace::module(
+            "recorded by tests/promote.rs (failover of three incomparable replicas)",
+            &recs,
+        ),
     )
     .unwrap();
     let cfg = format!(
@@ -498,7 +532,14 @@ fn check_trace(t: &Topology, new_writes: &[(String, u64)], mirrors_after: usize)
     let tla = tla_binary();
     let out = Command::new(&tla)
         .current_dir(&dir)
-        .args(["TracePromotion.tla", "--config", "Trace.cfg", "--json", "--max-depth", "100000"])
+        .args([
+            "TracePromotion.tla",
+            "--config",
+            "Trace.cfg",
+            "--json",
+            "--max-depth",
+            "100000",
+        ])
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -582,9 +623,17 @@ fn failover_across_three_incomparable_replicas_loses_nothing() {
         .iter()
         .map(|r| r["lacks_groups"].as_u64().unwrap())
         .collect();
-    assert!(lacks.iter().all(|&l| l > 0), "every replica lacks something: {lacks:?}");
+    assert!(
+        lacks.iter().all(|&l| l > 0),
+        "every replica lacks something: {lacks:?}"
+    );
     for (i, s) in t.replicas.iter().enumerate() {
-        assert_eq!(all_checksums(s), expected, "{} differs from the old primary", t.names[i]);
+        assert_eq!(
+            all_checksums(s),
+            expected,
+            "{} differs from the old primary",
+            t.names[i]
+        );
         assert_ledger(s, &t.names[i], ROUNDS as i64);
     }
     assert!(!read_only(&t.replicas[2]), "the new primary is writable");
@@ -623,4 +672,143 @@ fn failover_across_three_incomparable_replicas_loses_nothing() {
     }
     drop(procs);
     check_trace(&t, &new_writes, 3);
+}
+
+/// The refusals, then kill -9 of promote at random moments, each followed
+/// by a rerun (naming another candidate each time) until one finishes:
+/// one primary, nothing lost, nothing applied twice.
+#[test]
+fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
+    let mut t = topology();
+    let expected = all_checksums(&t.primary);
+    t.primary.kill9().unwrap();
+    let refused = |c: Command, says: &str| {
+        let mut c = c;
+        let out = c.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success(), "{c:?} must refuse");
+        assert!(err.contains(says), "{c:?}: expected `{says}` in: {err}");
+        eprintln!("refused as expected: {}", err.trim());
+    };
+
+    // A failing pre-hook: nothing changed (not even frozen).
+    refused(
+        promote_cmd(&t, &["--pre-hook", "exit 3"]),
+        "pre-hook `exit 3` failed",
+    );
+    assert!(t.replicas.iter().all(|s| frozen_by(s).is_none()));
+
+    // A diverged mirror: r2's holds another byte where r1's has the
+    // primary's (a primary that lost its tail and wrote another history).
+    let f = t.mirrors[1].join("mariadb-bin.000002");
+    let good = std::fs::read(&f).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() - 10;
+    bad[at] ^= 0xff;
+    std::fs::write(&f, &bad).unwrap();
+    refused(
+        promote_cmd(&t, &[]),
+        &format!("the mirror of r2 and the mirror of r1 diverge at mariadb-bin.000002:{at}"),
+    );
+    std::fs::write(&f, &good).unwrap();
+    // Refused, the appliers stay frozen: an applier may not start.
+    let o = options(&t.mirrors[0], &t.replicas[0]);
+    let e = engine::run(o).unwrap_err();
+    assert!(e.to_string().contains("frozen by promotion"), "{e}");
+
+    // An errant transaction, written on r1 by hand.
+    t.replicas[0]
+        .exec("INSERT INTO d1.ledger VALUES (999, 1)")
+        .unwrap();
+    let errant: String = t.replicas[0]
+        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+        .unwrap()
+        .unwrap();
+    let errant = errant
+        .split(',')
+        .find(|g| g.split('-').nth(1) == Some("11"))
+        .unwrap()
+        .to_string();
+    refused(promote_cmd(&t, &[]), &format!("r1: {errant}"));
+    // Undone the way the runbook says: the row deleted outside the
+    // binlog, the replica's own binlog reset.
+    t.replicas[0]
+        .exec("SET sql_log_bin = 0; DELETE FROM d1.ledger WHERE id = 999; SET sql_log_bin = 1; RESET MASTER")
+        .unwrap();
+
+    // kill -9 at random moments; each rerun names another candidate.
+    let mut rng = std::collections::hash_map::RandomState::new();
+    let mut kills = 0;
+    let mut finished = false;
+    let names = ["r1", "r2", "r3"];
+    for round in 0..30 {
+        let cand = names[round % 3];
+        let mut c = promote_cmd(&t, &["--candidate", cand]);
+        c.stdout(Stdio::null()).stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        // Random moments spread wider as the promotion advances.
+        let delay = Duration::from_millis(random(&mut rng) % (60 + 30 * kills));
+        std::thread::sleep(delay);
+        match child.try_wait().unwrap() {
+            Some(st) => {
+                let mut err = String::new();
+                use std::io::Read;
+                child
+                    .stderr
+                    .take()
+                    .unwrap()
+                    .read_to_string(&mut err)
+                    .unwrap();
+                assert!(st.success(), "a rerun failed: {err}");
+                finished = true;
+                break;
+            }
+            None => {
+                child.kill().unwrap();
+                child.wait().unwrap();
+                kills += 1;
+                eprintln!("killed promote (candidate {cand}) after {delay:?}");
+                assert!(
+                    t.replicas.iter().filter(|s| !read_only(s)).count() <= 1,
+                    "two writable servers after a kill"
+                );
+            }
+        }
+        if kills >= 10 && round % 3 == 2 {
+            // Let the next rerun finish.
+            let out = run_ok(promote_cmd(&t, &["--json"]));
+            eprintln!("final rerun: {}", out.lines().last().unwrap_or_default());
+            finished = true;
+            break;
+        }
+    }
+    assert!(kills >= 10, "only {kills} kills before promote finished");
+    assert!(finished);
+    let writable: Vec<usize> = (0..3).filter(|&i| !read_only(&t.replicas[i])).collect();
+    assert_eq!(writable.len(), 1, "exactly one primary");
+    for (i, s) in t.replicas.iter().enumerate() {
+        assert_eq!(all_checksums(s), expected, "{}", t.names[i]);
+        assert_ledger(s, &t.names[i], ROUNDS as i64);
+        if i != writable[0] {
+            assert_eq!(frozen_by(s), None, "{} re-pointed", t.names[i]);
+        }
+    }
+}
+
+fn frozen_by(s: &Server) -> Option<String> {
+    s.query_first::<String>("SELECT value FROM parapply.config WHERE name = 'freeze'")
+        .unwrap_or(None)
+}
+
+fn random(state: &mut std::collections::hash_map::RandomState) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = state.build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos(),
+    );
+    *state = std::collections::hash_map::RandomState::new();
+    h.finish()
 }

@@ -221,8 +221,12 @@ pub struct PromoteArgs {
     /// A replica: NAME=mysql://USER@HOST:PORT/,MIRROR_DIR, or
     /// NAME=URL,native for a replica run by MariaDB's own replication.
     /// Every replica's password: PARAPPLY_TARGET_PASSWORD.
-    #[arg(long = "replica", required = true)]
+    #[arg(long = "replica", required_unless_present = "simulate")]
     pub replicas: Vec<ReplicaArg>,
+    /// Plan a simulated fleet instead (no servers): REPLICAS,SHARDS or
+    /// REPLICAS,SHARDS,GROUPS_PER_SHARD (default 20); prints the times.
+    #[arg(long, value_parser = parse_simulate)]
+    pub simulate: Option<(usize, usize, u64)>,
     /// Promote this replica (default: the first of the ranking).
     #[arg(long)]
     pub candidate: Option<String>,
@@ -508,6 +512,21 @@ fn parse_shard_map(s: &str) -> Result<String, String> {
 }
 
 /// Checks a `--progress-schema` name.
+fn parse_simulate(s: &str) -> Result<(usize, usize, u64), String> {
+    let v: Vec<u64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<u64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("`{s}`: expected REPLICAS,SHARDS[,GROUPS_PER_SHARD]"))?;
+    match v[..] {
+        [r, sh] if r > 0 && sh > 0 => Ok((r as usize, sh as usize, 20)),
+        [r, sh, g] if r > 0 && sh > 0 && g > 0 => Ok((r as usize, sh as usize, g)),
+        _ => Err(format!(
+            "`{s}`: expected REPLICAS,SHARDS[,GROUPS_PER_SHARD], each ≥ 1"
+        )),
+    }
+}
+
 pub fn parse_progress_schema(s: &str) -> Result<String, String> {
     ProgressTables::new(s).map(|_| s.to_owned())
 }

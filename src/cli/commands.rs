@@ -258,6 +258,27 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
 /// `parapply promote`: the plan (text or one JSON line), then the report.
 pub fn promote(a: PromoteArgs, out: &mut Output) -> anyhow::Result<()> {
     use parapply::promote::{self, MirrorLoc, Outcome, PromoteOptions, ReplicaSpec};
+    if let Some((r, s, g)) = a.simulate {
+        let rep = promote::sim::simulate(r, s, g, 42);
+        if a.json {
+            writeln!(out, "{}", serde_json::to_string(&rep)?)?;
+        } else {
+            writeln!(
+                out,
+                "{} replicas x {} shards ({} groups): plan {:.3} s, what each lacks {:.3} s \
+                 (generating the fleet {:.3} s); {} incomparable pairs; candidate {}",
+                rep.replicas,
+                rep.shards,
+                rep.groups,
+                rep.plan_seconds,
+                rep.lacks_seconds,
+                rep.generate_seconds,
+                rep.incomparable_pairs,
+                rep.candidate
+            )?;
+        }
+        return Ok(());
+    }
     let mut replicas = Vec::new();
     for r in &a.replicas {
         let target = connect_options("replica", &r.url, None, TARGET_PASSWORD_ENV)
