@@ -812,3 +812,137 @@ fn random(state: &mut std::collections::hash_map::RandomState) -> u64 {
     *state = std::collections::hash_map::RandomState::new();
     h.finish()
 }
+
+/// Waits until `s`'s tables equal `want` (a replica catching up).
+fn wait_checksums(s: &Server, want: &BTreeMap<String, u64>, what: &str) {
+    let deadline = Instant::now() + common::HANG_GUARD;
+    loop {
+        if s.checksums(&DBS).ok().as_ref() == Some(want) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Switchover with the old primary alive, running mirrors and appliers
+/// (`parapply mirror`, `parapply apply --follow`) on two replicas and a
+/// third run by MariaDB's own replication: the appliers drain and stop
+/// when frozen, the old primary's last writes reach the mirrors, and
+/// afterwards the old primary and the native replica replicate from the
+/// new primary (`CHANGE MASTER TO` the re-point position), the other
+/// parapply replica through a mirror of it: all equal after new writes.
+#[test]
+fn switchover_with_running_appliers_and_a_native_replica() {
+    let p = Server::start(
+        ServerOptions::new()
+            .server_id(OLD)
+            .log_bin("mariadb-bin")
+            .max_binlog_size(4096),
+    )
+    .expect("start the primary");
+    let rs: Vec<Server> = (11..14).map(replica).collect();
+    rs[2].replicate_from(&p).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_parapply");
+    let mut procs = Vec::new();
+    let mut mirrors = Vec::new();
+    for (i, r) in rs.iter().take(2).enumerate() {
+        let dir = work.path().join(format!("mirror-r{}", i + 1));
+        std::fs::create_dir_all(&dir).unwrap();
+        procs.push(Killed(
+            Command::new(bin)
+                .args([
+                    "mirror",
+                    "--server-id",
+                    &format!("{}", 70 + i),
+                    "--primary",
+                    &url(&p),
+                ])
+                .arg("--dir")
+                .arg(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+        let deadline = Instant::now() + common::HANG_GUARD;
+        while !std::fs::read_dir(&dir)
+            .unwrap()
+            .any(|e| e.unwrap().path().extension().is_some_and(|x| x == "index"))
+        {
+            assert!(Instant::now() < deadline, "the mirror wrote no index");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        procs.push(Killed(
+            Command::new(bin)
+                .args(["apply", "--follow", "--workers", "2", "--source"])
+                .arg(&dir)
+                .args(["--target", &url(r)])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        ));
+        mirrors.push(dir);
+    }
+    workload(&p);
+    let expected = all_checksums(&p);
+    let mut c = Command::new(bin);
+    c.args([
+        "promote",
+        "--switchover",
+        "--old-primary",
+        &url(&p),
+        "--candidate",
+        "r1",
+        "--json",
+    ]);
+    for (i, r) in rs.iter().enumerate() {
+        let m = if i < 2 {
+            mirrors[i].display().to_string()
+        } else {
+            "native".into()
+        };
+        c.arg("--replica").arg(format!("r{}={},{m}", i + 1, url(r)));
+    }
+    let out = run_ok(c);
+    let report = &json_lines(&out)[1]["report"];
+    eprintln!("report: {report}");
+    // The frozen appliers drained and stopped by themselves.
+    for k in [1, 3] {
+        let deadline = Instant::now() + common::HANG_GUARD;
+        let st = loop {
+            if let Some(st) = procs[k].0.try_wait().unwrap() {
+                break st;
+            }
+            assert!(Instant::now() < deadline, "a frozen applier did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        assert!(st.success(), "a frozen applier exited with {st}");
+    }
+    drop(procs);
+    for (i, r) in rs.iter().enumerate() {
+        assert_eq!(all_checksums(r), expected, "r{}", i + 1);
+    }
+    assert!(read_only(&p), "the old primary is read-only");
+    assert!(!read_only(&rs[0]));
+    assert!(read_only(&rs[1]) && read_only(&rs[2]));
+
+    let mut c = common::root_conn(&rs[0]);
+    for d in DBS {
+        write_one(&mut c, d, 100);
+    }
+    let now = all_checksums(&rs[0]);
+    wait_checksums(&p, &now, "the old primary (replicating from the new one)");
+    wait_checksums(&rs[2], &now, "the native replica");
+    let at = report["repoint"].as_str().unwrap();
+    let dir = work.path().join("new-mirror-r2");
+    let _m = mirror_new_primary(&rs[0], at, &dir);
+    let r = engine::run(options(&dir, &rs[1])).expect("r2 resumes");
+    assert_eq!(r.applied, 3);
+    for (name, s) in [("old primary", &p), ("r2", &rs[1]), ("r3", &rs[2])] {
+        assert_eq!(all_checksums(s), now, "{name}");
+        assert_ledger(s, name, ROUNDS as i64 + 1);
+    }
+}

@@ -309,6 +309,8 @@ impl<'a> Run<'a> {
                 m.conn
                     .execute("STOP SLAVE", "stopping replication")
                     .map_err(m.err())?;
+                // Its catch-up keeps watermarks like any applier's.
+                m.conn.ensure_progress_tables().map_err(m.err())?;
                 continue;
             }
             match m.conn.frozen_by().map_err(m.err())? {
