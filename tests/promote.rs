@@ -202,12 +202,7 @@ fn options(source: &Path, target: &Server) -> ApplyOptions {
 /// nothing): the state of an applier stopped there.
 fn apply_until(t: &Topology, i: usize, upto: [Option<usize>; 3], sink: &TraceSink) {
     let mut goal = ReplicaState::default();
-    let last_barrier = t
-        .groups
-        .iter()
-        .filter(|g| g.shards.is_none())
-        .last()
-        .unwrap();
+    let last_barrier = t.groups.iter().rev().find(|g| g.shards.is_none()).unwrap();
     goal.low.insert(
         0,
         Watermark {

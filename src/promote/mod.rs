@@ -34,15 +34,17 @@
 //!    stands now — and the source's last GTID per domain are persisted
 //!    (`phase: writable`) *before* the candidate's `read_only=OFF`; every
 //!    other server is set `read_only=ON` first. The candidate's next
-//!    seq_no per domain is above every seq_no any replica applied (checked:
-//!    its binlog holds the source's highest GTID of each domain).
+//!    seq_no per domain is above every seq_no any replica applied: MariaDB
+//!    continues above the highest seq_no in its binlog (not the last one
+//!    logged; measured, docs/promotion.md), and the candidate's binlog
+//!    holds the source's highest GTID of each domain.
 //! 10. **Re-point**: each other parapply replica's low-watermark moves to
-//!    the re-point position (with the source's last GTID per domain) and
-//!    its freeze is cleared, in one transaction: its applier resumes there,
-//!    on a mirror of the new primary started at that position (`parapply
-//!    mirror --from FILE:POS`). A native replica (and, after a switchover,
-//!    the old primary) gets `CHANGE MASTER TO` the candidate at that
-//!    position.
+//!     the re-point position (with the source's last GTID per domain) and
+//!     its freeze is cleared, in one transaction: its applier resumes there,
+//!     on a mirror of the new primary started at that position (`parapply
+//!     mirror --from FILE:POS`). A native replica (and, after a switchover,
+//!     the old primary) gets `CHANGE MASTER TO` the candidate at that
+//!     position.
 //! 11. **Done** (`phase: done`), post-hook, report.
 //!
 //! Promote keeps nothing in memory that a rerun needs: what it persists is
