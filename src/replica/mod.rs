@@ -41,6 +41,15 @@
 //! [`Replica::collations`] (every collation id the target knows, which the
 //! replay of Query events needs); [`pending`] counts what a
 //! source holds that the replica has not applied (`parapply status`).
+//!
+//! # Promotion's rows
+//!
+//! The progress schema's `config` table also holds what a promotion
+//! leaves on the target: [`FREEZE`] (the promotion that froze it:
+//! [`Replica::frozen_by`], [`Replica::ensure_not_frozen`], which the engine
+//! checks at start and polls while running), [`PROMOTION`] (its persisted
+//! record) and [`OWN_GTIDS`] (the GTIDs creating the progress tables wrote
+//! in the target's binlog: not errant transactions, [`Replica::own_gtids`]).
 
 mod error;
 mod pending;
