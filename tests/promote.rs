@@ -22,21 +22,25 @@ mod common;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parapply::apply::engine::{self, ApplyOptions};
 use parapply::binlog::{BinlogReader, ReaderOptions, Source};
 use parapply::group::Grouper;
+use parapply::mirror::serve::{ServeOptions, Server as BinlogServer};
 use parapply::position::{BinlogPos, MariaGtid};
 use parapply::progress::{compare, AppliedSet, ReplicaState, Selection, StateOrder, Watermark};
 use parapply::sandbox::{Server, ServerOptions};
 use parapply::schedule::{Placement, ShardBy, ShardMap};
 use parapply::trace::{self, quote, string_set, TraceSink};
-use parapply::wire::ConnectOptions;
+use parapply::wire::{ConnectOptions, Secret};
 
 const DBS: [&str; 3] = ["d1", "d2", "d3"];
 const ROUNDS: usize = 5;
 const OLD: u32 = 1;
+const SERVE_PASSWORD: &str = "promote-test";
 
 /// One group of the primary's binlog.
 #[derive(Debug, Clone)]
@@ -314,17 +318,29 @@ fn url(s: &Server) -> String {
     format!("mysql://root@127.0.0.1:{}/", s.port())
 }
 
+/// The binary under test; `PARAPPLY_BIN` runs another build of it (a
+/// release build, to measure).
+fn parapply_bin() -> String {
+    std::env::var("PARAPPLY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_parapply").to_string())
+}
+
 fn promote_cmd(t: &Topology, extra: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_parapply"));
+    promote_cmd_with(t, extra, None)
+}
+
+/// `served`: replica r3's mirror given as this mirror server's URL.
+fn promote_cmd_with(t: &Topology, extra: &[&str], served: Option<&str>) -> Command {
+    let mut c = Command::new(parapply_bin());
     c.arg("promote");
     for (i, s) in t.replicas.iter().enumerate() {
-        c.arg("--replica").arg(format!(
-            "{}={},{}",
-            t.names[i],
-            url(s),
-            t.mirrors[i].display()
-        ));
+        let mirror = match served {
+            Some(u) if i == 2 => u.to_string(),
+            _ => t.mirrors[i].display().to_string(),
+        };
+        c.arg("--replica")
+            .arg(format!("{}={},{mirror}", t.names[i], url(s)));
     }
+    c.env("PARAPPLY_SERVE_PASSWORD", SERVE_PASSWORD);
     c.args(["--freeze-timeout", "10"]).args(extra);
     c
 }
@@ -671,7 +687,8 @@ fn failover_across_three_incomparable_replicas_loses_nothing() {
 
 /// The refusals, then kill -9 of promote at random moments, each followed
 /// by a rerun (naming another candidate each time) until one finishes:
-/// one primary, nothing lost, nothing applied twice.
+/// one primary, nothing lost, nothing applied twice. From the kills on,
+/// r3's mirror is given as its mirror server's address.
 #[test]
 fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
     let mut t = topology();
@@ -731,6 +748,19 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
         .exec("SET sql_log_bin = 0; DELETE FROM d1.ledger WHERE id = 999; SET sql_log_bin = 1; RESET MASTER")
         .unwrap();
 
+    // r3's mirror is read through its mirror server from here on.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut so = ServeOptions::new(
+        &t.mirrors[2],
+        "127.0.0.1:0",
+        "repl",
+        Secret::new(SERVE_PASSWORD),
+    );
+    so.stop = stop.clone();
+    let server = BinlogServer::bind(so, None).unwrap();
+    let served = format!("mysql://repl@{}/", server.local_addr().unwrap());
+    let serving = std::thread::spawn(move || server.run());
+
     // kill -9 at random moments; each rerun names another candidate.
     let mut rng = std::collections::hash_map::RandomState::new();
     let mut kills = 0;
@@ -738,11 +768,12 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
     let names = ["r1", "r2", "r3"];
     for round in 0..30 {
         let cand = names[round % 3];
-        let mut c = promote_cmd(&t, &["--candidate", cand]);
+        let mut c = promote_cmd_with(&t, &["--candidate", cand], Some(&served));
         c.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
-        // Random moments spread wider as the promotion advances.
-        let delay = Duration::from_millis(random(&mut rng) % (60 + 30 * kills));
+        // Random moments, spread wider as the kills go on (a rerun
+        // resumes, so later ones reach later steps).
+        let delay = Duration::from_millis(random(&mut rng) % (100 + 120 * kills));
         std::thread::sleep(delay);
         match child.try_wait().unwrap() {
             Some(st) => {
@@ -762,7 +793,16 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
                 child.kill().unwrap();
                 child.wait().unwrap();
                 kills += 1;
-                eprintln!("killed promote (candidate {cand}) after {delay:?}");
+                let phase = t.replicas.iter().find_map(|s| {
+                    s.query_first::<String>(
+                        "SELECT value FROM parapply.config WHERE name = 'promotion'",
+                    )
+                    .unwrap_or(None)
+                });
+                eprintln!(
+                    "killed promote (candidate {cand}) after {delay:?}; persisted: {}",
+                    phase.as_deref().unwrap_or("no plan yet")
+                );
                 assert!(
                     t.replicas.iter().filter(|s| !read_only(s)).count() <= 1,
                     "two writable servers after a kill"
@@ -771,7 +811,7 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
         }
         if kills >= 10 && round % 3 == 2 {
             // Let the next rerun finish.
-            let out = run_ok(promote_cmd(&t, &["--json"]));
+            let out = run_ok(promote_cmd_with(&t, &["--json"], Some(&served)));
             eprintln!("final rerun: {}", out.lines().last().unwrap_or_default());
             finished = true;
             break;
@@ -779,6 +819,8 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
     }
     assert!(kills >= 10, "only {kills} kills before promote finished");
     assert!(finished);
+    stop.store(true, Ordering::Relaxed);
+    serving.join().unwrap().unwrap();
     let writable: Vec<usize> = (0..3).filter(|&i| !read_only(&t.replicas[i])).collect();
     assert_eq!(writable.len(), 1, "exactly one primary");
     for (i, s) in t.replicas.iter().enumerate() {
@@ -839,7 +881,8 @@ fn switchover_with_running_appliers_and_a_native_replica() {
     let rs: Vec<Server> = (11..14).map(replica).collect();
     rs[2].replicate_from(&p).unwrap();
     let work = tempfile::tempdir().unwrap();
-    let bin = env!("CARGO_BIN_EXE_parapply");
+    let bin = parapply_bin();
+    let bin = bin.as_str();
     let mut procs = Vec::new();
     let mut mirrors = Vec::new();
     for (i, r) in rs.iter().take(2).enumerate() {

@@ -5,7 +5,7 @@
 //! reported before anything connects.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -179,8 +179,19 @@ pub struct ReplicaArg {
     pub name: String,
     /// `mysql://USER@HOST:PORT/` (no password).
     pub url: String,
-    /// The mirror directory, or `None` for `native`.
-    pub mirror: Option<PathBuf>,
+    /// Its mirror.
+    pub mirror: MirrorArg,
+}
+
+/// A replica's mirror on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorArg {
+    /// A directory.
+    Dir(PathBuf),
+    /// A mirror server's URL.
+    Server(String),
+    /// `native`.
+    Native,
 }
 
 impl FromStr for ReplicaArg {
@@ -201,16 +212,23 @@ impl FromStr for ReplicaArg {
                 "`{name}`: a replica name is letters, digits, `_` and `-`"
             ));
         }
-        if mirror.contains("://") || (mirror.contains(':') && !Path::new(mirror).exists()) {
-            return Err(format!(
-                "`{mirror}`: promote reads mirrors as directories (a mirror server's address is \
-                 not supported yet: copy the mirror, or run promote where it is)"
-            ));
-        }
+        // URL,MIRROR where MIRROR may itself be a URL: split at the
+        // second scheme.
+        let (url, mirror) = match rest.find(",mysql://").or_else(|| rest.find(",mariadb://")) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (url, mirror),
+        };
+        let mirror = if mirror == "native" {
+            MirrorArg::Native
+        } else if mirror.contains("://") {
+            MirrorArg::Server(mirror.to_string())
+        } else {
+            MirrorArg::Dir(PathBuf::from(mirror))
+        };
         Ok(ReplicaArg {
             name: name.to_string(),
             url: url.to_string(),
-            mirror: (mirror != "native").then(|| PathBuf::from(mirror)),
+            mirror,
         })
     }
 }
@@ -218,9 +236,11 @@ impl FromStr for ReplicaArg {
 /// `parapply promote`.
 #[derive(Debug, clap::Args)]
 pub struct PromoteArgs {
-    /// A replica: NAME=mysql://USER@HOST:PORT/,MIRROR_DIR, or
-    /// NAME=URL,native for a replica run by MariaDB's own replication.
-    /// Every replica's password: PARAPPLY_TARGET_PASSWORD.
+    /// A replica: NAME=mysql://USER@HOST:PORT/,MIRROR where MIRROR is its
+    /// mirror directory, its mirror server's mysql://USER@HOST:PORT/
+    /// (password: PARAPPLY_SERVE_PASSWORD), or `native` for a replica run
+    /// by MariaDB's own replication. Every replica's password:
+    /// PARAPPLY_TARGET_PASSWORD.
     #[arg(long = "replica", required_unless_present = "simulate")]
     pub replicas: Vec<ReplicaArg>,
     /// Plan a simulated fleet instead (no servers): REPLICAS,SHARDS or

@@ -22,12 +22,13 @@ use parapply::wire::ConnectOptions;
 #[cfg(feature = "bench")]
 use super::args::BenchArgs;
 use super::args::{
-    ApplyArgs, InspectArgs, MirrorArgs, PromoteArgs, ServeArgs, ServeLoginArgs, StatusArgs,
-    TargetArgs,
+    ApplyArgs, InspectArgs, MirrorArg, MirrorArgs, PromoteArgs, ServeArgs, ServeLoginArgs,
+    StatusArgs, TargetArgs,
 };
 use super::output::Output;
 use super::secrets::{
-    connect_options, serve_password, PRIMARY_PASSWORD_ENV, REPL_PASSWORD_ENV, TARGET_PASSWORD_ENV,
+    connect_options, serve_password, PRIMARY_PASSWORD_ENV, REPL_PASSWORD_ENV, SERVE_PASSWORD_ENV,
+    TARGET_PASSWORD_ENV,
 };
 use super::signals;
 
@@ -287,8 +288,12 @@ pub fn promote(a: PromoteArgs, out: &mut Output) -> anyhow::Result<()> {
             name: r.name.clone(),
             target,
             mirror: match &r.mirror {
-                Some(d) => MirrorLoc::Dir(d.clone()),
-                None => MirrorLoc::Native,
+                MirrorArg::Dir(d) => MirrorLoc::Dir(d.clone()),
+                MirrorArg::Server(u) => MirrorLoc::Server(
+                    connect_options("replica", u, None, SERVE_PASSWORD_ENV)
+                        .with_context(|| format!("replica {}'s mirror server", r.name))?,
+                ),
+                MirrorArg::Native => MirrorLoc::Native,
             },
         });
     }

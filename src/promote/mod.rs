@@ -74,13 +74,17 @@ use crate::wire::{ConnectOptions, Secret};
 pub use plan::Plan;
 
 /// Where a replica's copy of the primary's binlog is.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum MirrorLoc {
     /// A mirror directory (`parapply mirror`), readable from here.
     Dir(PathBuf),
     /// None: the replica is run by MariaDB's own replication (its state is
     /// its `gtid_slave_pos`, a prefix of the stream).
     Native,
+    /// A mirror server (`parapply mirror --serve`, `parapply serve`):
+    /// copied whole into a temporary directory once the appliers are
+    /// frozen (`catchup::remote::fetch`), then read as a directory.
+    Server(ConnectOptions),
 }
 
 /// One replica of the promotion.
@@ -235,7 +239,8 @@ pub struct PromoteReport {
     pub steps: Vec<StepReport>,
     /// Seconds from start to the candidate writable.
     pub writable_after: f64,
-    /// Of which catch-up apply.
+    /// Of which catch-up apply: the candidate's, then the longest of the
+    /// others' (they run in parallel).
     pub catch_up_seconds: f64,
     /// Seconds in all.
     pub seconds: f64,

@@ -30,7 +30,7 @@ impl Member {
         &self.spec.name
     }
     fn native(&self) -> bool {
-        self.spec.mirror == MirrorLoc::Native
+        matches!(self.spec.mirror, MirrorLoc::Native)
     }
     fn err(&self) -> impl Fn(replica::ReplicaError) -> PromoteError + '_ {
         move |e| PromoteError::Replica {
@@ -62,6 +62,7 @@ pub fn run(opts: &PromoteOptions, on_plan: &mut dyn FnMut(&Plan)) -> Result<Outc
         return r.unfreeze().map(Outcome::Unfrozen);
     }
     if opts.dry_run {
+        let _copies = r.copy_mirror_servers()?;
         let (_, facts, _) = r.gather()?;
         let p = plan(&facts, opts.candidate.as_deref())?;
         on_plan(&p);
@@ -79,6 +80,7 @@ pub fn run(opts: &PromoteOptions, on_plan: &mut dyn FnMut(&Plan)) -> Result<Outc
         }
     }
     r.freeze()?;
+    let _copies = r.copy_mirror_servers()?;
     let (mirrors, facts, idx) = r.gather()?;
     let (candidate, source) = match r.resumed.clone().filter(|x| x.phase >= Phase::Writable) {
         Some(rec) => {
@@ -265,8 +267,28 @@ impl<'a> Run<'a> {
         let end = master_status(&mut p).map_err(sw)?;
         let deadline = Instant::now() + self.opts.freeze_timeout;
         for m in &self.members {
-            let MirrorLoc::Dir(dir) = &m.spec.mirror else {
-                continue;
+            let dir = match &m.spec.mirror {
+                MirrorLoc::Dir(dir) => dir,
+                MirrorLoc::Native => continue,
+                MirrorLoc::Server(server) => {
+                    loop {
+                        let at = crate::catchup::remote::server_end(server).map_err(|e| {
+                            PromoteError::Switchover(format!("{}: {e}", m.spec.name))
+                        })?;
+                        if at >= end {
+                            break;
+                        }
+                        if Instant::now() > deadline {
+                            return Err(PromoteError::Switchover(format!(
+                                "the mirror server of {} did not receive the old primary's \
+                                 binlog up to {end} (it serves up to {at})",
+                                m.spec.name
+                            )));
+                        }
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    continue;
+                }
             };
             loop {
                 let files = MirrorFiles::read(dir).map_err(|e| PromoteError::Mirror {
@@ -298,6 +320,38 @@ impl<'a> Run<'a> {
             ),
         );
         Ok(())
+    }
+
+    /// Copies every mirror server into a temporary directory (removed when
+    /// the returned guards drop) and reads it from there.
+    fn copy_mirror_servers(&mut self) -> Result<Vec<TempDir>, PromoteError> {
+        let mut out = Vec::new();
+        for m in &mut self.members {
+            let MirrorLoc::Server(server) = m.spec.mirror.clone() else {
+                continue;
+            };
+            let t = Instant::now();
+            let dir = TempDir::new(&m.spec.name)?;
+            let id = 0x7100_0000 | (std::process::id() & 0x00ff_ffff);
+            let end = crate::catchup::remote::fetch(&server, id, None, &dir.0).map_err(|e| {
+                PromoteError::Unsupported(format!(
+                    "replica {}: copying its mirror server {}: {e}",
+                    m.spec.name,
+                    server.addr()
+                ))
+            })?;
+            m.spec.mirror = MirrorLoc::Dir(dir.0.clone());
+            self.steps.push(StepReport {
+                step: "copy_mirror".into(),
+                replica: Some(m.spec.name.clone()),
+                groups: 0,
+                bytes: 0,
+                seconds: t.elapsed().as_secs_f64(),
+                detail: format!("mirror server {} copied up to {end}", server.addr()),
+            });
+            out.push(dir);
+        }
+        Ok(out)
     }
 
     /// Freezes every applier and waits until none holds its lock.
@@ -695,7 +749,7 @@ impl<'a> Run<'a> {
         let catch_up_seconds = self
             .steps
             .iter()
-            .filter(|s| s.step.starts_with("catch_up"))
+            .filter(|s| s.step == "catch_up")
             .map(|s| s.seconds)
             .fold(0.0, f64::max);
         let cand_seconds = self
@@ -717,6 +771,32 @@ impl<'a> Run<'a> {
             seconds: self.started.elapsed().as_secs_f64(),
             post_hook_error,
         }))
+    }
+}
+
+/// A temporary directory for a mirror server's copy, removed on drop.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Result<TempDir, PromoteError> {
+        let d = std::env::temp_dir().join(format!(
+            "parapply-promote-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&d).map_err(|error| PromoteError::Io {
+            what: format!("creating {}", d.display()),
+            error,
+        })?;
+        Ok(TempDir(d))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
     }
 }
 
@@ -803,7 +883,7 @@ fn catch_up_one(
         name: spec.name.clone(),
         error: Box::new(e),
     };
-    if spec.mirror == MirrorLoc::Native {
+    if matches!(spec.mirror, MirrorLoc::Native) {
         let mut c = Replica::connect(replica_options(opts, &spec.target)).map_err(err)?;
         c.ensure_progress_tables().map_err(err)?;
         c.ensure_sql_log_bin_off().map_err(err)?;
