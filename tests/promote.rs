@@ -764,6 +764,7 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
     // kill -9 at random moments; each rerun names another candidate.
     let mut rng = std::collections::hash_map::RandomState::new();
     let mut kills = 0;
+    let mut late_kills = 0;
     let mut finished = false;
     let names = ["r1", "r2", "r3"];
     for round in 0..30 {
@@ -803,13 +804,15 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
                     "killed promote (candidate {cand}) after {delay:?}; persisted: {}",
                     phase.as_deref().unwrap_or("no plan yet")
                 );
+                late_kills += usize::from(phase.is_some());
                 assert!(
                     t.replicas.iter().filter(|s| !read_only(s)).count() <= 1,
                     "two writable servers after a kill"
                 );
             }
         }
-        if kills >= 10 && round % 3 == 2 {
+        // At least ten kills, some of them after the plan was persisted.
+        if (kills >= 10 && late_kills >= 3) || round == 29 {
             // Let the next rerun finish.
             let out = run_ok(promote_cmd_with(&t, &["--json"], Some(&served)));
             eprintln!("final rerun: {}", out.lines().last().unwrap_or_default());
@@ -818,6 +821,7 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
         }
     }
     assert!(kills >= 10, "only {kills} kills before promote finished");
+    eprintln!("{kills} kills, {late_kills} after the plan was persisted");
     assert!(finished);
     stop.store(true, Ordering::Relaxed);
     serving.join().unwrap().unwrap();
