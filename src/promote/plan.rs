@@ -203,24 +203,30 @@ pub fn plan(facts: &[Facts], candidate: Option<&str>) -> Result<Plan, PlanError>
         chosen.lacks_groups,
         chosen.lacks_bytes
     );
+    let dense = Dense::of(facts);
+    let ci = facts
+        .iter()
+        .position(|f| f.name == chosen.name)
+        .expect("the candidate is one of the facts");
     let replicas = facts
         .iter()
-        .map(|f| ReplicaPlan {
+        .enumerate()
+        .map(|(i, f)| ReplicaPlan {
             name: f.name.clone(),
             lacks_groups: f.lacks_groups,
             lacks_bytes: f.lacks_bytes,
             mirror_bytes: f.mirror_bytes,
             mirror_end: f.mirror_end.as_ref().map(|p| p.to_string()),
-            versus_candidate: order_word(&compare(&f.state, &chosen.state)).to_string(),
+            versus_candidate: dense.order(i, ci).to_string(),
             errant: f.errant.iter().map(|g| g.to_string()).collect(),
             native: f.native,
         })
         .collect();
     let mut incomparable_pairs = Vec::new();
-    for (i, a) in facts.iter().enumerate() {
-        for b in &facts[i + 1..] {
-            if matches!(compare(&a.state, &b.state), StateOrder::Incomparable { .. }) {
-                incomparable_pairs.push((a.name.clone(), b.name.clone()));
+    for i in 0..facts.len() {
+        for j in i + 1..facts.len() {
+            if dense.order(i, j) == "incomparable" {
+                incomparable_pairs.push((facts[i].name.clone(), facts[j].name.clone()));
             }
         }
     }
@@ -242,12 +248,79 @@ pub fn plan(facts: &[Facts], candidate: Option<&str>) -> Result<Plan, PlanError>
     })
 }
 
-fn order_word(o: &StateOrder) -> &'static str {
+/// [`compare`]'s order of two states, as a word.
+pub fn order_word(o: &StateOrder) -> &'static str {
     match o {
         StateOrder::Equal => "equal",
         StateOrder::AAhead(_) => "ahead",
         StateOrder::BAhead(_) => "behind",
         StateOrder::Incomparable { .. } => "incomparable",
+    }
+}
+
+/// Every state as one vector over the union of the states' shard keys:
+/// per `(domain, shard)` the seq_no up to which the state holds that
+/// shard's groups (`max(W, L)`), per domain the low-watermark for the
+/// shards without a row — what [`compare`] compares, laid out once so
+/// that comparing every pair of a fleet is a walk over two slices.
+struct Dense {
+    rows: Vec<Vec<u64>>,
+}
+
+impl Dense {
+    fn of(facts: &[Facts]) -> Dense {
+        let mut keys: std::collections::BTreeMap<(u32, Option<&str>), usize> =
+            std::collections::BTreeMap::new();
+        for f in facts {
+            for (d, s) in f.state.shards.keys() {
+                keys.insert((*d, Some(s.as_str())), 0);
+                keys.insert((*d, None), 0);
+            }
+            for d in f.state.low.keys() {
+                keys.insert((*d, None), 0);
+            }
+        }
+        for (i, v) in keys.values_mut().enumerate() {
+            *v = i;
+        }
+        let rows = facts
+            .iter()
+            .map(|f| {
+                let mut row = vec![0u64; keys.len()];
+                for ((d, s), &i) in &keys {
+                    let low = f.state.low.get(d).map_or(0, |w| w.seq_no);
+                    row[i] = match s {
+                        None => low,
+                        Some(s) => f
+                            .state
+                            .shards
+                            .get(&(*d, s.to_string()))
+                            .map_or(0, |w| w.seq_no)
+                            .max(low),
+                    };
+                }
+                row
+            })
+            .collect();
+        Dense { rows }
+    }
+
+    /// State `a` against state `b`: `equal`, `ahead`, `behind` or
+    /// `incomparable`.
+    fn order(&self, a: usize, b: usize) -> &'static str {
+        let (mut ahead, mut behind) = (false, false);
+        for (x, y) in self.rows[a].iter().zip(&self.rows[b]) {
+            ahead |= x > y;
+            behind |= x < y;
+            if ahead && behind {
+                return "incomparable";
+            }
+        }
+        match (ahead, behind) {
+            (false, false) => "equal",
+            (true, false) => "ahead",
+            _ => "behind",
+        }
     }
 }
 
@@ -316,6 +389,29 @@ mod tests {
             plan(&f, Some("r9")).unwrap_err(),
             PlanError::UnknownCandidate("r9".into())
         );
+    }
+
+    #[test]
+    fn the_dense_order_is_compare_s() {
+        let f = [
+            facts("r1", &[("a", 5), ("b", 1)], 300, 4),
+            facts("r2", &[("a", 1), ("b", 5)], 500, 4),
+            facts("r3", &[("a", 5), ("b", 5)], 400, 6),
+            facts("r4", &[("a", 5)], 400, 6),
+            facts("r5", &[("a", 5), ("b", 1)], 300, 4),
+        ];
+        let d = Dense::of(&f);
+        for i in 0..f.len() {
+            for j in 0..f.len() {
+                assert_eq!(
+                    d.order(i, j),
+                    order_word(&compare(&f[i].state, &f[j].state)),
+                    "{} vs {}",
+                    f[i].name,
+                    f[j].name
+                );
+            }
+        }
     }
 
     #[test]
