@@ -11,8 +11,17 @@
 //! first file: once against the primary, once against the mirror's server
 //! (which goes first alternates), each into a fresh directory, timed from
 //! start to exit. Each round's two outputs must be byte-identical.
+//! Besides the wall time, each round reports the CPU time the serving
+//! process spent (`mariadbd`'s from `/proc/PID/stat`, this process's from
+//! `/proc/self/stat`: nothing else runs in it meanwhile) and the client's
+//! (its rusage, via the reaped children's times), which the other
+//! sessions on a shared machine disturb far less than the wall time.
 //!
-//! Run: `cargo run --release --example serve_vs_mariadbd [MIB]`
+//! The client writes into OUT_DIR (default: a temporary directory; give a
+//! tmpfs such as /dev/shm to keep the disk's writeback of one round out of
+//! the next).
+//!
+//! Run: `cargo run --release --example serve_vs_mariadbd [MIB [OUT_DIR]]`
 
 use std::fs;
 use std::path::Path;
@@ -29,8 +38,49 @@ use parapply::wire::{ConnectOptions, Secret};
 
 const PASSWORD: &str = "bench-password";
 
-fn fetch(port: u16, user: &str, password: &str, first: &str, out: &Path) -> Duration {
+/// CPU seconds from a `/proc/…/stat` line: utime + stime, or (children)
+/// cutime + cstime.
+fn cpu_secs(stat_path: &str, children: bool) -> f64 {
+    let s = fs::read_to_string(stat_path).expect("read stat");
+    // Fields after the command name (which may hold spaces), from field 3.
+    let rest = &s[s.rfind(')').expect("stat format") + 2..];
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    let (a, b) = if children { (13, 14) } else { (11, 12) };
+    (f[a] + f[b]) as f64 / clock_ticks()
+}
+
+fn clock_ticks() -> f64 {
+    let o = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .expect("getconf");
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .expect("CLK_TCK")
+}
+
+/// Wall time, server CPU and client CPU of one fetch.
+struct Took {
+    wall: f64,
+    server: f64,
+    client: f64,
+}
+
+fn fetch(
+    port: u16,
+    server_stat: &str,
+    user: &str,
+    password: &str,
+    first: &str,
+    out: &Path,
+) -> Took {
     fs::create_dir_all(out).expect("output dir");
+    let server0 = cpu_secs(server_stat, false);
+    let client0 = cpu_secs("/proc/self/stat", true);
     let t = Instant::now();
     let o = Command::new("mariadb-binlog")
         .args([
@@ -48,13 +98,22 @@ fn fetch(port: u16, user: &str, password: &str, first: &str, out: &Path) -> Dura
         .stdin(Stdio::null())
         .output()
         .expect("run mariadb-binlog");
-    let took = t.elapsed();
+    let wall = t.elapsed().as_secs_f64();
     assert!(
         o.status.success(),
         "mariadb-binlog failed: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    took
+    Took {
+        wall,
+        server: cpu_secs(server_stat, false) - server0,
+        client: cpu_secs("/proc/self/stat", true) - client0,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 fn same_dirs(a: &Path, b: &Path, names: &[String]) {
@@ -151,40 +210,72 @@ fn main() {
     let port = server.local_addr().expect("addr").port();
     let srv = thread::spawn(move || server.run());
 
-    let out = tmp.path().join("out");
+    let out = match std::env::args().nth(2) {
+        Some(d) => tempfile::tempdir_in(d).expect("output dir").keep(),
+        None => tmp.path().join("out"),
+    };
+    println!("client output under {}", out.display());
+    let primary_stat = format!("/proc/{}/stat", p.pid().expect("the primary's pid"));
     let mut theirs = Vec::new();
     let mut ours = Vec::new();
     for round in 1..=5 {
         let a = out.join(format!("primary{round}"));
         let b = out.join(format!("mirror{round}"));
+        let primary = || fetch(p.port(), &primary_stat, "root", "", &names[0], &a);
+        let mirror = || fetch(port, "/proc/self/stat", "repl", PASSWORD, &names[0], &b);
         let (tp, tm) = if round % 2 == 1 {
-            let tp = fetch(p.port(), "root", "", &names[0], &a);
-            (tp, fetch(port, "repl", PASSWORD, &names[0], &b))
+            let tp = primary();
+            (tp, mirror())
         } else {
-            let tm = fetch(port, "repl", PASSWORD, &names[0], &b);
-            (fetch(p.port(), "root", "", &names[0], &a), tm)
+            let tm = mirror();
+            (primary(), tm)
         };
         same_dirs(&a, &b, &names);
         println!(
-            "round {round}: mariadbd {:.2} s ({:.0} MiB/s), parapply serve {:.2} s ({:.0} MiB/s)",
-            tp.as_secs_f64(),
-            size / tp.as_secs_f64(),
-            tm.as_secs_f64(),
-            size / tm.as_secs_f64()
+            "round {round}: mariadbd {:.2} s ({:.0} MiB/s; server CPU {:.2} s, client CPU {:.2} s), \
+             parapply serve {:.2} s ({:.0} MiB/s; server CPU {:.2} s, client CPU {:.2} s)",
+            tp.wall,
+            size / tp.wall,
+            tp.server,
+            tp.client,
+            tm.wall,
+            size / tm.wall,
+            tm.server,
+            tm.client
         );
-        theirs.push(tp.as_secs_f64());
-        ours.push(tm.as_secs_f64());
+        theirs.push(tp);
+        ours.push(tm);
         fs::remove_dir_all(&a).expect("clean");
         fs::remove_dir_all(&b).expect("clean");
     }
-    theirs.sort_by(f64::total_cmp);
-    ours.sort_by(f64::total_cmp);
-    println!(
-        "median: mariadbd {:.0} MiB/s, parapply serve {:.0} MiB/s ({:.2}x)",
-        size / theirs[2],
-        size / ours[2],
-        theirs[2] / ours[2]
+    let (tw, ow) = (
+        median(theirs.iter().map(|t| t.wall).collect()),
+        median(ours.iter().map(|t| t.wall).collect()),
     );
+    let (ts, os) = (
+        median(theirs.iter().map(|t| t.server).collect()),
+        median(ours.iter().map(|t| t.server).collect()),
+    );
+    let (tc, oc) = (
+        median(theirs.iter().map(|t| t.client).collect()),
+        median(ours.iter().map(|t| t.client).collect()),
+    );
+    let wins = theirs
+        .iter()
+        .zip(&ours)
+        .filter(|(t, o)| o.wall <= t.wall)
+        .count();
+    println!(
+        "median: mariadbd {:.0} MiB/s, parapply serve {:.0} MiB/s ({:.2}x; faster in {wins} of {} rounds); \
+         server CPU {ts:.2} s vs {os:.2} s; client CPU {tc:.2} s vs {oc:.2} s",
+        size / tw,
+        size / ow,
+        tw / ow,
+        theirs.len()
+    );
+    if std::env::args().nth(2).is_some() {
+        fs::remove_dir_all(&out).expect("clean");
+    }
     serve_stop.store(true, Ordering::SeqCst);
     srv.join().expect("server thread").expect("server");
 }

@@ -63,6 +63,7 @@ use crate::binlog::Source;
 use crate::sandbox::{
     column, describe_slave_status, SandboxError, Server, ServerOptions, SlaveParallelMode,
 };
+use crate::schedule::{ShardBy, ShardMap, DEFAULT_KEY_BUCKETS};
 use crate::wire::ConnectOptions;
 
 /// How long one replica may take to fetch or to apply the workload.
@@ -86,6 +87,8 @@ pub enum BenchConfig {
         workers: u16,
         /// `--batch`; `None` is the command's default.
         batch: Option<u16>,
+        /// `--shard-by key` (the default bucket count).
+        keys: bool,
     },
 }
 
@@ -115,12 +118,18 @@ impl fmt::Display for BenchConfig {
             }
             BenchConfig::Parapply {
                 workers,
-                batch: None,
-            } => write!(f, "parapply-{workers}"),
-            BenchConfig::Parapply {
-                workers,
-                batch: Some(b),
-            } => write!(f, "parapply-{workers}-batch-{b}"),
+                batch,
+                keys,
+            } => {
+                write!(f, "parapply-{workers}")?;
+                if let Some(b) = batch {
+                    write!(f, "-batch-{b}")?;
+                }
+                if keys {
+                    write!(f, "-key")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -132,9 +141,24 @@ impl FromStr for BenchConfig {
         let bad = || {
             format!(
                 "`{s}` is not a configuration: use native-single, native-optimistic-N, \
-                 native-conservative-N, native-aggressive-N, parapply-N or parapply-N-batch-K"
+                 native-conservative-N, native-aggressive-N, parapply-N or parapply-N-batch-K \
+                 (either with -key: --shard-by key)"
             )
         };
+        if let Some(base) = s.trim().strip_suffix("-key") {
+            return match base.parse()? {
+                BenchConfig::Parapply {
+                    workers,
+                    batch,
+                    keys: false,
+                } => Ok(BenchConfig::Parapply {
+                    workers,
+                    batch,
+                    keys: true,
+                }),
+                _ => Err(bad()),
+            };
+        }
         let positive = |n: &str| n.parse::<u16>().ok().filter(|&n| n > 0);
         let parts: Vec<&str> = s.trim().split('-').collect();
         match parts.as_slice() {
@@ -158,10 +182,12 @@ impl FromStr for BenchConfig {
             ["parapply", n] => Ok(BenchConfig::Parapply {
                 workers: positive(n).ok_or_else(bad)?,
                 batch: None,
+                keys: false,
             }),
             ["parapply", n, "batch", k] => Ok(BenchConfig::Parapply {
                 workers: positive(n).ok_or_else(bad)?,
                 batch: Some(positive(k).ok_or_else(bad)?),
+                keys: false,
             }),
             _ => Err(bad()),
         }
@@ -181,6 +207,10 @@ pub struct BenchOptions {
     pub clients: u16,
     /// The configurations, in the order they run within each round.
     pub configs: Vec<BenchConfig>,
+    /// Generate with sysbench `oltp_write_only` on one database (`sbtest`)
+    /// instead: `transactions` events from `clients` threads, after its
+    /// `prepare` (see [`generate_sysbench`]).
+    pub sysbench: bool,
 }
 
 impl BenchOptions {
@@ -214,10 +244,12 @@ impl BenchOptions {
         BenchConfig::Parapply {
             workers: 16,
             batch: None,
+            keys: false,
         },
         BenchConfig::Parapply {
             workers: 16,
             batch: Some(1),
+            keys: false,
         },
     ];
 
@@ -230,6 +262,7 @@ impl BenchOptions {
             runs: Self::DEFAULT_RUNS,
             clients: Self::DEFAULT_CLIENTS,
             configs: Self::DEFAULT_CONFIGS.to_vec(),
+            sysbench: false,
         }
     }
 }
@@ -395,9 +428,14 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
             .innodb_buffer_pool_size(128 << 20),
     )?;
     let started = Instant::now();
-    generate(&primary, opts)?;
+    let dbs = if opts.sysbench {
+        generate_sysbench(&primary, opts)?;
+        vec![SYSBENCH_DB.to_owned()]
+    } else {
+        generate(&primary, opts)?;
+        database_names(opts.databases)
+    };
     let generate_seconds = started.elapsed().as_secs_f64();
-    let dbs = database_names(opts.databases);
     let db_refs: Vec<&str> = dbs.iter().map(String::as_str).collect();
     let expected = primary.checksums(&db_refs)?;
     let (file, position) = master_position(&primary)?;
@@ -434,7 +472,7 @@ pub fn run(opts: &BenchOptions) -> Result<BenchReport> {
                 BenchConfig::Native { .. } => {
                     run_native(&primary, &primary_at, &replica, config, run)?
                 }
-                BenchConfig::Parapply { workers, batch } => {
+                BenchConfig::Parapply { workers, batch, .. } => {
                     run_parapply(&primary, &replica, workers, batch, config, run)?
                 }
             };
@@ -556,6 +594,98 @@ fn generate(primary: &Server, opts: &BenchOptions) -> Result<()> {
         }
         Ok(())
     })
+}
+
+/// The database sysbench writes.
+const SYSBENCH_DB: &str = "sbtest";
+/// Rows of sysbench's table (`--table-size`).
+const SYSBENCH_ROWS: u64 = 10_000;
+
+/// sysbench `oltp_write_only` on one database of the primary: `prepare`
+/// (one table of [`SYSBENCH_ROWS`] rows, loaded in bulk), then
+/// `opts.transactions` events from `opts.clients` threads. Each event is
+/// one transaction: an update of an indexed column, one of a non-indexed
+/// column, a delete and a re-insert of one row, all by primary key (with
+/// `--databases 1` this is the one-database workload of docs/benchmarks.md).
+/// sysbench is installed with apt-get when missing (as root, or with
+/// `sudo -n`).
+fn generate_sysbench(primary: &Server, opts: &BenchOptions) -> Result<()> {
+    ensure_sysbench()?;
+    primary.exec(&format!("CREATE DATABASE {SYSBENCH_DB}"))?;
+    let port = primary.port().to_string();
+    let run = |command: &str, extra: &[String]| -> Result<()> {
+        let out = std::process::Command::new("sysbench")
+            .arg("oltp_write_only")
+            .args([
+                "--db-driver=mysql",
+                "--mysql-host=127.0.0.1",
+                &format!("--mysql-port={port}"),
+                "--mysql-user=root",
+                &format!("--mysql-db={SYSBENCH_DB}"),
+                "--tables=1",
+                &format!("--table-size={SYSBENCH_ROWS}"),
+            ])
+            .args(extra)
+            .arg(command)
+            .output()
+            .map_err(|e| BenchError::Generate(format!("sysbench {command}: {e}")))?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(BenchError::Generate(format!(
+                "sysbench {command} failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
+    };
+    run("prepare", &[])?;
+    run(
+        "run",
+        &[
+            format!("--threads={}", opts.clients.max(1)),
+            format!("--events={}", opts.transactions),
+            "--time=0".into(),
+            "--rand-type=uniform".into(),
+        ],
+    )
+}
+
+/// sysbench on the PATH, installed with apt-get if missing.
+fn ensure_sysbench() -> Result<()> {
+    let present = || {
+        std::process::Command::new("sysbench")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if present() {
+        return Ok(());
+    }
+    eprintln!("bench: sysbench missing: installing Debian's sysbench with apt-get");
+    let root = std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = if root {
+        std::process::Command::new("apt-get")
+    } else {
+        let mut c = std::process::Command::new("sudo");
+        c.args(["-n", "apt-get"]);
+        c
+    };
+    let installed = cmd
+        .args(["install", "-y", "-q", "sysbench"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    if installed && present() {
+        Ok(())
+    } else {
+        Err(BenchError::Generate(
+            "sysbench is missing and could not be installed: apt-get install sysbench".into(),
+        ))
+    }
 }
 
 /// The `n`-th transaction of database `d`: even ones insert two rows, odd
@@ -682,6 +812,9 @@ fn run_parapply(
     opts.workers = usize::from(workers);
     if let Some(b) = batch {
         opts.batch_groups = usize::from(b);
+    }
+    if let BenchConfig::Parapply { keys: true, .. } = config {
+        opts.shard_map = ShardMap::new(ShardBy::Key(DEFAULT_KEY_BUCKETS));
     }
     let before = Probe::take(replica)?;
     let started = Instant::now();
@@ -915,11 +1048,11 @@ mod tests {
             "native-single,native-conservative-16,native-optimistic-16,native-optimistic-32,\
              parapply-16,parapply-16-batch-1"
         );
-        for name in defaults
-            .iter()
-            .map(String::as_str)
-            .chain(["native-aggressive-8"])
-        {
+        for name in defaults.iter().map(String::as_str).chain([
+            "native-aggressive-8",
+            "parapply-16-key",
+            "parapply-8-batch-1-key",
+        ]) {
             let c: BenchConfig = name.parse().unwrap();
             assert_eq!(c.to_string(), name);
         }
@@ -927,7 +1060,8 @@ mod tests {
             "parapply-16-batch-1".parse::<BenchConfig>(),
             Ok(BenchConfig::Parapply {
                 workers: 16,
-                batch: Some(1)
+                batch: Some(1),
+                keys: false,
             })
         );
         for bad in [
@@ -939,6 +1073,8 @@ mod tests {
             "parapply-x",
             "parapply-4-batch",
             "parapply-4-batch-0",
+            "native-single-key",
+            "parapply-4-key-key",
         ] {
             assert!(bad.parse::<BenchConfig>().is_err(), "{bad} parsed");
         }

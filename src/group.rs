@@ -208,6 +208,8 @@ struct Open {
     tables: Vec<(String, String)>,
     /// Copy the events' bytes into the group.
     keep_bytes: bool,
+    /// Table ids the group's Table_map events declared.
+    table_ids: Vec<u64>,
 }
 
 /// Counters of what the grouper saw.
@@ -386,6 +388,9 @@ fn step(
             let phl = ev.fde.post_header_len(t).unwrap_or(8);
             let tm =
                 TableMapEvent::decode(ev.body(), phl).map_err(|cause| decode_error(ev, cause))?;
+            if !o.table_ids.contains(&tm.table_id) {
+                o.table_ids.push(tm.table_id);
+            }
             if !o
                 .tables
                 .iter()
@@ -401,12 +406,26 @@ fn step(
         t if t.is_rows() => {
             o.saw_rows = true;
             o.saw_unknown |= matches!(t.0, 20..=22 | 39);
+            let Event::Rows(r) = ev.decode()? else {
+                unreachable!("a Rows type decodes to Rows")
+            };
+            // The server skips rows whose table id it has no map for (as
+            // if a filter had dropped the table): refuse them instead.
+            if !o.table_ids.contains(&r.table_id) {
+                return Err(ReadError::CorruptGroup {
+                    file: ev.file.to_string(),
+                    pos: ev.pos,
+                    group: o.group.describe(),
+                    what: format!(
+                        "{} event for table id {} without a Table_map event for it in the \
+                         group (the rows would be skipped silently)",
+                        t.name(),
+                        r.table_id
+                    ),
+                });
+            }
             // Implicit groups (no BEGIN) of old binlogs end with their statement.
-            !o.has_gtid
-                && !o.begun
-                && ev
-                    .decode()
-                    .is_ok_and(|e| matches!(e, Event::Rows(r) if r.stmt_end()))
+            !o.has_gtid && !o.begun && r.stmt_end()
         }
         EventType::ANNOTATE_ROWS
         | EventType::INTVAR
@@ -497,6 +516,7 @@ fn start(ev: &RawEvent<'_>, has_gtid: bool, keep_bytes: bool) -> Open {
         dbs_exact: true,
         tables: Vec::new(),
         keep_bytes,
+        table_ids: Vec::new(),
     }
 }
 
@@ -674,5 +694,65 @@ mod tests {
             classify_statement(b"/* unterminated"),
             Statement::Other
         ));
+    }
+
+    /// A binlog file of `groups`: each a list of (table map ids, rows
+    /// table id), written as GTID, Table_maps, one WRITE_ROWS, XID.
+    fn file_of(dir: &std::path::Path, groups: &[(&[u64], u64)]) -> std::path::PathBuf {
+        use crate::binlog::constants::MAGIC;
+        use crate::binlog::synth::{self, EventMeta};
+        let m = EventMeta {
+            timestamp: 1,
+            server_id: 1,
+            flags: 0,
+        };
+        let mut f = MAGIC.to_vec();
+        let mut pos = synth::push_event(
+            &mut f,
+            4,
+            m,
+            EventType::FORMAT_DESCRIPTION,
+            &synth::format_description_body(0),
+        );
+        for (i, (maps, rows_id)) in groups.iter().enumerate() {
+            let mut b = Vec::new();
+            synth::gtid_body(&mut b, i as u64 + 1, 0, 0);
+            pos = synth::push_event(&mut f, pos, m, EventType::GTID, &b);
+            for id in maps.iter() {
+                let mut b = Vec::new();
+                synth::table_map_body(&mut b, *id, "db1", "t");
+                pos = synth::push_event(&mut f, pos, m, EventType::TABLE_MAP, &b);
+            }
+            let mut b = Vec::new();
+            synth::write_rows_body(&mut b, *rows_id, &[(1, b"x")]);
+            pos = synth::push_event(&mut f, pos, m, EventType::WRITE_ROWS_V1, &b);
+            pos = synth::push_event(&mut f, pos, m, EventType::XID, &7u64.to_le_bytes());
+        }
+        let path = dir.join("bin.000001");
+        std::fs::write(&path, f).unwrap();
+        path
+    }
+
+    /// A Rows event whose table id no Table_map of its group declared is
+    /// a corrupt group, named with its place; the groups before it come
+    /// out whole.
+    #[test]
+    fn rows_without_their_table_map_are_a_corrupt_group() {
+        use crate::binlog::{ReaderOptions, Source};
+        let dir = tempfile::tempdir().unwrap();
+        let path = file_of(dir.path(), &[(&[5], 5), (&[6, 7], 7), (&[8], 9)]);
+        let reader =
+            BinlogReader::open(Source::Files(vec![path]), ReaderOptions::default()).unwrap();
+        let mut g = Grouper::new(reader);
+        assert!(g.next().unwrap().is_some());
+        assert!(g.next().unwrap().is_some());
+        let e = g.next().unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ReadError::CorruptGroup { .. }), "{text}");
+        assert!(
+            text.contains("corrupt transaction group 0-1-3 (bin.000001:")
+                && text.contains("table id 9"),
+            "{text}"
+        );
     }
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::binlog::{BinlogReader, Event, RawEvent, ReadError, ReaderOptions, Source};
 use crate::group::{Group, Grouper};
 use crate::position::StartAt;
+use crate::text::escape_control;
 
 /// What to list and how.
 #[derive(Debug, Clone)]
@@ -138,7 +139,7 @@ fn write_event(ev: &RawEvent<'_>, json: bool, out: &mut dyn Write) -> Result<(),
         writeln!(
             out,
             "{}:{}\t{}\t{}\tserver {}\tend_log_pos {}\t{}",
-            ev.file,
+            escape_control(ev.file),
             ev.pos,
             ev.end_pos(),
             ev.header.event_type.name(),
@@ -152,14 +153,17 @@ fn write_event(ev: &RawEvent<'_>, json: bool, out: &mut dyn Write) -> Result<(),
 
 /// A short human description of an event.
 fn summary(ev: &Event<'_>) -> String {
+    // Names and statements come from the primary: control characters
+    // are shown escaped, never sent to the terminal.
     let text = |b: &[u8], max: usize| {
         let s = String::from_utf8_lossy(b);
         let s = s.split_whitespace().collect::<Vec<_>>().join(" ");
-        if s.chars().count() > max {
+        let s = if s.chars().count() > max {
             format!("{}…", s.chars().take(max).collect::<String>())
         } else {
             s
-        }
+        };
+        escape_control(&s).into_owned()
     };
     match ev {
         Event::FormatDescription(f) => format!(
@@ -256,11 +260,11 @@ fn write_group(g: &Group, json: bool, out: &mut dyn Write) -> Result<(), Inspect
                 .as_ref()
                 .map(|x| x.to_string())
                 .unwrap_or_else(|| "-".into()),
-            g.file,
+            escape_control(&g.file),
             g.start_pos,
             g.end_pos,
             g.kind.as_str(),
-            g.databases.join(","),
+            escape_control(&g.databases.join(",")),
             if g.databases_exact { "" } else { "?" },
             g.events.len(),
             g.bytes.len()

@@ -19,11 +19,11 @@
 //! | layer | modules | owns |
 //! |---|---|---|
 //! | binary | `src/main.rs`, `src/cli/` (not part of the library) | clap structs, one function per command, output (text/JSON; a closed stdout ends quietly), signals, password loading, `anyhow` |
-//! | operations | [`mod@bench`] (feature `bench`) | procedures over several servers, built from the stages |
+//! | operations | [`mod@bench`], [`corpus`] (feature `bench`) | procedures over several servers, built from the stages |
 //! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
-//! | state | [`replica`], [`progress`], [`schedule`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler |
+//! | state | [`replica`], [`progress`], [`schedule`], [`metrics`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler; the Prometheus page and endpoint |
 //! | test gear | [`sandbox`] (feature `testkit`) | throwaway servers, for tests and operations only |
-//! | format and client | [`binlog`] (with `binlog::synth`, generated binlogs, feature `testkit`), [`group`], [`position`], [`wire`] | bytes on disk and on the wire |
+//! | format and client | [`binlog`] (with `binlog::synth`, generated binlogs, feature `testkit`), [`group`], [`position`], [`text`], [`wire`] | bytes on disk and on the wire; text safe for a terminal |
 //!
 //! The default features (`bench`, which enables `testkit`) build everything;
 //! `cargo build --no-default-features` builds the core library and the
@@ -70,12 +70,13 @@
 //! # Scheduler
 //!
 //! [`schedule::Scheduler`] is a pure state machine (no I/O): shards of a
-//! group are its databases ([`schedule::ShardMap`] merges databases or
-//! narrows to tables); one shard's groups run in source order on the worker
-//! the shard is bound to, different shards in parallel; a group of several
-//! shards waits until they are on one worker; barriers (DDL, XA,
-//! non-transactional or unclassifiable groups) run alone. A byte budget
-//! bounds what is in flight.
+//! group are its databases ([`schedule::ShardMap`] merges databases,
+//! narrows to tables, or to buckets of the primary and unique key values in
+//! the row images, [`schedule::keys`]); one shard's groups run in source
+//! order on the worker the shard is bound to, different shards in parallel;
+//! a group of several shards waits until they are on one worker; barriers
+//! (DDL, XA, non-transactional or unclassifiable groups) run alone. A byte
+//! budget bounds what is in flight, an optional limit each worker's queue.
 //!
 //! # Workers
 //!
@@ -92,7 +93,12 @@
 //! shard is committed as one transaction (batching); without batching,
 //! waiting single-statement transactions are chained in one round trip,
 //! each committed on its own. Deadlocks are retried; a lost connection is
-//! re-established and an in-doubt commit checked.
+//! re-established and an in-doubt commit checked (after the lost session
+//! has left the server); a target that stops answering counts as lost
+//! within a bound ([`wire::ConnectOptions::probe_after`], a liveness probe
+//! through a second connection). [`apply::ApplyMetrics`] and
+//! [`mirror::MirrorMetrics`] hold the live figures that [`metrics`] serves
+//! in the Prometheus text format.
 //! [`apply::engine`] wires reader, scheduler and workers
 //! ([`apply::engine::Engine`]: start, then a loop of named steps — dispatch,
 //! admit, take reports, advance the low-watermark — and one shutdown that
@@ -152,6 +158,9 @@
 //! [`mod@bench`] (`parapply bench`, feature `bench`): the end-to-end
 //! comparison with MariaDB's own replication on fresh durable replicas;
 //! `benches/` holds the criterion suites (reader and grouper).
+//! [`corpus`] (feature `bench`) runs MariaDB's own regression test files on
+//! a throwaway primary and compares parapply's target with a stock replica
+//! (`tests/corpus.rs`, `examples/mariadb_corpus.rs`).
 //!
 //! # Test gear
 //!
@@ -166,8 +175,11 @@ pub mod apply;
 pub mod bench;
 pub mod binlog;
 pub mod catchup;
+#[cfg(feature = "bench")]
+pub mod corpus;
 pub mod group;
 pub mod inspect;
+pub mod metrics;
 pub mod mirror;
 pub mod position;
 pub mod progress;
@@ -176,5 +188,6 @@ pub mod replica;
 #[cfg(feature = "testkit")]
 pub mod sandbox;
 pub mod schedule;
+pub mod text;
 pub mod trace;
 pub mod wire;

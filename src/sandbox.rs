@@ -24,8 +24,9 @@
 //!    another program took the port meanwhile, `mariadbd` exits with "address
 //!    in use" and the start is retried on a new port.
 //! 4. The server is used through [`Server::conn`], [`Server::exec`],
-//!    [`Server::query`], [`Server::checksums`], and set up as a replica of
-//!    another sandbox with [`Server::replicate_from`].
+//!    [`Server::query`], [`Server::checksums`] (and [`Snapshot`], which
+//!    adds columns, routines, triggers and views to the checksums), and set
+//!    up as a replica of another sandbox with [`Server::replicate_from`].
 //! 5. [`Server::kill9`] and [`Server::stop`] end the process but keep the
 //!    data directory and the port; [`Server::restart`] starts it again on both
 //!    (with crash recovery after a kill).
@@ -60,6 +61,7 @@
 mod error;
 mod options;
 mod process;
+mod snapshot;
 mod template;
 
 use std::collections::BTreeMap;
@@ -75,6 +77,7 @@ use mysql::{Conn, Opts, OptsBuilder, Row};
 
 pub use error::{Result, SandboxError};
 pub use options::{BinlogChecksum, BinlogFormat, ServerOptions, SlaveParallelMode};
+pub use snapshot::Snapshot;
 
 use options::Layout;
 use process::{file_len, find_program, log_tail, running_as_root, PortLease, Watchdog};

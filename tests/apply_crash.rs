@@ -103,33 +103,13 @@ fn assert_exactly_once(p: &Server, t: &Server) {
     }
 }
 
-/// xorshift: enough randomness for kill moments, reproducible from the seed.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-}
-
 #[test]
 fn kill_9_of_the_applier_at_random_moments_loses_and_repeats_nothing() {
     let p = primary_with_ledger(12_000);
     let t = target();
-    let seed = std::env::var("PARAPPLY_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-                | 1
-        });
+    let seed = common::crash_seed();
     eprintln!("kill moments from seed {seed} (PARAPPLY_CRASH_SEED={seed} repeats them)");
-    let mut rng = Rng(seed);
+    let mut rng = common::Rng(seed);
     let bin = env!("CARGO_BIN_EXE_parapply");
     // Each run batches (8 groups per transaction) or not (`--batch 1`:
     // groups chained in round trips, each its own transaction): kills land
@@ -156,42 +136,18 @@ fn kill_9_of_the_applier_at_random_moments_loses_and_repeats_nothing() {
         // is all the previous runs committed.
         wait_for_no_applier_session(&t);
         let before = ledger_rows(&t);
-        let mut child = apply(if rng.next() & 1 == 0 { "1" } else { "8" });
+        let child = apply(if rng.next() & 1 == 0 { "1" } else { "8" });
         // Most moments come once this run has committed something (the
         // ledger grew), then 0–40 ms later; every fifth is blind, 0–100 ms
         // after the start (startup, preflight, the applier lock, skipping).
         let blind = kills % 5 == 4;
         let extra = Duration::from_millis(rng.next() % if blind { 100 } else { 40 });
-        let started = Instant::now();
-        let mut moment = blind.then_some(started + extra);
-        let exited = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break Some(status);
-            }
-            match moment {
-                Some(m) if Instant::now() >= m => break None,
-                Some(_) => {}
-                None if ledger_rows(&t) > before => moment = Some(Instant::now() + extra),
-                None => assert!(
-                    started.elapsed() < Duration::from_secs(120),
-                    "the applier committed nothing in 120 s (a hang guard)"
-                ),
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        };
-        if let Some(status) = exited {
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                status.success(),
-                "apply failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
+        let blind = blind.then(|| Instant::now() + extra);
+        if !common::kill_at_moment(child, blind, extra, || ledger_rows(&t) > before) {
             // Everything was applied before the moment came: nothing to
             // kill any more.
             break;
         }
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
         kills += 1;
         let after = ledger_rows(&t);
         if before < after && after < total {

@@ -30,16 +30,19 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Bytes on disk and on the wire.
     (
         "format and client",
-        &["binlog", "group", "position", "wire", "trace"],
+        &["binlog", "group", "position", "text", "trace", "wire"],
     ),
     // Throwaway servers for tests and benchmarks; may use the client.
     ("test gear", &["sandbox"]),
     // One server's parapply state; pure decisions.
-    ("state", &["progress", "schedule", "replica"]),
+    ("state", &["progress", "schedule", "replica", "metrics"]),
     // One pipeline stage each.
     ("stages", &["apply", "mirror", "inspect"]),
     // Procedures over several servers, built from the stages.
-    ("operations", &["catchup", "promote", "bench", "demo"]),
+    (
+        "operations",
+        &["catchup", "promote", "bench", "corpus", "demo"],
+    ),
     // The command line belongs to the binary (`src/cli/`, declared in
     // `src/main.rs`, is not checked); were it a library module again, no
     // library module could use it.

@@ -28,7 +28,7 @@ use parapply::mirror::serve::{
 use parapply::mirror::{self, MirrorError, MirrorOptions, SyncPolicy};
 mod common;
 
-use common::{mirror_primary as primary, two_db_workload as workload};
+use common::{mirror_primary as primary, two_db_workload as workload, HANG_GUARD};
 use parapply::sandbox::{Server, ServerOptions};
 use parapply::wire::{Conn, ConnectOptions, Secret, WireError};
 
@@ -197,7 +197,7 @@ fn differs(a: &Path, b: &Path) -> Option<String> {
 /// Waits until every file of `primary` is in `dir` with the same bytes
 /// (the mirror has caught up).
 fn wait_mirrored(primary: &Server, dir: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + HANG_GUARD;
     loop {
         let files = primary.binlog_files().unwrap();
         let bad = files
@@ -321,8 +321,8 @@ fn stock_replicas_replicate_by_position_and_by_gtid() {
     workload(&p, 100, 150);
     p.exec("FLUSH BINARY LOGS").unwrap();
     workload(&p, 250, 50);
-    by_pos.wait_caught_up(&p, Duration::from_secs(60)).unwrap();
-    by_gtid.wait_caught_up(&p, Duration::from_secs(60)).unwrap();
+    by_pos.wait_caught_up(&p, HANG_GUARD).unwrap();
+    by_gtid.wait_caught_up(&p, HANG_GUARD).unwrap();
     assert_same_data(&p, &by_pos);
     assert_same_data(&p, &by_gtid);
 
@@ -334,8 +334,8 @@ fn stock_replicas_replicate_by_position_and_by_gtid() {
     p.exec("FLUSH BINARY LOGS").unwrap();
     workload(&p, 380, 80);
     by_gtid.exec("START SLAVE").unwrap();
-    by_gtid.wait_caught_up(&p, Duration::from_secs(60)).unwrap();
-    by_pos.wait_caught_up(&p, Duration::from_secs(60)).unwrap();
+    by_gtid.wait_caught_up(&p, HANG_GUARD).unwrap();
+    by_pos.wait_caught_up(&p, HANG_GUARD).unwrap();
     assert_same_data(&p, &by_gtid);
     assert_same_data(&p, &by_pos);
     s.stop().unwrap();
@@ -378,7 +378,7 @@ fn a_mirror_of_a_mirror_is_byte_identical() {
     mo.stop = Some(stop.clone());
     let c = thread::spawn(move || mirror::run(&mo));
     let files = p.binlog_files().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + HANG_GUARD;
     let c_files = loop {
         let index = fs::read_to_string(c_dir.join("mariadb-bin.index")).unwrap_or_default();
         let listed: Vec<String> = index
@@ -607,7 +607,7 @@ fn a_client_gone_mid_event_leaves_the_rest_serving() {
         drop(c);
     }
     // The server lets go of those clients…
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + HANG_GUARD;
     while s.svc.clients() > 0 {
         assert!(
             Instant::now() < deadline,
@@ -698,7 +698,7 @@ fn timed_mirror(p: &Server, dir: &Path, clients: usize) -> (Duration, Vec<PathBu
     // Every client ends with the primary's bytes.
     let files = p.binlog_files().unwrap();
     for out in &outs {
-        let deadline = Instant::now() + Duration::from_secs(60);
+        let deadline = Instant::now() + HANG_GUARD;
         loop {
             let bad = files[..files.len() - 1]
                 .iter()
@@ -826,7 +826,7 @@ fn serve_dir_follows_a_mirror_written_by_another_process() {
     workload(&p, 50, 100);
     p.exec("FLUSH BINARY LOGS").unwrap();
     workload(&p, 150, 50);
-    r.wait_caught_up(&p, Duration::from_secs(60)).unwrap();
+    r.wait_caught_up(&p, HANG_GUARD).unwrap();
     assert_same_data(&p, &r);
     let _ = child.kill();
     let _ = child.wait();
@@ -843,7 +843,7 @@ fn free_port() -> u16 {
 
 /// Waits until a binlog server answers a login on `port`.
 fn wait_listening(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = Instant::now() + HANG_GUARD;
     while Conn::connect(&served_client(port)).is_err() {
         assert!(Instant::now() < deadline, "nothing serves on {port}");
         thread::sleep(Duration::from_millis(50));

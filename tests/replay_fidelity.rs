@@ -23,16 +23,6 @@ use parapply::binlog::Source;
 use parapply::sandbox::{BinlogFormat, Server, ServerOptions};
 use parapply::wire::ConnectOptions;
 
-fn primary(format: BinlogFormat) -> Server {
-    Server::start(
-        ServerOptions::new()
-            .server_id(1)
-            .log_bin("mariadb-bin")
-            .binlog_format(format),
-    )
-    .unwrap()
-}
-
 /// A stock replica of `p` (server id 3), caught up.
 fn stock_replica(p: &Server) -> Server {
     let r = Server::start(ServerOptions::new().server_id(3)).unwrap();
@@ -86,7 +76,7 @@ fn snapshot(s: &Server, dbs: &[&str]) -> Snapshot {
 /// collation of a statement-format write: the target equals the primary.
 #[test]
 fn every_collation_as_the_connection_collation_replays_exactly() {
-    let p = primary(BinlogFormat::Statement);
+    let p = common::primary(BinlogFormat::Statement);
     let t = common::replica_target();
     p.exec(
         "CREATE DATABASE fid;
@@ -150,7 +140,7 @@ fn every_collation_as_the_connection_collation_replays_exactly() {
 /// latin1 client. Target and stock replica equal the primary.
 #[test]
 fn session_context_replays_like_the_sql_thread() {
-    let p = primary(BinlogFormat::Statement);
+    let p = common::primary(BinlogFormat::Statement);
     let t = common::replica_target();
     p.exec(
         "CREATE DATABASE l1 CHARACTER SET latin1;
@@ -220,21 +210,6 @@ fn session_context_replays_like_the_sql_thread() {
     assert_eq!(got, rows);
 }
 
-/// The Query events of `s`'s binary log, as `mariadb-binlog` prints their
-/// headers and text.
-fn binlog_text(s: &Server) -> String {
-    let mut text = String::new();
-    for f in s.binlog_files().unwrap() {
-        let out = std::process::Command::new("mariadb-binlog")
-            .arg(&f)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "mariadb-binlog {}", f.display());
-        text.push_str(&String::from_utf8_lossy(&out.stdout));
-    }
-    text
-}
-
 const F1442: &str = "CREATE DATABASE e;
      CREATE TABLE e.t1 (a INT) ENGINE=MyISAM;
      CREATE TABLE e.t2 (a INT PRIMARY KEY) ENGINE=InnoDB;
@@ -269,10 +244,10 @@ fn write_error_1442(p: &Server) -> String {
 #[test]
 fn a_statement_logged_with_an_error_fails_alike_and_the_group_goes_on() {
     for format in [BinlogFormat::Statement, BinlogFormat::Mixed] {
-        let p = primary(format);
+        let p = common::primary(format);
         p.exec(F1442).unwrap();
         write_error_1442(&p);
-        let text = binlog_text(&p);
+        let text = common::binlog_text(&p);
         // (In MIXED format the server logs the one in the transaction as
         // rows.)
         let logged = text.matches("error_code=1442").count();
@@ -311,7 +286,7 @@ fn a_statement_logged_with_an_error_fails_alike_and_the_group_goes_on() {
 /// is gone), is a divergence naming the group.
 #[test]
 fn success_or_another_error_where_the_primary_logged_one_is_a_divergence() {
-    let p = primary(BinlogFormat::Statement);
+    let p = common::primary(BinlogFormat::Statement);
     p.exec(F1442).unwrap();
     let ddl_done = p.gtid_binlog_pos().unwrap();
     let failing = write_error_1442(&p);
@@ -402,7 +377,7 @@ fn a_group_ending_in_rollback_is_rolled_back_alone() {
         BinlogFormat::Mixed,
         BinlogFormat::Statement,
     ] {
-        let p = primary(format);
+        let p = common::primary(format);
         p.exec(
             "CREATE DATABASE rb; CREATE TABLE rb.i (id INT PRIMARY KEY, v INT) ENGINE=InnoDB;
              CREATE TABLE rb.m (id INT PRIMARY KEY, v INT) ENGINE=MyISAM",
@@ -431,7 +406,7 @@ fn a_group_ending_in_rollback_is_rolled_back_alone() {
         // MyISAM row at once as a committed group of its own, and the rest
         // not at all.
         assert_eq!(
-            binlog_text(&p).contains("\nROLLBACK\n"),
+            common::binlog_text(&p).contains("\nROLLBACK\n"),
             format == BinlogFormat::Statement,
             "{format:?}: the rolled-back group is logged"
         );
@@ -485,7 +460,7 @@ fn a_crashed_primarys_unfinished_tail_is_not_applied() {
         BinlogFormat::Mixed,
         BinlogFormat::Statement,
     ] {
-        let p = primary(format);
+        let p = common::primary(format);
         p.exec("CREATE DATABASE ct; CREATE TABLE ct.t (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
             .unwrap();
         for k in 1..=5 {
@@ -557,7 +532,7 @@ fn a_crashed_primarys_unfinished_tail_is_not_applied() {
 #[test]
 fn load_data_in_statement_format_applies_with_the_file_from_the_events() {
     use parapply::binlog::{BinlogReader, EventType, ReaderOptions};
-    let p = primary(BinlogFormat::Statement);
+    let p = common::primary(BinlogFormat::Statement);
     let dir = tempfile::tempdir().unwrap();
     let small = dir.path().join("small.txt");
     std::fs::write(&small, b"1\tcaf\xe9\n2\tna\xefve\n").unwrap();
@@ -627,7 +602,7 @@ fn load_data_in_statement_format_applies_with_the_file_from_the_events() {
 #[test]
 fn temporary_tables_replay_on_one_session_per_primary_session() {
     for format in [BinlogFormat::Statement, BinlogFormat::Mixed] {
-        let p = primary(format);
+        let p = common::primary(format);
         p.exec(
             "CREATE DATABASE tt; CREATE TABLE tt.r (id INT PRIMARY KEY, s INT, v VARCHAR(20));
              CREATE DATABASE o1; CREATE TABLE o1.t (id INT PRIMARY KEY);
@@ -709,7 +684,7 @@ fn temporary_tables_replay_on_one_session_per_primary_session() {
 /// stops at the statement that uses it with the group's place.
 #[test]
 fn stopping_with_a_temporary_table_open_warns_and_the_next_use_stops_clearly() {
-    let p = primary(BinlogFormat::Statement);
+    let p = common::primary(BinlogFormat::Statement);
     p.exec("CREATE DATABASE tt; CREATE TABLE tt.r (id INT PRIMARY KEY)")
         .unwrap();
     let mut a = p.conn().unwrap();
@@ -750,7 +725,7 @@ fn stopping_with_a_temporary_table_open_warns_and_the_next_use_stops_clearly() {
 /// parapply drops the earlier sessions' temporary tables first.
 #[test]
 fn temporary_tables_of_a_crashed_primary_are_dropped_at_its_restart() {
-    let mut p = primary(BinlogFormat::Statement);
+    let mut p = common::primary(BinlogFormat::Statement);
     p.exec("CREATE DATABASE tt; CREATE TABLE tt.r (id INT PRIMARY KEY, v VARCHAR(10))")
         .unwrap();
     let mut a = p.conn().unwrap();

@@ -1,5 +1,5 @@
 //! `parapply::wire` against real throwaway servers: authentication with and
-//! without a password (and a wrong one), multi-statement batches with an
+//! without a password (and a wrong one), with MariaDB's ed25519 plugin, multi-statement batches with an
 //! error in a later statement, bytes that are not UTF-8, packets of 16 MiB
 //! and more in both directions (and exactly at the split boundary), NULLs in
 //! result sets, a `BINLOG` statement at the end of a batch, timeouts, and a
@@ -90,6 +90,28 @@ fn logs_in_with_and_without_a_password_and_refuses_a_wrong_one() {
     o.password = None;
     let e = Conn::connect(&o).unwrap_err();
     assert_eq!(e.code(), Some(1045), "{e}");
+
+    // MariaDB's ed25519 plugin, reached through an AuthSwitchRequest (the
+    // greeting offers mysql_native_password). Several logins: each signs
+    // another nonce.
+    c.execute(
+        b"INSTALL SONAME 'auth_ed25519'; \
+          CREATE USER 'ed'@'%' IDENTIFIED VIA ed25519 USING PASSWORD('ed-s3cret')",
+    )
+    .expect("MariaDB's auth_ed25519 plugin is needed (shipped with mariadb-server)");
+    let mut o = ConnectOptions::new("127.0.0.1", server.port(), "ed");
+    o.password = Some(Secret::new("ed-s3cret"));
+    for _ in 0..5 {
+        let mut ed = Conn::connect(&o).unwrap();
+        assert_eq!(
+            ed.query_value("SELECT CURRENT_USER()").unwrap().as_deref(),
+            Some("ed@%")
+        );
+    }
+    o.password = Some(Secret::new("not-it"));
+    let e = Conn::connect(&o).unwrap_err();
+    assert_eq!(e.code(), Some(1045), "{e}");
+    assert!(!e.to_string().contains("not-it"), "{e}");
 }
 
 #[test]

@@ -16,7 +16,9 @@
 //!
 //! 1. For a catch-up, the goal must have been written under this run's
 //!    shard map. Preflight on the target's control connection
-//!    ([`Replica`]): it answers, has `log_bin` on and `gtid_strict_mode` off (out-of-order
+//!    ([`Replica`]): it answers, does not replicate by itself (no SQL
+//!    thread running; checked again every few seconds while applying), has
+//!    `log_bin` on and `gtid_strict_mode` off (out-of-order
 //!    commits break it), the user may replay binlog events (`BINLOG` of the
 //!    source's Format_description event is tried) and set `gtid_seq_no`; the
 //!    progress tables are created if missing (through the binary log, once).
@@ -47,6 +49,10 @@
 //!   around it) is applied; it is persisted every `low_watermark_interval`,
 //!   after each barrier, and at the end. A lost control connection is
 //!   opened again within the reconnect time, the applier lock taken back.
+//!
+//! A read error ends reading; the groups read before it are applied, then
+//! it is the run's error (the applied prefix ends just before the bad
+//! place).
 //!
 //! Any error (a worker's report, the reader's, the control connection's), a
 //! signal, the source's end, `--until` or a catch-up's end leaves the loop
@@ -85,10 +91,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 
 use super::error::{ApplyError, DefiniteError, GroupRef};
+use super::metrics::ApplyMetrics;
 use super::replay::{binlog_statement, Collations};
 use super::worker::{self, Report, WorkItem, WorkerConfig};
 use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
-use crate::group::{Group, Grouper};
+use crate::group::{Group, GroupKind, Grouper};
 use crate::position::{BinlogPos, MariaGtid, StartAt};
 use crate::progress::state::gtid_position;
 use crate::progress::{
@@ -117,7 +124,10 @@ pub struct ApplyOptions {
     pub max_inflight_bytes: u64,
     /// Keep tailing the source.
     pub follow: bool,
-    /// Start here when the target has no progress yet.
+    /// Start here when the target has no progress yet: at a position (the
+    /// first event applied starts there, as `Exec_Master_Log_Pos` names
+    /// it), or after a GTID (the last one already applied, as
+    /// `gtid_slave_pos` names it: that group itself is not applied).
     pub from: Option<StartAt>,
     /// Stop after this group.
     pub until: Option<Until>,
@@ -130,6 +140,14 @@ pub struct ApplyOptions {
     pub progress: ProgressTables,
     /// How long workers try to reconnect to a lost target.
     pub reconnect_timeout: Duration,
+    /// Liveness of the target connections (workers and control): an answer
+    /// awaited this long starts a probe through a second connection (see
+    /// [`ConnectOptions::probe_after`]); TCP keepalive starts after this
+    /// idle time; a write blocked six times this long fails. A stopped or
+    /// vanished target is so treated as a lost connection within about
+    /// twice this time plus the connect timeout, then reconnected within
+    /// `reconnect_timeout`.
+    pub liveness: Duration,
     /// Retries of a deadlocked batch.
     pub max_retries: u32,
     /// How often the low-watermark is persisted.
@@ -151,9 +169,32 @@ pub struct ApplyOptions {
     /// Log each transaction's check and commit as TLA+ trace records
     /// (tla/README.md, "Trace validation").
     pub trace: Option<crate::trace::TraceSink>,
+    /// Groups whose GTID names one of these servers are not applied
+    /// (`--ignore-server-ids`: writes that came back around a ring). They
+    /// count as done: the watermarks move past them, and a restart does
+    /// not read them again.
+    pub ignore_server_ids: std::collections::BTreeSet<u32>,
+    /// The live figures, for a metrics endpoint ([`ApplyMetrics::render`]).
+    pub metrics: Arc<ApplyMetrics>,
 }
 
 impl ApplyOptions {
+    /// Groups one worker's queue holds at most under `--shard-by key`
+    /// (more than a batch, so that the next batch waits while one commits;
+    /// see the scheduler's rule 6). Other shard keys: no limit.
+    pub fn queue_limit(&self) -> usize {
+        if self.key_shards() {
+            (2 * self.batch_groups).clamp(KEY_QUEUE_MIN, KEY_QUEUE_MAX)
+        } else {
+            usize::MAX
+        }
+    }
+
+    /// Whether groups are placed by their rows' keys.
+    pub fn key_shards(&self) -> bool {
+        matches!(self.shard_map.by(), ShardBy::Key(_))
+    }
+
     /// Default worker threads.
     pub const DEFAULT_WORKERS: usize = 16;
     /// Default groups per target transaction (measured best:
@@ -169,13 +210,16 @@ impl ApplyOptions {
     pub const DEFAULT_PROGRESS_SCHEMA: &'static str = "parapply";
     /// Default time to keep reconnecting to a lost target.
     pub const DEFAULT_RECONNECT_TIMEOUT: Duration = Duration::from_secs(300);
+    /// Default liveness period of the target connections.
+    pub const DEFAULT_LIVENESS: Duration = Duration::from_secs(10);
 
     /// The defaults of `parapply apply` for this source and target (the
     /// `DEFAULT_*` constants; the command line reads them too): 16 workers,
     /// batches of up to 32 groups or 4 MiB, 64 MiB in flight, one shard per
     /// database, progress in schema `parapply`, 300 s of reconnecting, 10
     /// retries of a deadlock, the low-watermark persisted every second, no
-    /// status line; everything not applied yet is selected
+    /// status line, a liveness probe after 10 s without an answer;
+    /// everything not applied yet is selected
     /// ([`Selection::Restart`]).
     pub fn new(source: Source, target: ConnectOptions) -> Self {
         ApplyOptions {
@@ -193,6 +237,7 @@ impl ApplyOptions {
             progress: ProgressTables::new(Self::DEFAULT_PROGRESS_SCHEMA)
                 .expect("a valid schema name"),
             reconnect_timeout: Self::DEFAULT_RECONNECT_TIMEOUT,
+            liveness: Self::DEFAULT_LIVENESS,
             max_retries: 10,
             low_watermark_interval: Duration::from_secs(1),
             stop: Arc::new(AtomicBool::new(false)),
@@ -201,6 +246,8 @@ impl ApplyOptions {
             promotion: None,
             freeze_poll: Duration::from_millis(200),
             trace: None,
+            ignore_server_ids: std::collections::BTreeSet::new(),
+            metrics: Arc::new(ApplyMetrics::new()),
         }
     }
 }
@@ -212,6 +259,8 @@ pub struct ApplyReport {
     pub applied: u64,
     /// Groups found already applied and skipped.
     pub skipped: u64,
+    /// Groups not applied because of `ignore_server_ids`.
+    pub ignored: u64,
     /// Bytes of events applied.
     pub bytes: u64,
     /// Wall time.
@@ -224,6 +273,9 @@ pub struct ApplyReport {
     pub drained: bool,
     /// Attempts repeated after a deadlock or lock-wait timeout.
     pub retries: u64,
+    /// Worker connections opened again after they were lost (the target
+    /// restarted, stopped answering, or the network failed).
+    pub reconnects: u64,
 }
 
 /// A run that stopped with an error, and what it applied up to there: the
@@ -237,6 +289,20 @@ pub struct ApplyFailure {
     /// What it applied before.
     pub report: Box<ApplyReport>,
 }
+
+/// Bounds of a worker's queue under key shards ([`ApplyOptions::queue_limit`]).
+const KEY_QUEUE_MIN: usize = 4;
+const KEY_QUEUE_MAX: usize = 64;
+/// A group dispatched to a worker and not reported applied yet.
+struct Held {
+    id: GroupId,
+    group: Arc<Group>,
+    shards: Vec<Arc<str>>,
+    since: Instant,
+}
+
+/// How often the loop checks that the target's own SQL thread is stopped.
+const REPLICATION_CHECK: Duration = Duration::from_secs(2);
 
 /// How often reports are taken while none is urgent (see the main loop).
 const REPORT_TICK: Duration = Duration::from_millis(1);
@@ -304,6 +370,7 @@ impl Prefix {
 struct Counts {
     applied: u64,
     skipped: u64,
+    ignored: u64,
     bytes: u64,
 }
 
@@ -346,16 +413,29 @@ pub struct Engine {
     counts: Counts,
     /// The first error; the loop ends.
     failure: Option<ApplyError>,
+    /// Key shards: a DDL was pushed; the groups after it are placed once
+    /// it is applied and the target's keys are read again.
+    refresh_keys: bool,
     /// Workers whose queue was found closed: their report says why.
     lost: HashSet<usize>,
     /// Per worker, the groups dispatched to it and not reported applied, in
     /// queue order: the front is the one it works on (named if it panics).
-    held: Vec<VecDeque<(GroupId, Arc<Group>)>>,
+    held: Vec<VecDeque<Held>>,
     /// Attempts the workers repeated after a deadlock or lock-wait timeout.
     retries: Arc<AtomicU64>,
+    /// Worker connections opened again.
+    reconnects: Arc<AtomicU64>,
     status: StatusLine,
     /// When the target was last asked whether a promotion froze it.
     freeze_checked: Instant,
+    /// The reader's error, once the groups read before it are applied
+    /// (then it becomes the failure).
+    read_error: Option<ReadError>,
+    /// When the target's own replication was last checked for.
+    replication_checked: Instant,
+    /// `--from GTID`: the group of this GTID, read first, counts as
+    /// applied already (a start GTID means "after this one").
+    after: Option<MariaGtid>,
 }
 
 impl Engine {
@@ -363,23 +443,38 @@ impl Engine {
     /// applier lock, reads the state and starts the workers and the
     /// reader ("Start" in the module doc). An error before any thread
     /// started returns at once, with an empty report.
-    pub fn start(opts: ApplyOptions) -> Result<Engine, ApplyFailure> {
+    pub fn start(mut opts: ApplyOptions) -> Result<Engine, ApplyFailure> {
         let started = Instant::now();
+        opts.target = with_liveness(opts.target, opts.liveness);
         let fail = |error: ApplyError| ApplyFailure {
             error,
             report: Box::new(ApplyReport {
                 applied: 0,
                 skipped: 0,
+                ignored: 0,
                 bytes: 0,
                 seconds: started.elapsed().as_secs_f64(),
                 gtid_position: String::new(),
                 position: None,
                 drained: false,
                 retries: 0,
+                reconnects: 0,
             }),
         };
-        let (replica, setup) = preflight(&opts).map_err(fail)?;
+        let (mut replica, setup) = preflight(&opts).map_err(fail)?;
+        let mut opts = opts;
+        if opts.key_shards() {
+            let catalog = replica
+                .key_catalog()
+                .map_err(|e| fail(ApplyError::from(e)))?;
+            tracing::info!(tables = catalog.len(), "read the target's keys");
+            opts.shard_map.set_catalog(Arc::new(catalog));
+        }
         let start = start_at(&opts, &replica, &setup.own.state).map_err(fail)?;
+        let after = match (&start, &opts.from) {
+            (StartAt::Gtid(g), Some(StartAt::Gtid(from))) if g == from => Some(*g),
+            _ => None,
+        };
         tracing::info!(start = ?start, workers = opts.workers, "starting apply");
 
         let (report_tx, reports) = unbounded::<Report>();
@@ -390,6 +485,7 @@ impl Engine {
             sched: Scheduler::new(SchedulerConfig {
                 workers: opts.workers,
                 max_inflight_bytes: opts.max_inflight_bytes,
+                max_queue: opts.queue_limit(),
             }),
             low: Low {
                 marks: state.low.clone(),
@@ -415,10 +511,15 @@ impl Engine {
             next_id: 0,
             counts: Counts::default(),
             failure: None,
+            refresh_keys: false,
             lost: HashSet::new(),
             held: Vec::new(),
-            retries: Arc::default(),
             freeze_checked: Instant::now(),
+            retries: opts.metrics.retries.clone(),
+            reconnects: opts.metrics.reconnects.clone(),
+            read_error: None,
+            replication_checked: Instant::now(),
+            after,
             opts,
         };
         if let Err(error) = engine.spawn(start, setup.collations, setup.row_events, report_tx) {
@@ -462,9 +563,11 @@ impl Engine {
                 reconnect_timeout: self.opts.reconnect_timeout,
                 abort: self.opts.abort.clone(),
                 retries: self.retries.clone(),
+                reconnects: self.reconnects.clone(),
                 shard_rows: shard_rows.clone(),
                 row_events,
                 trace: self.opts.trace.clone(),
+                batch_any_shards: self.opts.key_shards(),
             };
             let rtx = report_tx.clone();
             let handle = std::thread::Builder::new()
@@ -524,6 +627,11 @@ impl Engine {
             self.end_reading();
         }
         if stopping || (!self.reading && self.waiting.is_empty() && self.sched.is_idle()) {
+            // The groups read before a read error are applied: now it is
+            // the run's error.
+            if let Some(e) = self.read_error.take() {
+                self.failure.get_or_insert(e.into());
+            }
             return false;
         }
         if self.admit_waiting() {
@@ -537,6 +645,15 @@ impl Engine {
         if self.freeze_checked.elapsed() >= self.opts.freeze_poll {
             self.check_freeze();
         }
+        self.check_replication();
+        self.opts.metrics.backlog(
+            self.sched.in_flight(),
+            self.prefix
+                .track
+                .front()
+                .map(|t| t.timestamp)
+                .or_else(|| self.waiting.front().map(|g| g.timestamp)),
+        );
         self.status.show(
             self.counts.applied,
             self.sched.in_flight(),
@@ -551,7 +668,19 @@ impl Engine {
             let Some(item) = self.items.remove(&d.id) else {
                 continue;
             };
-            self.held[d.worker].push_back((d.id, item.group.clone()));
+            if item.barrier && item.group.kind == GroupKind::Ddl && self.opts.key_shards() {
+                // Everything before the DDL is applied: persist the
+                // low-watermark up to it first. A restart then never places
+                // a group from before the DDL by the keys after it.
+                self.advance_low();
+                self.persist_low();
+            }
+            self.held[d.worker].push_back(Held {
+                id: d.id,
+                group: item.group.clone(),
+                shards: item.shards.clone(),
+                since: Instant::now(),
+            });
             if self.queues[d.worker].send(item).is_err() {
                 // The worker stopped; its report (taken at shutdown) says why.
                 self.lost.insert(d.worker);
@@ -570,6 +699,7 @@ impl Engine {
     fn admit_waiting(&mut self) -> bool {
         let mut admitted = false;
         while self.failure.is_none()
+            && self.keys_current()
             && self
                 .waiting
                 .front()
@@ -584,6 +714,29 @@ impl Engine {
             admitted = true;
         }
         admitted
+    }
+
+    /// Key shards: whether the target's keys are current, so that the next
+    /// group may be placed. After a DDL they are read again once the DDL
+    /// (a barrier: nothing runs beside it) is applied.
+    fn keys_current(&mut self) -> bool {
+        if !self.refresh_keys {
+            return true;
+        }
+        if !self.sched.is_idle() {
+            return false;
+        }
+        match self.replica.key_catalog() {
+            Ok(catalog) => {
+                self.opts.shard_map.set_catalog(Arc::new(catalog));
+                self.refresh_keys = false;
+                true
+            }
+            Err(e) => {
+                self.failure.get_or_insert(e.into());
+                false
+            }
+        }
     }
 
     /// Decides one group ([`decide`]): skipped, pushed to the scheduler,
@@ -601,6 +754,23 @@ impl Engine {
             Placement::Barrier(_) => (Vec::new(), true),
         };
         let end = g.end();
+        if self.after.take_if(|a| *a == gtid).is_some() {
+            // `--from GTID`: this one is applied already.
+            self.counts.skipped += 1;
+            self.opts.metrics.skipped();
+            self.prefix.track.push_back(Tracked {
+                state: TrackState::Skipped,
+                barrier,
+                mark: Watermark {
+                    seq_no: gtid.seq,
+                    server_id: gtid.server,
+                    end,
+                },
+                domain: gtid.domain,
+                timestamp: g.timestamp,
+            });
+            return Ok(());
+        }
         let decision = decide(
             &self.opts.selection,
             self.opts.until.as_ref(),
@@ -609,6 +779,7 @@ impl Engine {
                 gtid,
                 end: &end,
                 shards: (!barrier).then_some(&shards[..]),
+                timestamp: g.timestamp,
             },
         );
         if decision.last {
@@ -620,12 +791,18 @@ impl Engine {
             end,
         };
         let state = match decision.action {
+            Action::Apply if self.opts.ignore_server_ids.contains(&gtid.server) => {
+                // Not applied, and done: the watermarks move past it.
+                self.counts.ignored += 1;
+                TrackState::Skipped
+            }
             Action::Stop => {
                 self.end_reading();
                 return Ok(());
             }
             Action::Skip => {
                 self.counts.skipped += 1;
+                self.opts.metrics.skipped();
                 TrackState::Skipped
             }
             Action::Pass => TrackState::Passed,
@@ -633,6 +810,7 @@ impl Engine {
                 let id = self.next_id;
                 self.next_id += 1;
                 self.sched.push(id, placement, g.bytes.len() as u64)?;
+                self.refresh_keys |= self.opts.key_shards() && g.kind == GroupKind::Ddl;
                 let group = Arc::new(g);
                 self.items.insert(
                     id,
@@ -694,7 +872,11 @@ impl Engine {
             recv(group_rx) -> g => match g {
                 Ok(Ok(chunk)) => self.waiting.extend(chunk),
                 Ok(Err(e)) => {
-                    self.failure.get_or_insert(e.into());
+                    // Reading ends here; what was read before it is
+                    // applied first (up to the bad place).
+                    tracing::error!(error = %e, "reading the source failed; applying the groups read before it, then stopping");
+                    self.reading = false;
+                    self.read_error = Some(e);
                 }
                 Err(_) => self.reading = false,
             },
@@ -729,11 +911,17 @@ impl Engine {
                 // A worker reports its queue's groups in order.
                 if let Some(held) = self.held.get_mut(worker) {
                     for id in &ids {
-                        match held.front() {
-                            Some((front, _)) if front == id => {
-                                held.pop_front();
-                            }
-                            _ => held.retain(|(h, _)| h != id),
+                        let done = match held.front() {
+                            Some(front) if front.id == *id => held.pop_front(),
+                            _ => held
+                                .iter()
+                                .position(|h| h.id == *id)
+                                .and_then(|i| held.remove(i)),
+                        };
+                        if let Some(h) = done {
+                            self.opts
+                                .metrics
+                                .applied(&h.group, &h.shards, h.since.elapsed());
                         }
                     }
                 }
@@ -766,6 +954,9 @@ impl Engine {
             }
             self.low.dirty |= self.low.marks.get(&t.domain) != Some(&t.mark);
             self.low.position = Some(t.mark.end.clone());
+            self.opts
+                .metrics
+                .low_watermark(t.domain, &t.mark, t.timestamp);
             self.low.marks.insert(t.domain, t.mark);
             self.low.last_ts = t.timestamp;
         }
@@ -800,6 +991,24 @@ impl Engine {
             Err(e) => {
                 self.failure.get_or_insert(e.into());
             }
+        }
+    }
+
+    /// Every [`REPLICATION_CHECK`]: the target's own SQL thread must stay
+    /// stopped (a `START SLAVE` while parapply applies would apply the same
+    /// transactions twice). Other errors of the check are left to the next
+    /// write of the control connection, which reconnects.
+    fn check_replication(&mut self) {
+        if self.replication_checked.elapsed() < REPLICATION_CHECK {
+            return;
+        }
+        self.replication_checked = Instant::now();
+        match self.replica.ensure_not_replicating() {
+            Ok(()) => {}
+            Err(e @ crate::replica::ReplicaError::Preflight(_)) => {
+                self.failure.get_or_insert(e.into());
+            }
+            Err(e) => tracing::debug!(error = %e, "could not check the target's replication"),
         }
     }
 
@@ -849,7 +1058,7 @@ impl Engine {
         }
         for (worker, message) in panics {
             // The group it held: its oldest incomplete one.
-            let group = self.held[worker].front().map(|(_, g)| GroupRef::of(g));
+            let group = self.held[worker].front().map(|h| GroupRef::of(&h.group));
             tracing::error!(worker, group = ?group, %message, "a worker panicked");
             let e = DefiniteError::WorkerPanicked {
                 worker,
@@ -880,12 +1089,14 @@ impl Engine {
         let report = ApplyReport {
             applied: self.counts.applied,
             skipped: self.counts.skipped,
+            ignored: self.counts.ignored,
             bytes: self.counts.bytes,
             seconds: self.started.elapsed().as_secs_f64(),
             gtid_position: gtid_position(&self.low.marks),
             position: self.low.position.clone(),
             drained: self.prefix.track.is_empty(),
             retries: self.retries.load(Ordering::Relaxed),
+            reconnects: self.reconnects.load(Ordering::Relaxed),
         };
         (report, self.failure.take())
     }
@@ -897,6 +1108,15 @@ fn panic_message(p: &(dyn std::any::Any + Send)) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "(no message)".into())
+}
+
+/// `target` with the liveness settings of [`ApplyOptions::liveness`]
+/// (those the caller set itself are kept).
+fn with_liveness(mut target: ConnectOptions, liveness: Duration) -> ConnectOptions {
+    target.probe_after.get_or_insert(liveness);
+    target.keepalive.get_or_insert(liveness);
+    target.write_timeout.get_or_insert(liveness * 6);
+    target
 }
 
 /// Where reading starts: at the end of the applied prefix, or `--from` on
@@ -1001,6 +1221,7 @@ fn preflight(opts: &ApplyOptions) -> Result<(Replica, Setup), ApplyError> {
         r.ensure_binlog_replay(&binlog_statement(&fde))?;
     }
     r.ensure_gtid_seq_no()?;
+    r.ensure_not_replicating()?;
     let row_events = r.ensure_progress_tables()?;
     r.ensure_sql_log_bin_off()?;
     let stop = || opts.abort.load(Ordering::Relaxed) || opts.stop.load(Ordering::Relaxed);
@@ -1141,10 +1362,7 @@ mod tests {
     /// a passed one holds everything after it.
     #[test]
     fn the_prefix_follows_the_schedulers_low_watermark() {
-        let mut sched = Scheduler::new(SchedulerConfig {
-            workers: 2,
-            max_inflight_bytes: 1 << 20,
-        });
+        let mut sched = Scheduler::new(SchedulerConfig::new(2, 1 << 20));
         let mut prefix = Prefix::default();
         // seq 1: skipped; 2: id 0 (a); 3: id 1 (b); 4: skipped; 5: id 2 (a);
         // 6: passed; 7: id 3 (b).

@@ -3,7 +3,9 @@
 
 pub mod engine;
 pub mod error;
+pub mod metrics;
 pub mod replay;
 pub mod worker;
 
 pub use error::{ApplyError, DefiniteError, GroupRef, TransientError};
+pub use metrics::ApplyMetrics;

@@ -35,7 +35,7 @@ use base64::Engine as _;
 use crate::binlog::constants::{gtid_flags, rows_flags, LOG_EVENT_SUPPRESS_USE_F};
 use crate::binlog::events::{FormatDescription, QueryEvent, UserVarEvent};
 use crate::binlog::{DecodeError, Event, EventHeader, EventType};
-use crate::group::Group;
+use crate::group::{Group, GroupEnd, GroupKind};
 
 /// Row events per `BINLOG` statement, at most (bytes, before base64): the
 /// cost of one statement grows faster than its size (DESIGN.md), and a
@@ -303,6 +303,7 @@ pub fn plan_group(
     let mut pending: Vec<u8> = Vec::new();
     // LOAD DATA files being assembled, by file id.
     let mut load_files: HashMap<u32, Vec<u8>> = HashMap::new();
+    let mut split = SplitDdl::of(group);
     let flush_rows = |rows: &mut Vec<u8>, session: &mut Session, out: &mut Vec<Step>| {
         if rows.is_empty() {
             return;
@@ -327,6 +328,7 @@ pub fn plan_group(
             | EventType::ROWS_QUERY
             | EventType::IGNORABLE => {}
             EventType::TABLE_MAP => {
+                split.reopen(out);
                 maps.extend_from_slice(bytes);
                 rows.extend_from_slice(bytes)
             }
@@ -363,6 +365,7 @@ pub fn plan_group(
                 if q.is_begin() || q.is_commit() || q.is_rollback() {
                     continue;
                 }
+                split.reopen(out);
                 plan_query(
                     &header,
                     &q,
@@ -371,6 +374,7 @@ pub fn plan_group(
                     std::mem::take(&mut pending),
                     out,
                 )?;
+                split.committed();
             }
             EventType::XA_PREPARE => {
                 flush_rows(&mut rows, session, out);
@@ -426,7 +430,70 @@ pub fn plan_group(
         fde,
     );
     flush_rows(&mut rows, session, out);
+    split.close(out);
     Ok(used)
+}
+
+/// A statement that commits implicitly, inside a transactional GTID group
+/// of the DDL kind: `CREATE TABLE … SELECT` in ROW format is logged as one
+/// group of `BEGIN`, the `CREATE TABLE`, its rows and `COMMIT`. The SQL
+/// thread keeps the `CREATE TABLE` inside that group (a GTID group's
+/// `BEGIN` suspends the implicit commit of `CREATE TABLE` and `DROP TABLE`
+/// there); a client session cannot, so the statement commits under the
+/// group's GTID on the target, and what follows it runs in a transaction
+/// of its own, opened with the same GTID, committed (or rolled back) at
+/// the group's end — else the server would log the rows under the next
+/// sequence number, a GTID the primary gave another group (which a
+/// restart would then take as applied).
+struct SplitDdl {
+    /// The group's sequence number, when it is such a group.
+    seq: Option<u64>,
+    /// How the group ends.
+    end: GroupEnd,
+    /// A statement of the group ran (and committed).
+    committed: bool,
+    /// The second transaction is open.
+    reopened: bool,
+}
+
+impl SplitDdl {
+    fn of(group: &Group) -> Self {
+        let transactional = group.kind == GroupKind::Ddl
+            && group.gtid_flags & gtid_flags::STANDALONE == 0
+            && group.gtid_flags & gtid_flags::PREPARED_XA == 0;
+        SplitDdl {
+            seq: group.maria_gtid().filter(|_| transactional).map(|g| g.seq),
+            end: group.end,
+            committed: false,
+            reopened: false,
+        }
+    }
+
+    /// A statement ran.
+    fn committed(&mut self) {
+        self.committed = self.seq.is_some();
+    }
+
+    /// Before the next statement or row events: opens the second
+    /// transaction if a statement committed the first.
+    fn reopen(&mut self, out: &mut Vec<Step>) {
+        if let (Some(seq), true, false) = (self.seq, self.committed, self.reopened) {
+            out.push(Step::sql(format!("SET @@session.gtid_seq_no={seq}")));
+            out.push(Step::sql("START TRANSACTION"));
+            self.reopened = true;
+        }
+    }
+
+    /// At the group's end: ends the second transaction as the group ends.
+    fn close(&self, out: &mut Vec<Step>) {
+        if self.reopened {
+            out.push(Step::last(if self.end == GroupEnd::Rollback {
+                "ROLLBACK"
+            } else {
+                "COMMIT"
+            }));
+        }
+    }
 }
 
 /// The `XA START` a GTID event of an XA prepare stands for (MariaDB's GTID
@@ -810,6 +877,11 @@ fn plan_query(
     } else {
         Expect::Error(code)
     };
+    if is_drop_database(&q.query) {
+        // The target session loses its default database if it was the one
+        // dropped: `USE` it again next time.
+        session.db = None;
+    }
     out.push(Step {
         sql: q.query.to_vec(),
         // A statement that may fail ends its round trip: the server runs
@@ -1001,18 +1073,40 @@ fn sql_tokens(sql: &[u8], max: usize) -> Vec<Token> {
 /// `DROP TEMPORARY TABLE …` (also in the `/*!40005 TEMPORARY */` form
 /// the server writes).
 fn is_drop_temporary(sql: &[u8]) -> bool {
+    let words = first_words(sql);
+    words.first().map(Vec::as_slice) == Some(b"DROP") && words.iter().any(|w| w == b"TEMPORARY")
+}
+
+/// Whether `sql` is `DROP DATABASE` or `DROP SCHEMA`: a session whose
+/// default database it drops has none afterwards.
+fn is_drop_database(sql: &[u8]) -> bool {
+    let words = first_words(sql);
+    words.first().map(Vec::as_slice) == Some(b"DROP")
+        && matches!(
+            words.get(1).map(Vec::as_slice),
+            Some(b"DATABASE" | b"SCHEMA")
+        )
+}
+
+/// The first three words of `sql`, upper-cased letters only.
+fn first_words(sql: &[u8]) -> Vec<Vec<u8>> {
     let head: Vec<u8> = sql
         .iter()
         .take(64)
-        .filter(|b| b.is_ascii_alphabetic() || **b == b' ')
-        .map(u8::to_ascii_uppercase)
+        .filter(|b| b.is_ascii_alphabetic() || b.is_ascii_whitespace())
+        .map(|b| {
+            if b.is_ascii_whitespace() {
+                b' '
+            } else {
+                b.to_ascii_uppercase()
+            }
+        })
         .collect();
-    let words: Vec<&[u8]> = head
-        .split(|&b| b == b' ')
+    head.split(|&b| b == b' ')
         .filter(|w| !w.is_empty())
         .take(3)
-        .collect();
-    words.first() == Some(&&b"DROP"[..]) && words.contains(&&b"TEMPORARY"[..])
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 /// Appends `SET INSERT_ID=…` / `SET @@RAND_SEED1=…` / `SET @`v`:=…`.
@@ -1340,6 +1434,9 @@ mod tests {
         ));
         assert!(is_drop_temporary(b"drop temporary table t"));
         assert!(!is_drop_temporary(b"DROP TABLE temporary_things"));
+        assert!(is_drop_database(b"drop\n  database if exists d"));
+        assert!(is_drop_database(b"DROP SCHEMA `d`"));
+        assert!(!is_drop_database(b"DROP TABLE database_x"));
     }
 
     #[test]

@@ -8,7 +8,9 @@
 //! `batch_groups` of them (and `batch_bytes`): they are applied as **one**
 //! target transaction, and the shard's watermark row moves to the batch's
 //! last group inside that transaction. The target's binary log holds one
-//! GTID per batch: the primary's GTID of its last group.
+//! GTID per batch: the primary's GTID of its last group. Under key shards
+//! (`batch_any_shards`) the groups waiting behind it need not share its
+//! shards: every shard row of the batch moves to its last group.
 //!
 //! # Round trips
 //!
@@ -93,7 +95,7 @@ use crate::binlog::constants::gtid_flags;
 use crate::group::{Group, GroupEnd, GroupKind};
 use crate::position::MariaGtid;
 use crate::progress::{parse_gtid_list, Applied, ProgressTables, ReplicaState, Watermark};
-use crate::replica::{reconnect_within, ReplicaError};
+use crate::replica::{end_lost_session, reconnect_within, ReplicaError};
 use crate::wire::{Conn, ConnectOptions, WireError};
 
 /// One group to apply.
@@ -156,6 +158,8 @@ pub struct WorkerConfig {
     /// Counts the attempts repeated after a deadlock or lock-wait timeout
     /// (shared by the workers; the engine reports it).
     pub retries: Arc<AtomicU64>,
+    /// Counts the reconnections after a lost connection (shared).
+    pub reconnects: Arc<AtomicU64>,
     /// The `(domain, shard)` rows `shard_progress` holds, shared by the
     /// workers: those move by row events; a missing one is inserted with SQL.
     pub shard_rows: ShardRows,
@@ -164,6 +168,9 @@ pub struct WorkerConfig {
     pub row_events: bool,
     /// Where committed transactions are logged as trace records.
     pub trace: Option<crate::trace::TraceSink>,
+    /// Consecutive groups of any shards may share a batch (key shards),
+    /// not only those of one shard.
+    pub batch_any_shards: bool,
 }
 
 /// Runs a worker until its queue closes or it fails.
@@ -205,11 +212,14 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
             }
         };
         let mut batch = vec![first];
-        if batchable(&batch[0]) {
+        let any = w.cfg.batch_any_shards;
+        if batchable(&batch[0], any) {
             let mut bytes = batch[0].group.bytes.len();
             while batch.len() < w.cfg.batch_groups && bytes < w.cfg.batch_bytes {
                 match rx.try_recv() {
-                    Ok(next) if batchable(&next) && next.shards == batch[0].shards => {
+                    Ok(next)
+                        if batchable(&next, any) && (any || next.shards == batch[0].shards) =>
+                    {
                         bytes += next.group.bytes.len();
                         batch.push(next);
                     }
@@ -268,11 +278,16 @@ const CHAIN_GROUPS: usize = 64;
 
 /// A single-shard, non-barrier row or statement group can share a
 /// transaction (a rolled-back group never does: it is a barrier, and its
-/// ROLLBACK must not undo its neighbours).
-fn batchable(i: &WorkItem) -> bool {
+/// ROLLBACK must not undo its neighbours). With `any_shards` (key shards:
+/// most groups touch several buckets) groups of any shards can: the
+/// scheduler queued each behind every earlier group it shares a shard
+/// with, so committing neighbours together changes no order, and every
+/// shard row of the batch moves to its last group in the same
+/// transaction.
+fn batchable(i: &WorkItem, any_shards: bool) -> bool {
     !i.barrier
         && i.group.end == GroupEnd::Commit
-        && i.shards.len() == 1
+        && (any_shards || i.shards.len() == 1)
         && matches!(i.group.kind, GroupKind::RowDml | GroupKind::StatementDml)
 }
 
@@ -569,6 +584,8 @@ impl Worker {
             "lost the target connection; reconnecting"
         );
         let cfg = &self.cfg;
+        let lost = (self.conn.connection_id(), self.conn.age());
+        let deadline = Instant::now() + cfg.reconnect_timeout;
         self.conn = reconnect_within(
             &cfg.target,
             cfg.reconnect_timeout,
@@ -577,6 +594,9 @@ impl Worker {
             || open(cfg),
         )
         .map_err(ApplyError::from)?;
+        cfg.reconnects.fetch_add(1, Ordering::Relaxed);
+        end_lost_session(&mut self.conn, lost, deadline, &cfg.abort)
+            .map_err(|error| ApplyError::target(cfg.target.addr(), error))?;
         self.forget_session();
         self.lose_temp_tables("the target connection was lost");
         tracing::info!(worker = self.cfg.index, "reconnected to the target");

@@ -127,6 +127,20 @@ pub enum ReadError {
         /// What is malformed.
         cause: DecodeError,
     },
+    /// A transaction group's events do not fit together (a Rows event
+    /// whose table id no Table_map of its group declared, say): the server
+    /// would skip such rows silently.
+    #[error("{file}:{pos}: corrupt transaction group {group}: {what}")]
+    CorruptGroup {
+        /// The file.
+        file: String,
+        /// Position of the offending event.
+        pos: u64,
+        /// The group: GTID and start position.
+        group: String,
+        /// What is wrong.
+        what: String,
+    },
     /// The index file or the directory is not usable.
     #[error("{}: {what}", path.display())]
     Index {

@@ -92,6 +92,40 @@ impl Source {
         }
     }
 
+    /// The binlog of directory `dir` once it has one: waits (with a log
+    /// line, then one a minute) while `dir` does not exist or holds no
+    /// `*.index` file yet — a mirror started at the same time has not
+    /// written its first file. `None` when `stop` is set meanwhile.
+    pub fn wait_for_dir(dir: &Path, stop: &AtomicBool) -> Result<Option<Source>, ReadError> {
+        let started = std::time::Instant::now();
+        let mut told: Option<std::time::Instant> = None;
+        loop {
+            if dir.is_dir() {
+                match Source::dir(dir) {
+                    Err(ReadError::Index { what, .. }) if what.starts_with("no *.index") => {}
+                    found => {
+                        if told.is_some() {
+                            tracing::info!(dir = %dir.display(), "the binlog index appeared; starting");
+                        }
+                        return found.map(Some);
+                    }
+                }
+            }
+            if told.is_none_or(|t| t.elapsed() >= Duration::from_secs(60)) {
+                tracing::info!(
+                    dir = %dir.display(),
+                    waited_s = started.elapsed().as_secs(),
+                    "waiting for the binlog to appear (no *.index file yet; is the mirror running?)"
+                );
+                told = Some(std::time::Instant::now());
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// Turns command-line paths into a source: one directory, one `*.index`
     /// file, or binlog files.
     pub fn from_paths(paths: &[PathBuf]) -> Result<Source, ReadError> {

@@ -16,7 +16,7 @@ use crate::binlog::reader::{gtid_list_of, read_index};
 use crate::binlog::{BinlogReader, ReaderOptions, Source};
 use crate::group::Grouper;
 use crate::position::{BinlogPos, MariaGtid, StartAt};
-use crate::schedule::{Placement, ShardMap};
+use crate::schedule::{Placement, ShardBy, ShardMap};
 
 /// The mirror's files in index order (`mirror`: its directory or index).
 pub fn mirror_files(mirror: &Path) -> Result<Vec<PathBuf>, CatchupError> {
@@ -114,11 +114,16 @@ fn scan_file(path: &Path, at: StartAt, map: &ShardMap) -> Result<FileScan, Catch
         start: at,
         ..ReaderOptions::default()
     };
-    let mut groups = Grouper::new(BinlogReader::open(
+    let groups = Grouper::new(BinlogReader::open(
         Source::Files(vec![path.to_path_buf()]),
         opts,
-    )?)
-    .without_bytes();
+    )?);
+    // Key shards place a group by its rows: keep its bytes.
+    let mut groups = if matches!(map.by(), ShardBy::Key(_)) {
+        groups
+    } else {
+        groups.without_bytes()
+    };
     let mut items = Vec::new();
     let mut file: Option<Arc<str>> = None;
     while let Some(g) = groups.next()? {

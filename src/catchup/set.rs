@@ -176,6 +176,8 @@ pub fn missing<'a>(
             gtid: g.gtid,
             end: &end,
             shards: g.shards.as_deref(),
+            // Read only by `--until-time`; a catch-up has no `until`.
+            timestamp: 0,
         };
         match decide(&selection, None, own, &facts).action {
             Action::Apply => set.push(g),

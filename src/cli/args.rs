@@ -54,6 +54,10 @@ pub enum Command {
     /// states: freeze, check, catch up every replica from the longest
     /// mirror, switch, re-point (docs/promotion.md).
     Promote(PromoteArgs),
+    /// Wait until a target has applied one group (the sidecar's
+    /// MASTER_GTID_WAIT). Exit code 0: applied; 3: timed out; 4: the source
+    /// passed the GTID without it (unknown); 1: an error.
+    Wait(WaitArgs),
     /// Measure apply throughput end to end on throwaway servers: parapply
     /// against MariaDB's own replication, on durable replicas.
     #[cfg(feature = "bench")]
@@ -76,33 +80,6 @@ pub struct TargetArgs {
     pub progress_schema: String,
 }
 
-/// How shards are formed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ShardByArg {
-    /// One shard per database (after --shard-map merges).
-    Database,
-    /// One shard per table.
-    Table,
-}
-
-impl From<ShardBy> for ShardByArg {
-    fn from(by: ShardBy) -> Self {
-        match by {
-            ShardBy::Database => ShardByArg::Database,
-            ShardBy::Table => ShardByArg::Table,
-        }
-    }
-}
-
-impl From<ShardByArg> for ShardBy {
-    fn from(by: ShardByArg) -> Self {
-        match by {
-            ShardByArg::Database => ShardBy::Database,
-            ShardByArg::Table => ShardBy::Table,
-        }
-    }
-}
-
 /// How databases are grouped into shards: `--shard-map` and `--shard-by`.
 #[derive(Debug, clap::Args)]
 pub struct ShardingArgs {
@@ -110,19 +87,19 @@ pub struct ShardingArgs {
     /// cross-database foreign keys).
     #[arg(long, value_parser = parse_shard_map)]
     pub shard_map: Option<String>,
-    /// Shard by database or by table.
-    #[arg(long, value_enum, default_value_t = ApplyOptions::DEFAULT_SHARD_BY.into())]
-    pub shard_by: ShardByArg,
+    /// Shard by `database`, by `table`, or by `key[:K]` (K buckets of the
+    /// primary and unique key values of the rows a transaction changes;
+    /// default K 1024).
+    #[arg(long, default_value_t = ApplyOptions::DEFAULT_SHARD_BY,
+          value_parser = parse_shard_by)]
+    pub shard_by: ShardBy,
 }
 
 impl ShardingArgs {
     /// The shard map (its spec was checked at parse time).
     pub fn map(&self) -> Result<ShardMap, String> {
-        ShardMap::parse(
-            self.shard_map.as_deref().unwrap_or(""),
-            self.shard_by.into(),
-        )
-        .map_err(|e| format!("--shard-map: {e}"))
+        ShardMap::parse(self.shard_map.as_deref().unwrap_or(""), self.shard_by)
+            .map_err(|e| format!("--shard-map: {e}"))
     }
 }
 
@@ -143,7 +120,15 @@ pub struct ApplyArgs {
     /// ending at or after this FILE:POS.
     #[arg(long)]
     pub until: Option<Until>,
-    /// Where to start on a target without progress (FILE:POS or GTID).
+    /// Point-in-time recovery: stop before the first group the primary
+    /// logged at or after this moment, 'YYYY-MM-DD HH:MM:SS' in UTC (the
+    /// binlog's timestamps are UTC seconds), at one consistent position.
+    #[arg(long, value_parser = parse_utc_time, conflicts_with = "until")]
+    pub until_time: Option<u32>,
+    /// Where to start on a target without progress: FILE:POS (the first
+    /// event applied starts there: Relay_Master_Log_File:Exec_Master_Log_Pos)
+    /// or a GTID domain-server-seq (the last one already applied, as
+    /// @@gtid_slave_pos says: applying starts after it).
     #[arg(long)]
     pub from: Option<StartAt>,
     /// Worker threads, each with its own connection to the target.
@@ -167,6 +152,21 @@ pub struct ApplyArgs {
     /// Seconds to keep reconnecting to a target that went away.
     #[arg(long, default_value_t = ApplyOptions::DEFAULT_RECONNECT_TIMEOUT.as_secs())]
     pub reconnect_timeout: u64,
+    /// Do not apply the groups of these servers (their GTIDs' server id),
+    /// as CHANGE MASTER's IGNORE_SERVER_IDS: writes that came back around a
+    /// ring. Comma-separated; the watermarks still move past them.
+    #[arg(long, value_delimiter = ',')]
+    pub ignore_server_ids: Vec<u32>,
+    /// Seconds an answer of the target is awaited before a second
+    /// connection checks that the target is alive and still runs the
+    /// statement; a stopped or vanished target is then a lost connection
+    /// (reconnected within --reconnect-timeout). Also the TCP keepalive time.
+    #[arg(long, default_value_t = Seconds(ApplyOptions::DEFAULT_LIVENESS))]
+    pub liveness: Seconds,
+    /// Serve metrics in the Prometheus text format at
+    /// http://HOST:PORT/metrics while applying.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
     /// Print the final report as JSON.
     #[arg(long)]
     pub json: bool,
@@ -315,6 +315,36 @@ pub struct StatusArgs {
     /// How databases map to shards (as given to apply).
     #[command(flatten)]
     pub sharding: ShardingArgs,
+    /// The metrics address of a running applier (its --metrics HOST:PORT),
+    /// to show its live figures: throughput, lag, groups in flight, latency.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub live: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `parapply wait`.
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// The target server.
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// The group to wait for: DOMAIN-SERVER-SEQ.
+    #[arg(long)]
+    pub gtid: MariaGtid,
+    /// The source the target applies (mirror or relay-log directory): where
+    /// the group's shards are found. Without it only the low-watermark
+    /// counts, which may answer later than the group is applied.
+    #[arg(long)]
+    pub source: Option<PathBuf>,
+    /// How databases map to shards (as given to apply).
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
+    /// Give up after this many seconds (0: look once; default: wait for
+    /// ever).
+    #[arg(long, value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
@@ -361,6 +391,10 @@ pub struct MirrorArgs {
     pub serve: Option<String>,
     #[command(flatten)]
     pub serve_login: ServeLoginArgs,
+    /// Serve metrics in the Prometheus text format at
+    /// http://HOST:PORT/metrics while mirroring.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub metrics: Option<String>,
 }
 
 /// Who may log in to a binlog server, and how many.
@@ -445,6 +479,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = BenchOptions::DEFAULT_CLIENTS,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub clients: u16,
+    /// Generate with sysbench oltp_write_only on one database (sbtest):
+    /// --transactions events from --clients threads (installs Debian's
+    /// sysbench when missing).
+    #[arg(long)]
+    pub sysbench: bool,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
@@ -522,6 +561,58 @@ impl fmt::Display for Seconds {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0.as_secs_f64())
     }
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) as Unix seconds.
+fn parse_utc_time(s: &str) -> Result<u32, String> {
+    let bad = || format!("`{s}`: expected 'YYYY-MM-DD HH:MM:SS' (UTC, 1970 to 2105)");
+    let (date, time) = s.trim().split_once(' ').ok_or_else(bad)?;
+    let num = |x: &str| x.parse::<i64>().map_err(|_| bad());
+    let d: Vec<&str> = date.split('-').collect();
+    let t: Vec<&str> = time.trim().split(':').collect();
+    if d.len() != 3 || t.len() != 3 {
+        return Err(bad());
+    }
+    let (y, m, day) = (num(d[0])?, num(d[1])?, num(d[2])?);
+    let (hh, mm, ss) = (num(t[0])?, num(t[1])?, num(t[2])?);
+    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    let month_len = match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return Err(bad()),
+    };
+    if !(1..=month_len).contains(&day) || !(0..24).contains(&hh) || !(0..60).contains(&mm) {
+        return Err(bad());
+    }
+    if !(0..60).contains(&ss) {
+        return Err(bad());
+    }
+    // Days since 1970-01-01 (the civil-calendar count of H. Hinnant).
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = days * 86_400 + hh * 3600 + mm * 60 + ss;
+    u32::try_from(secs).map_err(|_| bad())
+}
+
+/// A timeout in seconds (`0`, `1.5`): finite, not negative.
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(|v| Duration::try_from_secs_f64(v).ok())
+        .ok_or_else(|| format!("`{s}`: expected seconds ≥ 0 (e.g. 0, 1.5)"))
+}
+
+/// Parses `--shard-by`.
+fn parse_shard_by(s: &str) -> Result<ShardBy, String> {
+    s.parse()
 }
 
 /// Checks a `--shard-map` spec (it does not depend on `--shard-by`).
@@ -611,10 +702,8 @@ mod tests {
             Duration::from_secs(a.reconnect_timeout),
             ApplyOptions::DEFAULT_RECONNECT_TIMEOUT
         );
-        assert_eq!(
-            ShardBy::from(a.sharding.shard_by),
-            ApplyOptions::DEFAULT_SHARD_BY
-        );
+        assert_eq!(a.sharding.shard_by, ApplyOptions::DEFAULT_SHARD_BY);
+        assert_eq!(a.liveness.0, ApplyOptions::DEFAULT_LIVENESS);
         assert_eq!(
             a.target.progress_schema,
             ApplyOptions::DEFAULT_PROGRESS_SCHEMA
@@ -641,6 +730,26 @@ mod tests {
             (b.transactions, b.databases, b.runs, b.clients, b.configs),
             (d.transactions, d.databases, d.runs, d.clients, d.configs)
         );
+    }
+
+    #[test]
+    fn until_time_is_utc_seconds() {
+        assert_eq!(parse_utc_time("1970-01-01 00:00:00"), Ok(0));
+        assert_eq!(parse_utc_time("2026-11-29 09:30:00"), Ok(1_795_944_600));
+        assert_eq!(parse_utc_time("2024-02-29 23:59:59"), Ok(1_709_251_199));
+        for bad in [
+            "2023-02-29 00:00:00",
+            "2026-11-29",
+            "2026-13-01 00:00:00",
+            "1969-12-31 23:59:59",
+            "2026-11-29 24:00:00",
+            "x",
+        ] {
+            assert!(parse_utc_time(bad).is_err(), "{bad}");
+        }
+        let a = apply(&["--until-time", "2026-11-29 09:30:00"]).unwrap();
+        assert_eq!(a.until_time, Some(1_795_944_600));
+        assert!(apply(&["--until-time", "2026-11-29 09:30:00", "--until", "0-1-2"]).is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use parapply::binlog::Source;
 use parapply::catchup::{self, remote, Between, CatchupError, CatchupSet, Loaded};
 use parapply::progress::{compare, Lead, ProgressTables, StateOrder};
 use parapply::replica::{Replica, ReplicaOptions};
-use parapply::schedule::ShardMap;
+use parapply::schedule::{ShardBy, ShardMap};
 use parapply::wire::ConnectOptions;
 use serde_json::json;
 
@@ -98,7 +98,7 @@ enum Mirror {
 pub fn run(a: CatchupArgs, out: &mut Output) -> anyhow::Result<()> {
     let progress = ProgressTables::new(&a.progress_schema)
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
-    let map = a.sharding.map().map_err(anyhow::Error::msg)?;
+    let mut map = a.sharding.map().map_err(anyhow::Error::msg)?;
     let from = connect_options(
         "from",
         &a.from,
@@ -137,6 +137,11 @@ pub fn run(a: CatchupArgs, out: &mut Output) -> anyhow::Result<()> {
     };
     let mut ra = replica(&from)?;
     let mut rb = replica(&to)?;
+    if matches!(map.by(), ShardBy::Key(_)) {
+        // Key shards place groups by the keys of the tables: those of the
+        // replica the set goes to (both have the primary's schema).
+        map.set_catalog(std::sync::Arc::new(rb.key_catalog()?));
+    }
     // A mirror server is copied into a temporary directory; a replica's
     // gtid_slave_pos may need it whole to be placed.
     let mut tmp: Option<TempDir> = None;

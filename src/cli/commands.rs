@@ -4,26 +4,30 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use parapply::apply::engine::{self, ApplyOptions, ApplyReport};
+use parapply::apply::engine::{self, ApplyOptions, ApplyReport, Until};
 use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
+use parapply::metrics;
 use parapply::mirror::serve::{Published, ServeOptions, Server};
 use parapply::mirror::{self, MirrorOptions, MirrorStart};
 use parapply::position::StartAt;
 use parapply::progress::{ProgressTables, Selection};
-use parapply::replica::{self, Replica, ReplicaOptions};
+use parapply::replica::{self, Replica, ReplicaOptions, WaitOptions, WaitOutcome};
+use parapply::schedule::ShardBy;
+use parapply::text::escape_control;
 use parapply::wire::ConnectOptions;
 
 #[cfg(feature = "bench")]
 use super::args::BenchArgs;
 use super::args::{
     ApplyArgs, InspectArgs, MirrorArg, MirrorArgs, PromoteArgs, ServeArgs, ServeLoginArgs,
-    StatusArgs, TargetArgs,
+    StatusArgs, TargetArgs, WaitArgs,
 };
 use super::output::Output;
 use super::secrets::{
@@ -75,6 +79,8 @@ pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
     let mut o = MirrorOptions::new(primary, a.dir.clone(), a.server_id);
     let (stop, _abort) = signals::install()?;
     o.stop = Some(stop.clone());
+    let m = o.metrics.clone();
+    let _endpoint = serve_metrics(a.metrics.as_deref(), Arc::new(move || m.render()))?;
     o.sync = a.sync;
     o.heartbeat = a.heartbeat.0;
     o.progress_every = a.progress_every.0;
@@ -132,21 +138,36 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
 /// `parapply apply`.
 pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     let (stop, abort) = signals::install()?;
-    let mut opts = ApplyOptions::new(source_of(&a.source)?, target_options(&a.target)?);
+    let target = target_options(&a.target)?;
+    // Services started together: in follow mode the mirror may not have
+    // written its first file yet (as the SQL thread waits for its relay log).
+    let source = if a.follow && a.source.extension().is_none_or(|x| x != "index") {
+        match Source::wait_for_dir(&a.source, &stop)? {
+            Some(s) => s,
+            None => return Ok(()),
+        }
+    } else {
+        source_of(&a.source)?
+    };
+    let mut opts = ApplyOptions::new(source, target);
     opts.workers = a.workers;
     opts.batch_groups = a.batch;
     opts.batch_bytes = a.batch_bytes.as_usize();
     opts.max_inflight_bytes = a.max_inflight_bytes.0;
     opts.follow = a.follow;
     opts.from = a.from;
-    opts.until = a.until;
+    opts.until = a.until.or(a.until_time.map(Until::Time));
     opts.shard_map = a.sharding.map().map_err(anyhow::Error::msg)?;
     opts.progress = ProgressTables::new(&a.target.progress_schema)
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
     opts.reconnect_timeout = Duration::from_secs(a.reconnect_timeout);
+    opts.ignore_server_ids = a.ignore_server_ids.iter().copied().collect();
+    opts.liveness = a.liveness.0;
     opts.stop = stop.clone();
     opts.abort = abort;
     opts.status_line = true;
+    let m = opts.metrics.clone();
+    let _endpoint = serve_metrics(a.metrics.as_deref(), Arc::new(move || m.render()))?;
     let report = match engine::run(opts) {
         Ok(r) => r,
         Err(f) => {
@@ -161,6 +182,63 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
         }
     };
     print_report(out, &report, a.json, stop.load(Ordering::SeqCst))
+}
+
+/// A running metrics endpoint; stopped and joined when dropped.
+struct Endpoint {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Serves `render` at `addr` (`--metrics`), if given.
+fn serve_metrics(addr: Option<&str>, render: metrics::Render) -> anyhow::Result<Option<Endpoint>> {
+    let Some(addr) = addr else {
+        return Ok(None);
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (_, thread) = metrics::serve(addr, render, stop.clone())
+        .with_context(|| format!("--metrics {addr}: cannot listen"))?;
+    Ok(Some(Endpoint {
+        stop,
+        thread: Some(thread),
+    }))
+}
+
+/// A running applier's live figures, read from its metrics endpoint.
+#[derive(Debug, serde::Serialize)]
+struct Live {
+    groups_per_second: Option<f64>,
+    lag_seconds: Option<f64>,
+    groups_in_flight: Option<f64>,
+    groups_total: Option<f64>,
+    latency_p99_seconds: Option<f64>,
+    commit_lag_p99_seconds: Option<f64>,
+    reconnects_total: Option<f64>,
+}
+
+fn live_figures(addr: &str) -> anyhow::Result<Live> {
+    let page = metrics::scrape(addr)
+        .with_context(|| format!("--live {addr}: reading the applier's metrics"))?;
+    let v = |name: &str| metrics::sample_value(&page, name, &[]);
+    let q = |name: &str| metrics::sample_value(&page, name, &[("quantile", "0.99")]);
+    Ok(Live {
+        groups_per_second: v("parapply_apply_groups_per_second"),
+        lag_seconds: v("parapply_apply_lag_seconds"),
+        groups_in_flight: v("parapply_apply_groups_in_flight"),
+        groups_total: v("parapply_apply_groups_total"),
+        latency_p99_seconds: q("parapply_apply_latency_seconds"),
+        commit_lag_p99_seconds: q("parapply_apply_commit_lag_seconds"),
+        reconnects_total: v("parapply_apply_reconnects_total"),
+    })
 }
 
 /// What a run applied; `stopped`: by a signal (then a drained state is
@@ -182,6 +260,13 @@ fn print_report(
             report.seconds,
             report.applied as f64 / report.seconds.max(1e-9)
         )?;
+        if report.ignored > 0 {
+            writeln!(
+                out,
+                "ignored {} groups of the servers of --ignore-server-ids",
+                report.ignored
+            )?;
+        }
         if let Some(p) = &report.position {
             writeln!(
                 out,
@@ -201,45 +286,71 @@ fn print_report(
     Ok(())
 }
 
-/// `parapply status`.
-pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
-    let mut replica = Replica::connect(ReplicaOptions {
-        target: target_options(&a.target)?,
-        progress: ProgressTables::new(&a.target.progress_schema)
+/// The target's control connection, for the commands that only read it.
+fn connect_target(t: &TargetArgs) -> anyhow::Result<Replica> {
+    Ok(Replica::connect(ReplicaOptions {
+        target: target_options(t)?,
+        progress: ProgressTables::new(&t.progress_schema)
             .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?,
         reconnect_timeout: Duration::ZERO,
-    })?;
+    })?)
+}
+
+/// `parapply status`.
+pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
+    let mut replica = connect_target(&a.target)?;
     let own = replica.applied_set()?;
     let pending = match &a.source {
-        Some(src) => Some(replica::pending(
-            &own,
-            &Selection::Restart,
-            source_of(src)?,
-            &a.sharding.map().map_err(anyhow::Error::msg)?,
-        )?),
+        Some(src) => {
+            let mut map = a.sharding.map().map_err(anyhow::Error::msg)?;
+            if matches!(map.by(), ShardBy::Key(_)) {
+                // The target's keys now (groups beyond a DDL not yet
+                // applied are placed by them too: the count is an estimate).
+                map.set_catalog(Arc::new(replica.key_catalog()?));
+            }
+            Some(replica::pending(
+                &own,
+                &Selection::Restart,
+                source_of(src)?,
+                &map,
+            )?)
+        }
         None => None,
     };
+    let live = a.live.as_deref().map(live_figures).transpose()?;
     let state = &own.state;
     if a.json {
         let mut v = state.to_json();
         v["pending"] = serde_json::to_value(&pending)?;
+        if let Some(p) = &pending {
+            v["lag"] = serde_json::json!({ "seconds": p.lag_seconds(), "bytes": p.bytes });
+        }
+        if let Some(l) = &live {
+            v["live"] = serde_json::to_value(l)?;
+        }
         writeln!(out, "{v}")?;
         return Ok(());
     }
+    // Names and file names come from the primary: shown escaped.
     writeln!(out, "low-watermark (every group up to it is applied):")?;
     for (d, w) in &state.low {
         writeln!(
             out,
             "  domain {d}: {d}-{}-{} at {}",
-            w.server_id, w.seq_no, w.end
+            w.server_id,
+            w.seq_no,
+            escape_control(&w.end.to_string())
         )?;
     }
     writeln!(out, "shards ({}):", state.shards.len())?;
     for ((d, s), w) in &state.shards {
         writeln!(
             out,
-            "  {d}/{s}: {d}-{}-{} at {}",
-            w.server_id, w.seq_no, w.end
+            "  {d}/{}: {d}-{}-{} at {}",
+            escape_control(s),
+            w.server_id,
+            w.seq_no,
+            escape_control(&w.end.to_string())
         )?;
     }
     if let Some(p) = pending {
@@ -249,8 +360,28 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
             p.groups,
             p.bytes,
             p.source_end
-                .map(|e| e.to_string())
+                .as_ref()
+                .map(|e| escape_control(&e.to_string()).into_owned())
                 .unwrap_or_else(|| "-".into())
+        )?;
+        writeln!(
+            out,
+            "lag behind the source's end: {} s ({} bytes)",
+            p.lag_seconds(),
+            p.bytes
+        )?;
+    }
+    if let Some(l) = live {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+        writeln!(
+            out,
+            "live: {} groups/s, lag {} s, {} groups in flight, p99 apply latency {} s, \
+             p99 commit-to-apply lag {} s",
+            f(l.groups_per_second),
+            f(l.lag_seconds),
+            f(l.groups_in_flight),
+            f(l.latency_p99_seconds),
+            f(l.commit_lag_p99_seconds)
         )?;
     }
     Ok(())
@@ -420,6 +551,58 @@ fn print_plan(p: &parapply::promote::Plan, json: bool, out: &mut Output) -> anyh
     Ok(())
 }
 
+/// Exit code of `parapply wait` when the timeout passes first.
+pub const WAIT_TIMED_OUT: u8 = 3;
+/// Exit code of `parapply wait` when the source passed the GTID without it.
+pub const WAIT_UNKNOWN: u8 = 4;
+
+/// `parapply wait`: one line (or JSON object) saying how the wait ended;
+/// the exit code says it too.
+pub fn wait(a: WaitArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let mut replica = connect_target(&a.target)?;
+    if let Some(src) = &a.source {
+        if !src.exists() {
+            bail!("source {} does not exist", src.display());
+        }
+    }
+    let opts = WaitOptions {
+        gtid: a.gtid,
+        source: a.source.clone(),
+        map: a.sharding.map().map_err(anyhow::Error::msg)?,
+        timeout: a.timeout,
+        poll: WaitOptions::DEFAULT_POLL,
+    };
+    let outcome = replica::wait_applied(&mut replica, &opts)?;
+    let g = a.gtid;
+    let (word, text, code) = match &outcome {
+        WaitOutcome::Reached => ("reached", format!("{g} is applied"), ExitCode::SUCCESS),
+        WaitOutcome::TimedOut => (
+            "timed_out",
+            format!("{g} is not applied yet; the timeout passed"),
+            ExitCode::from(WAIT_TIMED_OUT),
+        ),
+        WaitOutcome::Unknown { passed, at } => (
+            "unknown",
+            format!(
+                "{g} is not in the source and will not come: the source holds {passed} \
+                 (ending at {at}) after the target's applied prefix, without {g}"
+            ),
+            ExitCode::from(WAIT_UNKNOWN),
+        ),
+    };
+    if a.json {
+        let mut v = serde_json::json!({ "gtid": g.to_string(), "outcome": word });
+        if let WaitOutcome::Unknown { passed, at } = &outcome {
+            v["passed_by"] = passed.to_string().into();
+            v["at"] = at.to_string().into();
+        }
+        writeln!(out, "{v}")?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
+    Ok(code)
+}
+
 #[cfg(feature = "bench")]
 /// `parapply bench`: the table (or JSON) on standard output; progress goes
 /// to stderr.
@@ -430,6 +613,7 @@ pub fn bench(a: BenchArgs, out: &mut Output) -> anyhow::Result<()> {
         runs: a.runs,
         clients: a.clients,
         configs: a.configs,
+        sysbench: a.sysbench,
     };
     let report = parapply::bench::run(&opts)?;
     if a.json {

@@ -19,30 +19,79 @@ use args::{Cli, Command};
 use output::Output;
 
 /// Runs the command; prints an error with its whole cause chain (exit code
-/// 1). A command that stops because its standard output was closed (`| head`)
+/// 1; `wait` has codes of its own for a timeout and an unknown GTID). A command that stops because its standard output was closed (`| head`)
 /// ends quietly with exit code 0; any other error is still reported.
 pub fn run(cli: Cli) -> ExitCode {
     let mut out = Output::stdout();
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     let result = match cli.command {
-        Command::Inspect(a) => commands::inspect(a, &mut out),
-        Command::Mirror(a) => commands::mirror(a),
-        Command::Serve(a) => commands::serve(a),
-        Command::Apply(a) => commands::apply(a, &mut out),
-        Command::Status(a) => commands::status(a, &mut out),
-        Command::Catchup(a) => catchup::run(a, &mut out),
-        Command::Promote(a) => commands::promote(a, &mut out),
+        Command::Inspect(a) => done(commands::inspect(a, &mut out)),
+        Command::Mirror(a) => done(commands::mirror(a)),
+        Command::Serve(a) => done(commands::serve(a)),
+        Command::Apply(a) => done(commands::apply(a, &mut out)),
+        Command::Status(a) => done(commands::status(a, &mut out)),
+        Command::Catchup(a) => done(catchup::run(a, &mut out)),
+        Command::Promote(a) => done(commands::promote(a, &mut out)),
+        Command::Wait(a) => commands::wait(a, &mut out),
         #[cfg(feature = "bench")]
-        Command::Bench(a) => commands::bench(a, &mut out),
+        Command::Bench(a) => done(commands::bench(a, &mut out)),
     };
     // What the command wrote goes out before its error, if any.
     let flushed = out.flush();
-    let result = result.and_then(|()| Ok(flushed?));
+    let result = result.and_then(|code| {
+        flushed?;
+        Ok(code)
+    });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if output::is_closed(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("parapply: error: {e:#}");
+            eprintln!("parapply: error: {}", error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, `: `-separated, each cause once: many
+/// errors print their cause in their own message already (`primary
+/// connecting: <the login error>`), and a cause already said is not
+/// repeated.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in e.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("primary connecting: {source}")]
+    struct Outer {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_said_once() {
+        let e = anyhow::Error::new(Outer {
+            source: std::io::Error::other("cannot log in as `repl` (error 1045)"),
+        });
+        assert_eq!(
+            error_text(&e),
+            "primary connecting: cannot log in as `repl` (error 1045)"
+        );
+        let e =
+            anyhow::Error::new(std::io::Error::other("disk full")).context("writing bin.000001");
+        assert_eq!(error_text(&e), "writing bin.000001: disk full");
     }
 }

@@ -24,7 +24,9 @@ pub fn connect_options(
     file: Option<&Path>,
     env: &str,
 ) -> anyhow::Result<ConnectOptions> {
-    let mut o = ConnectOptions::from_url(url).with_context(|| format!("--{flag}"))?;
+    let mut o = ConnectOptions::from_url(url).with_context(|| {
+        format!("--{flag} (its password goes in {env} or --{flag}-password-file)")
+    })?;
     o.password = match file {
         Some(f) => Some(
             Secret::from_file(f)

@@ -220,6 +220,13 @@ impl MirrorDir {
     }
 
     /// Where the next event goes.
+    ///
+    /// (Without allocating: the name borrowed.)
+    pub fn end(&self) -> Option<(&str, u64)> {
+        self.cur.as_ref().map(|c| (c.name.as_str(), c.len))
+    }
+
+    /// Where the mirror ends: the current file and its length.
     pub fn position(&self) -> Option<BinlogPos> {
         self.cur
             .as_ref()

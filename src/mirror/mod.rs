@@ -64,7 +64,10 @@
 
 mod dir;
 mod error;
+pub mod metrics;
 pub mod serve;
+
+pub use metrics::MirrorMetrics;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -174,6 +177,8 @@ pub struct MirrorOptions {
     /// that under [`SyncPolicy::EveryN`] the served end lags the written one
     /// by at most N events or one heartbeat period.
     pub publish: Option<Arc<serve::Published>>,
+    /// The live figures, for a metrics endpoint ([`MirrorMetrics::render`]).
+    pub metrics: Arc<MirrorMetrics>,
 }
 
 impl MirrorOptions {
@@ -205,6 +210,7 @@ impl MirrorOptions {
             progress_every: Self::DEFAULT_PROGRESS_EVERY,
             stop: None,
             publish: None,
+            metrics: Arc::new(MirrorMetrics::new()),
         }
     }
 
@@ -246,6 +252,7 @@ pub fn run(o: &MirrorOptions) -> Result<(), MirrorError> {
     };
     let mut backoff = Duration::from_millis(100);
     let mut progress = Progress::new(o.progress_every);
+    progress.metrics = Some(o.metrics.clone());
     loop {
         if o.stopped() {
             dir.flush()?;
@@ -263,6 +270,7 @@ pub fn run(o: &MirrorOptions) -> Result<(), MirrorError> {
                     backoff = Duration::from_millis(100);
                 }
                 tracing::warn!(error = %e, retry_in = ?backoff, at = ?dir.position().map(|p| p.to_string()), "connection to the primary lost; reconnecting");
+                o.metrics.reconnected();
                 sleep_unless_stopped(o, backoff);
                 backoff = (backoff * 2).min(o.max_backoff);
             }
@@ -286,6 +294,7 @@ struct Progress {
     last: Instant,
     events: u64,
     bytes: u64,
+    metrics: Option<Arc<MirrorMetrics>>,
 }
 
 impl Progress {
@@ -295,12 +304,16 @@ impl Progress {
             last: Instant::now(),
             events: 0,
             bytes: 0,
+            metrics: None,
         }
     }
 
-    fn tick(&mut self, bytes: usize, dir: &MirrorDir) {
+    fn tick(&mut self, ev: &[u8], dir: &MirrorDir) {
         self.events += 1;
-        self.bytes += bytes as u64;
+        self.bytes += ev.len() as u64;
+        if let (Some(m), Some((file, end))) = (&self.metrics, dir.end()) {
+            m.event(ev, file, end);
+        }
         if self.last.elapsed() >= self.every {
             let secs = self.last.elapsed().as_secs_f64();
             if let Some(at) = dir.position() {
@@ -740,7 +753,7 @@ impl Stream {
                 dir.create_file(&name, ev, file_crc)?;
                 *pending = None;
                 tracing::info!(file = %name, "new mirror file");
-                progress.tick(ev.len(), dir);
+                progress.tick(ev, dir);
                 return Ok(());
             }
             if self.resume_fde && h.log_pos == 0 {
@@ -776,7 +789,7 @@ impl Stream {
             verify_crc(ev, t, &at)?;
         }
         dir.append(ev, t)?;
-        progress.tick(ev.len(), dir);
+        progress.tick(ev, dir);
         Ok(())
     }
 }

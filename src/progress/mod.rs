@@ -34,7 +34,7 @@
 //! may still be running on the target — a long DDL, say — and commit after a
 //! new applier has read the state. So before reading the state, a new
 //! applier takes the lock [`ProgressTables::applier_lock`] (only one applier
-//! per target and schema) and waits until every connection listed in
+//! per target, whatever its schema) and waits until every connection listed in
 //! `sessions` has left the server's process list; then the state is final.
 //!
 //! # The restart rule (exactly once)

@@ -232,15 +232,21 @@ pub struct GroupFacts<'a> {
     pub end: &'a BinlogPos,
     /// Its shards, or `None` for a barrier.
     pub shards: Option<&'a [Arc<str>]>,
+    /// Its timestamp on the primary (Unix seconds, of its first event).
+    pub timestamp: u32,
 }
 
-/// Where `--until` stops (inclusive).
+/// Where `--until` stops (inclusive), or `--until-time` (exclusive).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Until {
     /// After the group with this GTID.
     Gtid(MariaGtid),
     /// After the group that ends at or past this position.
     Pos(BinlogPos),
+    /// Before the first group the primary logged at or after this moment
+    /// (Unix seconds; event timestamps have whole seconds): point-in-time
+    /// recovery to the last group committed before it.
+    Time(u32),
 }
 
 impl std::str::FromStr for Until {
@@ -298,7 +304,13 @@ pub fn decide(
     let last = match until {
         Some(Until::Gtid(u)) => *u == g.gtid,
         Some(Until::Pos(p)) => g.end >= p,
-        None => false,
+        Some(Until::Time(t)) if g.timestamp >= *t => {
+            return Decision {
+                action: Action::Stop,
+                last: true,
+            }
+        }
+        Some(Until::Time(_)) | None => false,
     };
     let action = match selection {
         Selection::Restart if own.contains(g) => Action::Skip,
@@ -509,6 +521,7 @@ mod tests {
             gtid: g(seq),
             end,
             shards,
+            timestamp: 1000 + seq as u32,
         }
     }
 
@@ -534,6 +547,17 @@ mod tests {
         assert!(!d(4, &end4, Some(&b[..]), Some(&by_pos)).last);
         let at = d(6, &end6, Some(&a[..]), Some(&by_pos));
         assert_eq!((at.action, at.last), (Action::Apply, true));
+        // --until-time is exclusive: a group logged at the moment stops
+        // the run before it, even one that is applied already.
+        let by_time = Until::Time(1006);
+        let before = d(4, &end4, Some(&b[..]), Some(&by_time));
+        assert_eq!((before.action, before.last), (Action::Apply, false));
+        let at = d(6, &end6, Some(&b[..]), Some(&by_time));
+        assert_eq!(at.action, Action::Stop);
+        assert_eq!(
+            d(7, &end6, Some(&a[..]), Some(&by_time)).action,
+            Action::Stop
+        );
     }
 
     /// Replica B has everything up to 2; goal A has a up to 5, b up to 6,

@@ -13,6 +13,10 @@ use crate::position::BinlogPos;
 
 use super::state::{ReplicaState, Watermark};
 
+/// The server lock (`GET_LOCK`) the one running applier of a target
+/// holds, whatever its progress schema.
+pub const APPLIER_LOCK: &str = "parapply:applier";
+
 /// A progress row the target returned that does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StateParseError {
@@ -109,9 +113,12 @@ impl ProgressTables {
         )
     }
 
-    /// The name of the lock one running applier holds on the target.
+    /// The name of the lock one running applier holds on the target: the
+    /// same for every progress schema, so that a second applier is locked
+    /// out whatever `--progress-schema` it was given (two appliers on one
+    /// target replay onto each other's data).
     pub fn applier_lock(&self) -> String {
-        format!("parapply:{}", self.schema)
+        APPLIER_LOCK.to_string()
     }
 
     /// Records the connection running it as one of this applier's sessions.

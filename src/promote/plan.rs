@@ -19,7 +19,9 @@
 use serde::Serialize;
 
 use crate::position::{BinlogPos, MariaGtid};
-use crate::progress::{compare, ReplicaState, StateOrder};
+#[cfg(test)]
+use crate::progress::compare;
+use crate::progress::{ReplicaState, StateOrder};
 
 /// What promote knows of one replica.
 #[derive(Debug, Clone)]

@@ -27,6 +27,30 @@ fn replay_hint(error: &WireError) -> &'static str {
     }
 }
 
+/// `the default connection, connection 'b'`.
+fn connection_names(names: &[String]) -> String {
+    names
+        .iter()
+        .map(|n| {
+            if n.is_empty() {
+                "the default connection".to_string()
+            } else {
+                format!("connection '{n}'")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The statement that stops the SQL threads of `names`.
+fn stop_statement(names: &[String]) -> String {
+    match names {
+        [one] if one.is_empty() => "STOP SLAVE SQL_THREAD".to_string(),
+        [one] => format!("STOP SLAVE '{}' SQL_THREAD", one.replace('\'', "''")),
+        _ => "STOP ALL SLAVES".to_string(),
+    }
+}
+
 /// A check before applying failed: the target is not usable as
 /// configured. An operator must act; the message says how.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +64,35 @@ pub enum PreflightError {
     LogBinOff {
         /// The target.
         addr: String,
+    },
+    /// The server's own replication applies events (an SQL thread runs):
+    /// it and parapply would apply the same transactions.
+    #[error(
+        "{addr}: the server replicates by itself (SQL thread running for {}): it would apply \
+         the same transactions as parapply; stop it first ({}) and keep it stopped (e.g. \
+         skip_slave_start=ON)",
+        connection_names(names),
+        stop_statement(names)
+    )]
+    ServerReplicates {
+        /// The target.
+        addr: String,
+        /// The replication connections whose SQL thread runs (`''` is the
+        /// default one).
+        names: Vec<String>,
+    },
+    /// `SHOW ALL SLAVES STATUS` is refused: whether the server's own SQL
+    /// thread runs cannot be checked.
+    #[error(
+        "{addr}: cannot read the server's replication status (SHOW ALL SLAVES STATUS), which \
+         parapply checks so that the server's own SQL thread does not apply the same \
+         transactions: {error} (grant it: GRANT SLAVE MONITOR ON *.* TO the applier's user)"
+    )]
+    ReplicationStatusRefused {
+        /// The target.
+        addr: String,
+        /// The server's answer.
+        error: Box<WireError>,
     },
     /// `gtid_strict_mode` is on while several workers commit out of order.
     #[error(

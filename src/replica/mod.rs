@@ -8,8 +8,10 @@
 //!
 //! [`Replica::connect`] opens one control connection. A lost connection is
 //! opened again within [`ReplicaOptions::reconnect_timeout`]
-//! ([`reconnect_within`], which the workers use too); the session's
-//! settings (`sql_log_bin=0`) and the applier lock are taken back.
+//! ([`reconnect_within`], which the workers use too); the session the lost
+//! connection may have left on the server is ended ([`end_lost_session`],
+//! the workers' too), and the session's settings (`sql_log_bin=0`) and the
+//! applier lock are taken back.
 //!
 //! # Preflight
 //!
@@ -24,7 +26,7 @@
 //!
 //! # The applier lock
 //!
-//! One applier per target and progress schema:
+//! One applier per target, whatever its progress schema:
 //! [`Replica::take_applier_lock`] takes the server lock
 //! ([`crate::progress::ProgressTables::applier_lock`]), or says which
 //! connection holds it ([`ReplicaError::Locked`]); then it waits until the
@@ -50,12 +52,16 @@
 //! checks at start and polls while running), [`PROMOTION`] (its persisted
 //! record) and [`OWN_GTIDS`] (the GTIDs creating the progress tables wrote
 //! in the target's binlog: not errant transactions, [`Replica::own_gtids`]).
+//! source holds that the replica has not applied (`parapply status`);
+//! [`wait_applied`] waits until one group is applied (`parapply wait`).
 
 mod error;
 mod pending;
+mod wait;
 
 pub use error::{PreflightError, ReplicaError};
 pub use pending::{pending, Pending};
+pub use wait::{wait_applied, WaitError, WaitOptions, WaitOutcome};
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -66,6 +72,7 @@ use crate::progress::{
     escape, parse_gtid_list, AppliedSet, ProgressTables, ReplicaState, Watermark,
     SHARD_PROGRESS_LAYOUT,
 };
+use crate::schedule::KeyCatalog;
 use crate::wire::{Conn, ConnectOptions, WireError};
 
 /// How to reach a replica and where its progress lives.
@@ -98,6 +105,9 @@ pub const OWN_GTIDS: &str = "own_gtids";
 
 /// How long [`Replica::take_applier_lock`] waits for the lock.
 pub const LOCK_WAIT: Duration = Duration::from_secs(30);
+
+/// The longest single `GET_LOCK` wait: `stop` is asked between two.
+const LOCK_STEP: Duration = Duration::from_secs(1);
 
 impl Replica {
     /// Connects (once: an unreachable server is an error at once).
@@ -163,6 +173,35 @@ impl Replica {
             return Err(PreflightError::LogBinOff { addr: self.addr() }.into());
         }
         Ok(())
+    }
+
+    /// The server's own replication is not applying events: no
+    /// replication connection has its SQL thread running (`SHOW ALL SLAVES
+    /// STATUS`). Asked before applying and again while applying (a `START
+    /// SLAVE` later would apply the same transactions as parapply).
+    pub fn ensure_not_replicating(&mut self) -> Result<(), ReplicaError> {
+        let names = match self.conn.execute(b"SHOW ALL SLAVES STATUS") {
+            Ok(mut outcomes) => match outcomes.pop() {
+                Some(o) => running_sql_threads(&o.columns, &o.rows),
+                None => Vec::new(),
+            },
+            Err(error @ WireError::Server { .. }) => {
+                return Err(PreflightError::ReplicationStatusRefused {
+                    addr: self.addr(),
+                    error: Box::new(error),
+                }
+                .into())
+            }
+            Err(e) => return Err(self.query_err("reading the replication status")(e)),
+        };
+        if names.is_empty() {
+            return Ok(());
+        }
+        Err(PreflightError::ServerReplicates {
+            addr: self.addr(),
+            names,
+        }
+        .into())
     }
 
     /// `gtid_strict_mode` is off (out-of-order commits break it).
@@ -397,20 +436,37 @@ impl Replica {
         }
     }
 
-    /// Becomes the one applier of this target and schema (see the module
-    /// doc): takes the lock, waiting up to `wait` for it, then waits for a
-    /// dead applier's sessions to leave, and forgets them. `stop` is asked
-    /// while waiting.
+    /// Becomes the one applier of this target (see the module doc): takes
+    /// the lock, waiting up to `wait` for it, then waits for a dead
+    /// applier's sessions to leave, and forgets them. `stop` is asked
+    /// while waiting, at least once a second.
     pub fn take_applier_lock(
         &mut self,
         wait: Duration,
         stop: &dyn Fn() -> bool,
     ) -> Result<(), ReplicaError> {
         let lock = self.opts.progress.applier_lock();
-        let got = self.value(
-            &format!("SELECT GET_LOCK('{}', {})", escape(&lock), wait.as_secs()),
-            "taking the applier lock",
-        )?;
+        // Asked in steps of at most a second, so that a signal (`stop`)
+        // is heard while another applier holds the lock.
+        let deadline = Instant::now() + wait;
+        let got = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let step = left.min(LOCK_STEP);
+            let got = self.value(
+                &format!(
+                    "SELECT GET_LOCK('{}', {:.3})",
+                    escape(&lock),
+                    step.as_secs_f64()
+                ),
+                "taking the applier lock",
+            )?;
+            if got == "1" || left <= step {
+                break got;
+            }
+            if stop() {
+                return Err(ReplicaError::Stopped);
+            }
+        };
         if got != "1" {
             let holder = self.lock_holder().ok().flatten();
             return Err(ReplicaError::Locked {
@@ -601,6 +657,18 @@ impl Replica {
         Ok(out)
     }
 
+    /// The unique keys, foreign keys and triggers of the target's tables,
+    /// for `--shard-by key` ([`KeyCatalog`]).
+    pub fn key_catalog(&mut self) -> Result<KeyCatalog, ReplicaError> {
+        let [columns, indexes, fks, triggers] = KeyCatalog::queries();
+        let what = "reading the tables' keys";
+        let columns = self.rows(&columns, what)?;
+        let indexes = self.rows(&indexes, what)?;
+        let fks = self.rows(&fks, what)?;
+        let triggers = self.rows(&triggers, what)?;
+        Ok(KeyCatalog::from_rows(&columns, &indexes, &fks, &triggers))
+    }
+
     /// Stores the low-watermark of each domain in `low`. When the
     /// connection was lost (the target restarted, say) it is opened again
     /// within the reconnect time — the session settings and the applier
@@ -629,9 +697,14 @@ impl Replica {
     /// lock — unless another applier took it meanwhile.
     pub fn reconnect(&mut self, abort: &AtomicBool, first: WireError) -> Result<(), ReplicaError> {
         let target = self.opts.target.clone();
+        let lost = (self.conn.connection_id(), self.conn.age());
+        let deadline = Instant::now() + self.opts.reconnect_timeout;
         self.conn = reconnect_within(&target, self.opts.reconnect_timeout, abort, first, || {
             Conn::connect(&target)
         })?;
+        // The lost session may still hold the applier lock.
+        end_lost_session(&mut self.conn, lost, deadline, abort)
+            .map_err(|e| self.query_err("ending the lost connection's session")(e))?;
         if self.locked {
             let lock = self.opts.progress.applier_lock();
             let got = self.value(
@@ -650,6 +723,76 @@ impl Replica {
             self.exec(b"SET @@session.sql_log_bin=0", "turning off binary logging")?;
         }
         Ok(())
+    }
+}
+
+/// The connection names (`Connection_name`) of the rows of `SHOW ALL
+/// SLAVES STATUS` whose `Slave_SQL_Running` is `Yes`.
+fn running_sql_threads(columns: &[String], rows: &[crate::wire::Row]) -> Vec<String> {
+    let col = |name: &str| columns.iter().position(|c| c.eq_ignore_ascii_case(name));
+    let (Some(name), Some(running)) = (col("Connection_name"), col("Slave_SQL_Running")) else {
+        return Vec::new();
+    };
+    let text = |r: &crate::wire::Row, i: usize| {
+        r.get(i)
+            .and_then(|v| v.as_deref())
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .unwrap_or_default()
+    };
+    rows.iter()
+        .filter(|r| text(r, running).eq_ignore_ascii_case("yes"))
+        .map(|r| text(r, name))
+        .collect()
+}
+
+/// Ends the session a lost connection `(id, age)` may have left on the
+/// server, through `conn` (a new connection to it): a half-open connection,
+/// or a server that was stopped and continues, keeps running it — with its
+/// transaction, its `COMMIT` in flight, its locks (the applier lock too).
+/// It is killed and waited for until it has left (or `deadline`, or
+/// `abort`), so that what it committed is final before anyone reads it.
+///
+/// A server that restarted since the lost connection was opened (its
+/// uptime is shorter than the connection's age) holds no session of it —
+/// and may have given its id to another connection: then nothing is
+/// killed.
+pub fn end_lost_session(
+    conn: &mut Conn,
+    (id, age): (u32, Duration),
+    deadline: Instant,
+    abort: &AtomicBool,
+) -> Result<(), WireError> {
+    let uptime = conn
+        .query_value(
+            "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'UPTIME'",
+        )?
+        .and_then(|v| v.parse::<u64>().ok());
+    // Uptime counts whole seconds: one of slack.
+    if uptime.is_none_or(|up| up + 1 < age.as_secs()) {
+        return Ok(());
+    }
+    if let Err(e) = conn.execute(format!("KILL CONNECTION {id}").as_bytes()) {
+        // 1094: unknown thread — it is gone already.
+        if e.code() != Some(1094) {
+            tracing::debug!(connection = id, error = %e, "could not kill the lost connection's session");
+        }
+    }
+    let sql = format!("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {id}");
+    loop {
+        if conn.query_value(&sql)?.as_deref() == Some("0") {
+            return Ok(());
+        }
+        if Instant::now() >= deadline || abort.load(Ordering::Relaxed) {
+            return Err(WireError::Protocol {
+                addr: conn.addr().to_string(),
+                what: format!(
+                    "the session of the lost connection {id} is still on the server after the \
+                     reconnect time; whether its transaction committed cannot be known yet"
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

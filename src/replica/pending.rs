@@ -22,6 +22,23 @@ pub struct Pending {
     /// End of the last group read: the source's end, unless a catch-up
     /// stopped before it.
     pub source_end: Option<BinlogPos>,
+    /// The primary's commit time of the first group not applied.
+    pub first_pending_timestamp: Option<u32>,
+    /// The primary's commit time of the last group read.
+    pub source_end_timestamp: Option<u32>,
+}
+
+impl Pending {
+    /// How far the replica is behind the source's end, in the primary's
+    /// own time: from the commit of the first group it lacks to the commit
+    /// of the source's last group (0 when it lacks none). Both times come
+    /// from the events, so a clock step on this host changes nothing.
+    pub fn lag_seconds(&self) -> u64 {
+        match (self.first_pending_timestamp, self.source_end_timestamp) {
+            (Some(first), Some(end)) => u64::from(end.saturating_sub(first)),
+            _ => 0,
+        }
+    }
 }
 
 /// Reads `source` from the end of `own`'s applied prefix and counts the
@@ -50,11 +67,14 @@ pub fn pending(
         groups: 0,
         bytes: 0,
         source_end: None,
+        first_pending_timestamp: None,
+        source_end_timestamp: None,
     };
     while let Some(group) = groups.next()? {
         let end = group.end();
         let Some(gtid) = group.maria_gtid() else {
             p.source_end = Some(end);
+            p.source_end_timestamp = Some(group.timestamp);
             continue;
         };
         let shards: Option<Vec<Arc<str>>> = match map.placement(&group) {
@@ -65,16 +85,19 @@ pub fn pending(
             gtid,
             end: &end,
             shards: shards.as_deref(),
+            timestamp: group.timestamp,
         };
         match decide(selection, None, own, &facts).action {
             Action::Apply => {
                 p.groups += 1;
                 p.bytes += group.bytes.len() as u64;
+                p.first_pending_timestamp.get_or_insert(group.timestamp);
             }
             Action::Stop => break,
             Action::Skip | Action::Pass => {}
         }
         p.source_end = Some(end);
+        p.source_end_timestamp = Some(group.timestamp);
     }
     Ok(p)
 }

@@ -56,6 +56,27 @@
 //!    pushed group is eventually dispatched: a group waits only on earlier
 //!    groups, so there is no cycle, and a waiting group keeps later groups
 //!    off its shards, so the workers its shards are bound to drain.
+//! 6. **Queues.** A worker holds at most `max_queue` dispatched,
+//!    incomplete groups. A group rule 1 sends to a full worker stays
+//!    undispatched until that worker has room; when every worker is full
+//!    nothing is dispatched. (Unlimited by default; key shards need a
+//!    limit, see below.)
+//!
+//! # What a group waits for (the writeset rule)
+//!
+//! Read as a dependency graph, the shard queues are "the last writer of
+//! each shard": a group depends on the earlier groups that share a shard
+//! with it, and on nothing else. It is dispatched once each of them is
+//! complete or dispatched to the one worker it goes to (which applies them
+//! before it) — MySQL's WRITESET rule, with pipelining. What else can hold
+//! it is capacity, never another group's shards: a free slot in a queue
+//! (rule 6), and, once dispatched, the groups ahead of it in its worker's
+//! queue. With one shard per key bucket (`--shard-by key`) most groups
+//! touch several shards; unlimited queues would then put thousands of
+//! groups in flight, nearly every new group would share a bucket with one
+//! of them, and those spread over several workers would wait (rule 1).
+//! A short queue per worker keeps the in-flight set, and so the chance of
+//! sharing a bucket, small: the engine sets `max_queue` under key shards.
 //!
 //! Completions need not arrive in queue order: the scheduler only counts,
 //! per shard and per worker, what is still incomplete. What it relies on is
@@ -76,11 +97,13 @@
 //! queues are ever examined. Groups behind a barrier are held in one queue
 //! and enter the shard queues when it completes.
 
+pub mod keys;
 mod shard_map;
 #[cfg(test)]
 mod tests;
 
-pub use shard_map::{ShardBy, ShardMap, ShardMapError};
+pub use keys::KeyCatalog;
+pub use shard_map::{ShardBy, ShardMap, ShardMapError, DEFAULT_KEY_BUCKETS, MAX_KEY_BUCKETS};
 
 use std::borrow::Borrow;
 use std::collections::{BTreeSet, HashMap, VecDeque};
@@ -152,6 +175,9 @@ pub enum BarrierReason {
     /// Statement-format DML under [`ShardBy::Table`]: a statement does not
     /// say which tables it touched.
     UnknownTables,
+    /// Under [`ShardBy::Key`]: a statement (it does not say which rows it
+    /// touched), or row events whose keys cannot be read.
+    UnknownRows,
     /// Touches non-transactional tables: cannot be rolled back or batched.
     NonTransactional,
     /// Part of an XA transaction.
@@ -171,6 +197,7 @@ impl BarrierReason {
             BarrierReason::Ddl => "ddl",
             BarrierReason::UnknownDatabases => "unknown_databases",
             BarrierReason::UnknownTables => "unknown_tables",
+            BarrierReason::UnknownRows => "unknown_rows",
             BarrierReason::NonTransactional => "non_transactional",
             BarrierReason::Xa => "xa",
             BarrierReason::Unclassified => "unclassified",
@@ -185,6 +212,7 @@ impl fmt::Display for BarrierReason {
             BarrierReason::Ddl => "DDL",
             BarrierReason::UnknownDatabases => "statement with unknown databases",
             BarrierReason::UnknownTables => "statement with unknown tables",
+            BarrierReason::UnknownRows => "group with unknown rows",
             BarrierReason::NonTransactional => "non-transactional group",
             BarrierReason::Xa => "XA transaction",
             BarrierReason::Unclassified => "unclassified group",
@@ -253,6 +281,21 @@ pub struct SchedulerConfig {
     pub workers: usize,
     /// Budget for the bytes of groups pushed and not yet complete.
     pub max_inflight_bytes: u64,
+    /// Dispatched, incomplete groups one worker holds at most (its queue:
+    /// what it may batch or chain); `usize::MAX` for no limit, 0 is taken
+    /// as 1. See rule 6 of the module doc.
+    pub max_queue: usize,
+}
+
+impl SchedulerConfig {
+    /// `workers` workers, a byte budget, no limit on a worker's queue.
+    pub fn new(workers: usize, max_inflight_bytes: u64) -> Self {
+        SchedulerConfig {
+            workers,
+            max_inflight_bytes,
+            max_queue: usize::MAX,
+        }
+    }
 }
 
 /// A call the scheduler refuses; each one is a bug in the caller, and the
@@ -336,6 +379,11 @@ pub struct Scheduler {
     budget: u64,
     /// Dispatched, incomplete groups per worker.
     loads: Vec<usize>,
+    /// A worker's queue holds at most this many.
+    max_queue: usize,
+    /// Per worker, groups that may go only to it and found its queue full:
+    /// back in `ready` when it has room again.
+    parked: Vec<Vec<GroupId>>,
     in_flight: usize,
     /// Every pushed, incomplete group.
     groups: HashMap<GroupId, Entry>,
@@ -363,6 +411,8 @@ impl Scheduler {
         Scheduler {
             budget: cfg.max_inflight_bytes,
             loads: vec![0; cfg.workers.max(1)],
+            max_queue: cfg.max_queue.max(1),
+            parked: vec![Vec::new(); cfg.workers.max(1)],
             in_flight: 0,
             groups: HashMap::new(),
             shards: HashMap::new(),
@@ -459,9 +509,20 @@ impl Scheduler {
                 return gated.then(|| self.start(barrier, BARRIER_WORKER));
             }
         }
-        while let Some(id) = self.ready.pop_first() {
+        while let Some(&id) = self.ready.first() {
+            // Every queue full: nothing may go (rule 6); the ready groups
+            // stay ready.
+            if self.loads.iter().all(|&l| l >= self.max_queue) {
+                return None;
+            }
+            self.ready.pop_first();
             match self.target(id) {
-                Some(worker) => return Some(self.start(id, worker)),
+                Some(worker) if self.loads[worker] < self.max_queue => {
+                    return Some(self.start(id, worker))
+                }
+                // Only this worker may take it, and its queue is full;
+                // back in `ready` when it has room.
+                Some(worker) => self.parked[worker].push(id),
                 // Waits; back in `ready` when one of its shards is unbound.
                 None => continue,
             }
@@ -493,6 +554,19 @@ impl Scheduler {
         self.bytes = self.bytes.saturating_sub(entry.bytes);
         self.in_flight -= 1;
         self.loads[worker] -= 1;
+        if self.loads[worker] + 1 == self.max_queue {
+            for parked in std::mem::take(&mut self.parked[worker]) {
+                if matches!(
+                    self.groups.get(&parked),
+                    Some(Entry {
+                        state: State::Queued { ahead: 0 },
+                        ..
+                    })
+                ) {
+                    self.ready.insert(parked);
+                }
+            }
+        }
         if entry.barrier.is_some() {
             self.gate.pop_front();
             self.release_gate();
@@ -733,6 +807,18 @@ impl Scheduler {
             }
         }
         assert_eq!(loads, self.loads, "loads");
+        assert!(
+            self.loads.iter().all(|&l| l <= self.max_queue),
+            "a queue over {}: {:?}",
+            self.max_queue,
+            self.loads
+        );
+        for (w, parked) in self.parked.iter().enumerate() {
+            assert!(
+                parked.is_empty() || self.loads[w] == self.max_queue,
+                "worker {w} has room but groups {parked:?} are parked on it"
+            );
+        }
         assert_eq!(self.in_flight, loads.iter().sum::<usize>(), "in flight");
         assert_eq!(bytes, self.bytes, "bytes");
         assert_eq!(active, self.active, "active");

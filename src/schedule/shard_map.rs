@@ -5,8 +5,8 @@
 //!
 //! | [`GroupKind`] | placement |
 //! |---|---|
-//! | `RowDml` | one shard per database (per table with [`ShardBy::Table`]), after merging |
-//! | `StatementDml` | as `RowDml` if the server listed the databases it updated, else a barrier; with [`ShardBy::Table`] a barrier unless all its databases are merged |
+//! | `RowDml` | one shard per database (per table with [`ShardBy::Table`], per key bucket with [`ShardBy::Key`]: see [`super::keys`]), after merging |
+//! | `StatementDml` | as `RowDml` if the server listed the databases it updated, else a barrier; with [`ShardBy::Table`] a barrier unless all its databases are merged; with [`ShardBy::Key`] a barrier |
 //! | `Ddl`, `NonTransactional`, `Xa`, `Unknown` | a barrier |
 //!
 //! The databases the server lists for a statement are those it *updated*.
@@ -37,9 +37,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::group::{Group, GroupKind};
 
+use super::keys::{self, KeyCatalog};
 use super::{BarrierReason, Placement, Shard};
 
 /// What a shard is made of.
@@ -54,21 +56,37 @@ pub enum ShardBy {
     /// database with `--shard-map` to keep it whole). Statement-format DML
     /// becomes a barrier, since a statement does not name its tables.
     Table,
+    /// Buckets of the primary and unique key values of the rows a group
+    /// changes, this many (`key:K`): parallelism inside one table; see
+    /// [`super::keys`]. Needs the target's key catalog
+    /// ([`ShardMap::with_catalog`]); statement-format DML is a barrier.
+    Key(u32),
 }
 
+/// Buckets of `--shard-by key` when no `:K` is given.
+pub const DEFAULT_KEY_BUCKETS: u32 = 1024;
+
+/// The most buckets `--shard-by key:K` takes (a progress row each, per
+/// domain).
+pub const MAX_KEY_BUCKETS: u32 = 65536;
+
 impl ShardBy {
-    /// `database` or `table`.
+    /// `database`, `table` or `key`.
     pub fn as_str(self) -> &'static str {
         match self {
             ShardBy::Database => "database",
             ShardBy::Table => "table",
+            ShardBy::Key(_) => "key",
         }
     }
 }
 
 impl fmt::Display for ShardBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        match self {
+            ShardBy::Key(k) => write!(f, "key:{k}"),
+            other => f.write_str(other.as_str()),
+        }
     }
 }
 
@@ -79,9 +97,16 @@ impl FromStr for ShardBy {
         match s {
             "database" => Ok(ShardBy::Database),
             "table" => Ok(ShardBy::Table),
-            other => Err(format!(
-                "unknown shard key `{other}`: expected `database` or `table`"
-            )),
+            "key" => Ok(ShardBy::Key(DEFAULT_KEY_BUCKETS)),
+            other => match other.strip_prefix("key:").map(str::parse::<u32>) {
+                Some(Ok(k)) if (1..=MAX_KEY_BUCKETS).contains(&k) => Ok(ShardBy::Key(k)),
+                Some(_) => Err(format!(
+                    "`{other}`: the number of key buckets must be 1 to {MAX_KEY_BUCKETS}"
+                )),
+                None => Err(format!(
+                    "unknown shard key `{other}`: expected `database`, `table`, `key` or `key:K`"
+                )),
+            },
         }
     }
 }
@@ -135,6 +160,8 @@ pub struct ShardMap {
     merge: HashMap<String, Shard>,
     /// Merged shard → its databases, sorted (for the fingerprint).
     shards: BTreeMap<String, BTreeSet<String>>,
+    /// The target's keys, for [`ShardBy::Key`].
+    catalog: Option<Arc<KeyCatalog>>,
 }
 
 impl ShardMap {
@@ -196,6 +223,18 @@ impl ShardMap {
         self.by
     }
 
+    /// The same map placing groups by the keys in `catalog` (used only
+    /// under [`ShardBy::Key`]).
+    pub fn with_catalog(mut self, catalog: Arc<KeyCatalog>) -> Self {
+        self.catalog = Some(catalog);
+        self
+    }
+
+    /// Replaces the key catalog (after DDL).
+    pub fn set_catalog(&mut self, catalog: Arc<KeyCatalog>) {
+        self.catalog = Some(catalog);
+    }
+
     /// The merged shard `db` belongs to, if any.
     pub fn merged(&self, db: &str) -> Option<&Shard> {
         self.merge.get(db)
@@ -229,6 +268,10 @@ impl ShardMap {
                     shards(g.databases.iter().map(|db| self.shard_of_database(db)))
                 }
                 ShardBy::Table => self.table_placement(g),
+                ShardBy::Key(_) if g.kind != GroupKind::RowDml => {
+                    Placement::Barrier(BarrierReason::UnknownRows)
+                }
+                ShardBy::Key(k) => self.key_placement(g, k),
             },
             GroupKind::Ddl => Placement::Barrier(BarrierReason::Ddl),
             GroupKind::NonTransactional => Placement::Barrier(BarrierReason::NonTransactional),
@@ -257,6 +300,17 @@ impl ShardMap {
             }
         }
         shards(set)
+    }
+
+    /// [`ShardBy::Key`]: the buckets of its rows' keys (see [`super::keys`]).
+    /// Without a catalog every table is unknown: one shard per table.
+    fn key_placement(&self, g: &Group, buckets: u32) -> Placement {
+        let empty = KeyCatalog::default();
+        let catalog = self.catalog.as_deref().unwrap_or(&empty);
+        match keys::group_shards(g, catalog, buckets, |db| self.merged(db)) {
+            Ok(set) => shards(set),
+            Err(keys::UnknownRows) => Placement::Barrier(BarrierReason::UnknownRows),
+        }
     }
 
     /// Text identifying this configuration, the same for equivalent specs

@@ -9,7 +9,8 @@
 //!
 //! ```text
 //! new workers=2 budget=1000   a fresh scheduler (the default before any
-//!                             `new`: workers=2, budget=none = unlimited)
+//!     queue=4                 `new`: workers=2, budget=none = unlimited,
+//!                             queue unlimited; `queue` is max_queue)
 //! push 1 a,b 100              push group 1 on shards a and b, 100 bytes
 //!                             (bytes default to 0); `-` is an empty shard
 //!                             set; `!ddl` a barrier (any reason's
@@ -47,6 +48,7 @@ fn reason(name: &str) -> Option<BarrierReason> {
         BarrierReason::Ddl,
         BarrierReason::UnknownDatabases,
         BarrierReason::UnknownTables,
+        BarrierReason::UnknownRows,
         BarrierReason::NonTransactional,
         BarrierReason::Xa,
         BarrierReason::Unclassified,
@@ -64,15 +66,13 @@ fn run_command(sched: &mut Scheduler, line: &str) -> Result<Vec<String>, String>
     let words: Vec<&str> = line.split_whitespace().collect();
     let out = match words.as_slice() {
         ["new", args @ ..] => {
-            let mut cfg = SchedulerConfig {
-                workers: 2,
-                max_inflight_bytes: u64::MAX,
-            };
+            let mut cfg = SchedulerConfig::new(2, u64::MAX);
             for arg in args {
                 match arg.split_once('=') {
                     Some(("workers", n)) => cfg.workers = number(n)? as usize,
                     Some(("budget", "none")) => cfg.max_inflight_bytes = u64::MAX,
                     Some(("budget", n)) => cfg.max_inflight_bytes = number(n)?,
+                    Some(("queue", n)) => cfg.max_queue = number(n)? as usize,
                     _ => return Err(format!("bad argument `{arg}`")),
                 }
             }
@@ -156,10 +156,7 @@ fn run_command(sched: &mut Scheduler, line: &str) -> Result<Vec<String>, String>
 /// Runs a script; returns the mismatches (as messages) and the script with
 /// the actual outputs.
 fn run_script(name: &str, text: &str) -> (Vec<String>, String) {
-    let mut sched = Scheduler::new(SchedulerConfig {
-        workers: 2,
-        max_inflight_bytes: u64::MAX,
-    });
+    let mut sched = Scheduler::new(SchedulerConfig::new(2, u64::MAX));
     let mut failures = Vec::new();
     let mut rewritten = String::new();
     let lines: Vec<&str> = text.lines().collect();
@@ -300,6 +297,8 @@ fn gen_group() -> impl Strategy<Value = Gen> {
 struct Sim {
     sched: Scheduler,
     budget: u64,
+    /// Rule 6's limit.
+    queue: usize,
     stream: Vec<Gen>,
     /// Ids: not consecutive, to test gaps.
     ids: Vec<GroupId>,
@@ -312,14 +311,16 @@ struct Sim {
 }
 
 impl Sim {
-    fn new(workers: usize, budget: u64, stream: Vec<Gen>) -> Self {
+    fn new(workers: usize, budget: u64, queue: usize, stream: Vec<Gen>) -> Self {
         let ids = (0..stream.len() as u64).map(|i| 3 * i + 7).collect();
         Sim {
             sched: Scheduler::new(SchedulerConfig {
                 workers,
                 max_inflight_bytes: budget,
+                max_queue: queue,
             }),
             budget,
+            queue,
             stream,
             ids,
             pushed: 0,
@@ -355,7 +356,7 @@ impl Sim {
             // Rule 2: every earlier group complete, nothing in flight.
             let all_done = earlier.clone().all(|h| self.completed.contains(&h));
             let nothing_running = !self.dispatched.keys().any(running);
-            return (all_done && nothing_running).then(|| self.least_loaded());
+            return (all_done && nothing_running).then_some(BARRIER_WORKER);
         }
         let mut bound = None;
         for h in earlier {
@@ -374,7 +375,9 @@ impl Sim {
                 Some(_) => {}
             }
         }
-        Some(bound.unwrap_or_else(|| self.least_loaded()))
+        // Rule 6: the worker it goes to must have room.
+        let w = bound.unwrap_or_else(|| self.least_loaded());
+        (self.queues[w].len() < self.queue).then_some(w)
     }
 
     fn undispatched(&self) -> impl Iterator<Item = GroupId> + '_ {
@@ -554,10 +557,11 @@ proptest! {
     fn random_streams_obey_the_rules(
         workers in 1usize..=4,
         budget in 50u64..=500,
+        queue in prop_oneof![1 => 1usize..=3, 1 => Just(usize::MAX)],
         stream in proptest::collection::vec(gen_group(), 0..60),
         choices in proptest::collection::vec(any::<u32>(), 0..400),
     ) {
-        let mut sim = Sim::new(workers, budget, stream);
+        let mut sim = Sim::new(workers, budget, queue, stream);
         for c in choices {
             sim.step(c);
         }
@@ -568,10 +572,7 @@ proptest! {
 
 #[test]
 fn refused_calls_leave_the_state_unchanged() {
-    let mut s = Scheduler::new(SchedulerConfig {
-        workers: 0,
-        max_inflight_bytes: 10,
-    });
+    let mut s = Scheduler::new(SchedulerConfig::new(0, 10));
     assert_eq!(s.workers(), 1);
     s.push(5, Placement::shards(["a"]), 8).unwrap();
     assert_eq!(
@@ -599,4 +600,73 @@ fn refused_calls_leave_the_state_unchanged() {
     assert_eq!(s.complete(5), Err(ScheduleError::Unknown { id: 5 }));
     assert!(s.is_idle());
     assert_eq!(s.low_watermark(), Some(5));
+}
+
+/// A group of the key-shard property test: the keys it writes.
+#[derive(Clone, Debug)]
+struct KeyedGroup {
+    keys: Vec<u8>,
+}
+
+fn keyed_group() -> impl Strategy<Value = KeyedGroup> {
+    proptest::collection::vec(0u8..24, 1..=4).prop_map(|keys| KeyedGroup { keys })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Key shards as the engine uses them: each key maps to one of
+    /// `buckets` buckets, a group's shards are the buckets of its keys,
+    /// worker queues are short. Whatever the order in which workers
+    /// complete their queues' heads, two groups that write a common key
+    /// complete in source order, and every group completes.
+    #[test]
+    fn groups_sharing_a_key_complete_in_source_order(
+        workers in 1usize..=4,
+        queue in 1usize..=3,
+        buckets in 1u8..=16,
+        stream in proptest::collection::vec(keyed_group(), 1..50),
+        choices in proptest::collection::vec(any::<u32>(), 0..600),
+    ) {
+        let mut sched = Scheduler::new(SchedulerConfig {
+            workers,
+            max_inflight_bytes: u64::MAX,
+            max_queue: queue,
+        });
+        for (id, g) in stream.iter().enumerate() {
+            let shards = g.keys.iter().map(|k| format!("#{}", k % buckets));
+            sched.push(id as GroupId, Placement::shards(shards), 1).unwrap();
+        }
+        let mut queues = vec![VecDeque::new(); workers];
+        let mut order = Vec::new();
+        let mut choices = choices.into_iter();
+        while order.len() < stream.len() {
+            for d in sched.ready() {
+                queues[d.worker].push_back(d.id);
+            }
+            sched.check_invariants();
+            let c = choices.next().unwrap_or(0) as usize;
+            let w = (0..workers)
+                .map(|i| (c + i) % workers)
+                .find(|&w| !queues[w].is_empty())
+                .expect("something in flight while groups remain");
+            let n = 1 + (c / workers) % queues[w].len();
+            let batch: Vec<GroupId> = queues[w].drain(..n).collect();
+            sched.complete_all(batch.iter().copied()).unwrap();
+            order.extend(batch);
+        }
+        prop_assert!(sched.is_idle());
+        let place: HashMap<GroupId, usize> =
+            order.iter().enumerate().map(|(i, &id)| (id, i)).collect();
+        for (a, ga) in stream.iter().enumerate() {
+            for (b, gb) in stream.iter().enumerate().skip(a + 1) {
+                if ga.keys.iter().any(|k| gb.keys.contains(k)) {
+                    prop_assert!(
+                        place[&(a as GroupId)] < place[&(b as GroupId)],
+                        "groups {a} and {b} share a key but completed out of order: {order:?}"
+                    );
+                }
+            }
+        }
+    }
 }

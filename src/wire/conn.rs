@@ -1,6 +1,6 @@
 //! The connection: packets, handshake, authentication, commands, results.
 
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
@@ -45,7 +45,7 @@ pub mod command {
     pub const REGISTER_SLAVE: u8 = 0x15;
 }
 
-const NATIVE_PASSWORD: &str = "mysql_native_password";
+use super::auth::{self, NATIVE_PASSWORD};
 
 /// One row of a text result set: each column's bytes, `None` for NULL.
 pub type Row = Vec<Option<Vec<u8>>>;
@@ -116,12 +116,17 @@ pub struct Conn {
     seq: u8,
     server_version: String,
     connection_id: u32,
+    /// When the connection was opened.
+    opened: std::time::Instant,
     /// Set when an exchange failed half-way: the stream cannot be trusted.
     broken: bool,
     write_timeout: Option<Duration>,
     /// The bytes to send for the next `LOAD DATA LOCAL INFILE` request of
     /// the server ([`Conn::set_local_infile`]); no file is ever read.
     local_infile: Option<Vec<u8>>,
+    /// [`ConnectOptions::probe_after`], with the options a probe connects
+    /// with.
+    probe: Option<(Duration, Box<ConnectOptions>)>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -274,6 +279,15 @@ impl Conn {
                 let s = found.ok_or_else(|| io_err("connect", last))?;
                 s.set_nodelay(true)
                     .map_err(|e| io_err("set TCP_NODELAY on", e))?;
+                if let Some(idle) = o.keepalive {
+                    let ka = socket2::TcpKeepalive::new()
+                        .with_time(idle)
+                        .with_interval((idle / 3).max(Duration::from_secs(1)))
+                        .with_retries(3);
+                    socket2::SockRef::from(&s)
+                        .set_tcp_keepalive(&ka)
+                        .map_err(|e| io_err("set TCP keepalive on", e))?;
+                }
                 Stream::Tcp(s)
             }
         };
@@ -287,14 +301,28 @@ impl Conn {
             seq: 0,
             server_version: String::new(),
             connection_id: 0,
+            opened: std::time::Instant::now(),
             broken: false,
             write_timeout: o.write_timeout,
             local_infile: None,
+            probe: None,
         };
         conn.handshake(o)?;
+        let read_timeout = match o.probe_after {
+            Some(after) => {
+                let mut p = o.clone();
+                p.probe_after = None;
+                p.database = None;
+                p.read_timeout = Some(o.connect_timeout);
+                p.write_timeout = Some(o.connect_timeout);
+                conn.probe = Some((after, Box::new(p)));
+                Some(after)
+            }
+            None => o.read_timeout,
+        };
         conn.io
             .get_ref()
-            .set_timeouts(o.read_timeout, o.write_timeout)
+            .set_timeouts(read_timeout, o.write_timeout)
             .map_err(|e| io_err("set timeouts on", e))?;
         Ok(conn)
     }
@@ -310,13 +338,20 @@ impl Conn {
         self.connection_id
     }
 
+    /// How long ago the connection was opened.
+    pub fn age(&self) -> Duration {
+        self.opened.elapsed()
+    }
+
     /// `host:port` or the socket path.
     pub fn addr(&self) -> &str {
         &self.addr
     }
 
-    /// Changes the read timeout (`None`: wait forever).
+    /// Changes the read timeout (`None`: wait forever); the liveness probe
+    /// ([`ConnectOptions::probe_after`]) is off from then on.
     pub fn set_read_timeout(&mut self, t: Option<Duration>) -> Result<(), WireError> {
+        self.probe = None;
         let w = self.write_timeout;
         self.io
             .get_ref()
@@ -364,6 +399,7 @@ impl Conn {
     /// replacing its contents.
     pub fn read_packet_into(&mut self, out: &mut Vec<u8>) -> Result<(), WireError> {
         out.clear();
+        self.await_answer()?;
         loop {
             let mut h = [0u8; 4];
             if let Err(e) = self.io.read_exact(&mut h) {
@@ -393,6 +429,73 @@ impl Conn {
                 return Ok(());
             }
         }
+    }
+
+    /// Waits until the next packet starts to arrive. With a liveness probe
+    /// ([`ConnectOptions::probe_after`]), each time the wait reaches it a
+    /// second connection checks that the server answers and still runs
+    /// this connection; the wait goes on only if so. Nothing of the stream
+    /// is consumed.
+    fn await_answer(&mut self) -> Result<(), WireError> {
+        let Some((after, _)) = &self.probe else {
+            return Ok(());
+        };
+        let after = *after;
+        let started = std::time::Instant::now();
+        loop {
+            match self.io.fill_buf() {
+                // Data, or the end of the stream (the read reports it).
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    if let Err(why) = self.probe() {
+                        self.broken = true;
+                        let waited = started.elapsed().as_secs_f64();
+                        return Err(WireError::Io {
+                            addr: self.addr.clone(),
+                            op: "wait for the server's answer",
+                            error: io::Error::new(
+                                io::ErrorKind::TimedOut,
+                                format!("no answer for {waited:.0} s (liveness probe every {} s), and {why}", after.as_secs_f64()),
+                            ),
+                        });
+                    }
+                    tracing::debug!(addr = %self.addr, connection = self.connection_id, waited_s = started.elapsed().as_secs(), "still waiting for the server: it answers and runs this connection's statement");
+                }
+                Err(e) => {
+                    self.broken = true;
+                    return Err(self.io_err("read from the server", e));
+                }
+            }
+        }
+    }
+
+    /// One liveness probe: through a new connection, the server answers
+    /// and still lists this connection (a half-open one it has dropped is
+    /// not listed). The error says which failed.
+    fn probe(&self) -> Result<(), String> {
+        let Some((_, o)) = &self.probe else {
+            return Ok(());
+        };
+        let mut c = Conn::connect(o).map_err(|e| format!("a second connection failed: {e}"))?;
+        let listed = c
+            .query_value(&format!(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = {}",
+                self.connection_id
+            ))
+            .map_err(|e| format!("the server did not answer a second connection: {e}"))?;
+        if listed.as_deref() != Some("1") {
+            return Err(format!(
+                "the server no longer has connection {} (a half-open connection)",
+                self.connection_id
+            ));
+        }
+        Ok(())
     }
 
     /// Reads one logical packet.
@@ -764,21 +867,26 @@ impl Conn {
                     switched = true;
                     let mut r = Reader::new(&p[1..]);
                     let name = r.nul_str("plugin name").unwrap_or(&[]).to_vec();
-                    let data = r.rest();
-                    let data = data.strip_suffix(&[0]).unwrap_or(data);
                     let name = String::from_utf8_lossy(&name).into_owned();
-                    if name != NATIVE_PASSWORD {
+                    // The native scramble ends with a NUL; ed25519's nonce is
+                    // 32 raw bytes (its last one may be 0).
+                    let data = r.rest();
+                    let data = match name.as_str() {
+                        NATIVE_PASSWORD => data.strip_suffix(&[0]).unwrap_or(data),
+                        _ => data,
+                    };
+                    let Some(answer) = auth::answer(&name, password.as_bytes(), data) else {
                         self.broken = true;
                         return Err(auth_err(
                             self,
                             None,
                             format!(
                                 "the server wants authentication plugin `{name}`; \
-                                 only mysql_native_password is supported"
+                                 supported: {}",
+                                auth::SUPPORTED.join(", ")
                             ),
                         ));
-                    }
-                    let answer = native_password(password.as_bytes(), data);
+                    };
                     self.write_packet(&answer)?;
                 }
                 other => {
@@ -788,7 +896,8 @@ impl Conn {
                         None,
                         format!(
                             "unexpected authentication packet starting with {other:02x?} \
-                             (plugin `{plugin}`; only mysql_native_password is supported)"
+                             (plugin `{plugin}`; supported: {})",
+                            auth::SUPPORTED.join(", ")
                         ),
                     ));
                 }

@@ -13,13 +13,14 @@
 //! * `LOAD DATA LOCAL INFILE` answered with bytes the caller gave for that
 //!   query ([`Conn::set_local_infile`]); the client never reads a file, and
 //!   refuses a request it has no bytes for;
-//! * authentication with `mysql_native_password`, also after an
-//!   AuthSwitchRequest; an empty password works;
+//! * authentication with `mysql_native_password` and MariaDB's `ed25519`
+//!   ([`auth`]), also after an AuthSwitchRequest; an empty password works;
 //! * `COM_QUERY` with raw bytes and text result sets (classic EOF packets:
 //!   `CLIENT_DEPRECATE_EOF` is not requested), following
 //!   `SERVER_MORE_RESULTS_EXISTS` through a multi-statement batch;
 //! * packets of 16 MiB and more, split and joined in both directions;
-//! * `COM_PING`, `COM_QUIT`, connect/read/write timeouts;
+//! * `COM_PING`, `COM_QUIT`, connect/read/write timeouts, TCP keepalive,
+//!   and a liveness probe for long waits ([`ConnectOptions::probe_after`]);
 //! * raw commands and packets ([`Conn::write_command`],
 //!   [`Conn::read_packet_into`]) for the binlog dump of [`crate::mirror`].
 //!
@@ -35,6 +36,7 @@
 //! ([`ConnectOptions::from_url`]), so it never shows in `ps`, a log line or
 //! an error message.
 
+pub mod auth;
 mod conn;
 mod error;
 
@@ -114,6 +116,20 @@ pub struct ConnectOptions {
     /// Connection collation id sent in the handshake (45 =
     /// `utf8mb4_general_ci`); `SET NAMES` changes it later.
     pub collation: u8,
+    /// TCP keepalive: probes start after the connection has been idle this
+    /// long (then every third of it, three times), so that a peer host
+    /// that vanished is noticed by the kernel. `None`: the system default
+    /// (usually off).
+    pub keepalive: Option<Duration>,
+    /// Liveness: when an answer has been awaited this long, a second
+    /// connection asks the server whether it still answers and still runs
+    /// this connection's statement; if so the wait goes on, otherwise the
+    /// connection counts as lost ([`WireError::is_connection_lost`]). A
+    /// stopped server (`SIGSTOP`) or a half-open connection is then
+    /// noticed within about twice this time plus `connect_timeout`, while
+    /// a statement that runs for an hour is waited for. Replaces
+    /// `read_timeout` for the waits between packets. `None`: off.
+    pub probe_after: Option<Duration>,
 }
 
 impl ConnectOptions {
@@ -131,6 +147,8 @@ impl ConnectOptions {
             read_timeout: None,
             write_timeout: None,
             collation: 45,
+            keepalive: None,
+            probe_after: None,
         }
     }
 
@@ -161,8 +179,8 @@ impl ConnectOptions {
         if userinfo.contains(':') {
             return Err(bad(
                 "a password in the URL is refused (it would show in `ps` and logs); \
-                 put it in the environment variable (e.g. PARAPPLY_PRIMARY_PASSWORD) \
-                 or a file (e.g. --primary-password-file) instead",
+                 give it in the password environment variable or password file of this \
+                 connection instead",
             ));
         }
         let user = percent_decode(userinfo).ok_or_else(|| bad("bad %-escape in the user"))?;
@@ -286,6 +304,8 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("repl:***@db1:3306"), "{text}");
         assert!(text.contains("environment variable"), "{text}");
+        // Which variable depends on the connection: the caller names it.
+        assert!(!text.contains("PARAPPLY_"), "{text}");
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
     }

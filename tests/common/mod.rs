@@ -212,3 +212,99 @@ pub fn two_db_workload(s: &parapply::sandbox::Server, from: usize, n: usize) {
         c.execute(sql.as_bytes()).unwrap();
     }
 }
+
+/// A primary for the replay tests: server id 1, a binary log named
+/// `mariadb-bin` in `format`.
+pub fn primary(format: parapply::sandbox::BinlogFormat) -> parapply::sandbox::Server {
+    use parapply::sandbox::{Server, ServerOptions};
+    Server::start(
+        ServerOptions::new()
+            .server_id(1)
+            .log_bin("mariadb-bin")
+            .binlog_format(format),
+    )
+    .unwrap()
+}
+
+/// The text of `s`'s binary log, as `mariadb-binlog` prints its events'
+/// headers and statements.
+pub fn binlog_text(s: &parapply::sandbox::Server) -> String {
+    let mut text = String::new();
+    for f in s.binlog_files().unwrap() {
+        let out = Command::new("mariadb-binlog")
+            .arg(&f)
+            .output()
+            .expect("mariadb-binlog is needed: apt-get install mariadb-client");
+        assert!(out.status.success(), "mariadb-binlog {}", f.display());
+        text.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    text
+}
+
+/// xorshift: enough randomness for kill moments, reproducible from the seed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next number.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// The seed of a test's random moments: `PARAPPLY_CRASH_SEED`, else the
+/// clock (odd, never 0).
+pub fn crash_seed() -> u64 {
+    std::env::var("PARAPPLY_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        })
+}
+
+/// Runs `child` (an applier) until it exits or the kill moment comes:
+/// `extra` after `progressed()` first says yes, or at `blind` (a moment
+/// fixed in advance) when given. At the moment it is killed with SIGKILL
+/// and `true` returned; an applier that exits first must have succeeded
+/// (its stderr is shown otherwise), and `false` is returned. Fails after
+/// [`HANG_GUARD`] without progress.
+pub fn kill_at_moment(
+    mut child: std::process::Child,
+    blind: Option<std::time::Instant>,
+    extra: Duration,
+    mut progressed: impl FnMut() -> bool,
+) -> bool {
+    let started = std::time::Instant::now();
+    let mut moment = blind;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                status.success(),
+                "apply failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return false;
+        }
+        match moment {
+            Some(m) if std::time::Instant::now() >= m => break,
+            Some(_) => {}
+            None if progressed() => moment = Some(std::time::Instant::now() + extra),
+            None => assert!(
+                started.elapsed() < HANG_GUARD,
+                "the applier committed nothing in {HANG_GUARD:?} (a hang guard)"
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    true
+}

@@ -2,8 +2,8 @@
 //!
 //! Each decoder takes the event *body* (the bytes after the 19-byte common
 //! header, without the trailing checksum) and borrows from it wherever the
-//! bytes are only looked at. Row images are not decoded: workers replay them
-//! verbatim.
+//! bytes are only looked at. Workers replay row images verbatim; [`ColumnValue`]
+//! splits them for the key-level scheduler.
 
 mod format_description;
 mod gtid;
@@ -12,6 +12,7 @@ mod intvar_rand;
 mod misc;
 mod mysql_gtid;
 mod query;
+mod row_image;
 mod rows;
 mod table_map;
 mod user_var;
@@ -24,6 +25,7 @@ pub use intvar_rand::{IntvarEvent, RandEvent};
 pub use misc::{AnnotateRowsEvent, HeartbeatEvent, RotateEvent, TransactionPayloadEvent, XidEvent};
 pub use mysql_gtid::{MySqlGtidEvent, PreviousGtidsEvent};
 pub use query::{QueryEvent, QueryStatus, UpdatedDbs};
+pub use row_image::ColumnValue;
 pub use rows::{RowsEvent, RowsKind};
 pub use table_map::TableMapEvent;
 pub use user_var::{UserVarEvent, UserVarValue};

@@ -781,6 +781,9 @@ impl Write for IdleAfterLogin {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.s.write(buf)
     }
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        self.s.write_vectored(bufs)
+    }
     fn flush(&mut self) -> io::Result<()> {
         self.s.flush()
     }

@@ -246,6 +246,16 @@ impl FileReader {
         Ok(&self.buf[at..at + n])
     }
 
+    /// The bytes from `pos` that are buffered, at least `n` of them
+    /// (`n` ≤ [`READ_BUF`]; reading ahead as far as `limit` when fewer are
+    /// buffered) and at most up to `limit`.
+    pub fn ahead(&mut self, pos: u64, n: usize, limit: u64) -> io::Result<&[u8]> {
+        self.get(pos, n, limit)?;
+        let at = (pos - self.start) as usize;
+        let end = (limit - self.start).min(self.buf.len() as u64) as usize;
+        Ok(&self.buf[at..end])
+    }
+
     /// Reads `[pos, pos + n)` (any size) in pieces of at most
     /// [`READ_BUF`], handing each to `each`.
     pub fn stream(
