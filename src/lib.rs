@@ -140,7 +140,19 @@
 //!
 //! # Promotion
 //!
-//! Not built yet (issue 5 specifies it in `tla/`; the code follows it).
+//! [`promote`] (`parapply promote`, operations layer; docs/promotion.md is
+//! the runbook, `tla/Promotion.tla` the same algorithm model-checked):
+//! freeze every applier through its target (the `freeze` row of the
+//! progress `config` table, which a running engine polls and drains on),
+//! check that the mirrors are prefixes of one stream and that no replica
+//! holds errant transactions, plan ([`promote::plan`], pure: source = the
+//! longest mirror, candidate given or ranked, what each replica lacks),
+//! catch the candidate then every other replica up from the source through
+//! the apply engine, persist the re-point position, make the candidate the
+//! one writable server and re-point the others; its record on every replica
+//! makes a rerun after kill -9 converge. [`trace`] writes promote's and the
+//! engine's steps as TLA+ records, which the promotion tests check against
+//! `tla/TracePromotion.tla`. [`promote::sim`] plans generated fleets.
 //!
 //! # Errors
 //!
@@ -184,9 +196,11 @@ pub mod metrics;
 pub mod mirror;
 pub mod position;
 pub mod progress;
+pub mod promote;
 pub mod replica;
 #[cfg(feature = "testkit")]
 pub mod sandbox;
 pub mod schedule;
 pub mod text;
+pub mod trace;
 pub mod wire;

@@ -30,7 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     // Bytes on disk and on the wire.
     (
         "format and client",
-        &["binlog", "group", "position", "text", "wire"],
+        &["binlog", "group", "position", "text", "trace", "wire"],
     ),
     // Throwaway servers for tests and benchmarks; may use the client.
     ("test gear", &["sandbox"]),

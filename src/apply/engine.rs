@@ -158,6 +158,17 @@ pub struct ApplyOptions {
     pub abort: Arc<AtomicBool>,
     /// Show a live status line on stderr when it is a terminal.
     pub status_line: bool,
+    /// This run belongs to the promotion with this id: the target's freeze
+    /// by that promotion neither refuses nor stops it. Any other run
+    /// refuses a frozen target, and a running one drains and stops when a
+    /// promotion freezes its target (polled every `freeze_poll`).
+    pub promotion: Option<String>,
+    /// How often a running engine asks its target whether a promotion
+    /// froze it.
+    pub freeze_poll: Duration,
+    /// Log each transaction's check and commit as TLA+ trace records
+    /// (tla/README.md, "Trace validation").
+    pub trace: Option<crate::trace::TraceSink>,
     /// Groups whose GTID names one of these servers are not applied
     /// (`--ignore-server-ids`: writes that came back around a ring). They
     /// count as done: the watermarks move past them, and a restart does
@@ -232,6 +243,9 @@ impl ApplyOptions {
             stop: Arc::new(AtomicBool::new(false)),
             abort: Arc::new(AtomicBool::new(false)),
             status_line: false,
+            promotion: None,
+            freeze_poll: Duration::from_millis(200),
+            trace: None,
             ignore_server_ids: std::collections::BTreeSet::new(),
             metrics: Arc::new(ApplyMetrics::new()),
         }
@@ -412,6 +426,8 @@ pub struct Engine {
     /// Worker connections opened again.
     reconnects: Arc<AtomicU64>,
     status: StatusLine,
+    /// When the target was last asked whether a promotion froze it.
+    freeze_checked: Instant,
     /// The reader's error, once the groups read before it are applied
     /// (then it becomes the failure).
     read_error: Option<ReadError>,
@@ -498,6 +514,7 @@ impl Engine {
             refresh_keys: false,
             lost: HashSet::new(),
             held: Vec::new(),
+            freeze_checked: Instant::now(),
             retries: opts.metrics.retries.clone(),
             reconnects: opts.metrics.reconnects.clone(),
             read_error: None,
@@ -549,6 +566,7 @@ impl Engine {
                 reconnects: self.reconnects.clone(),
                 shard_rows: shard_rows.clone(),
                 row_events,
+                trace: self.opts.trace.clone(),
                 batch_any_shards: self.opts.key_shards(),
             };
             let rtx = report_tx.clone();
@@ -623,6 +641,9 @@ impl Engine {
         self.advance_low();
         if self.low.dirty && self.low.last_persist.elapsed() >= self.opts.low_watermark_interval {
             self.persist_low();
+        }
+        if self.freeze_checked.elapsed() >= self.opts.freeze_poll {
+            self.check_freeze();
         }
         self.check_replication();
         self.opts.metrics.backlog(
@@ -941,6 +962,24 @@ impl Engine {
         }
     }
 
+    /// A promotion froze the target (and this run is not part of it):
+    /// drain and stop, as on a first signal; the lock is released when the
+    /// engine ends. An error reading the flag ends the loop.
+    fn check_freeze(&mut self) {
+        self.freeze_checked = Instant::now();
+        match self.replica.frozen_by() {
+            Ok(Some(by)) if self.opts.promotion.as_deref() != Some(by.as_str()) => {
+                if !self.opts.stop.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(promotion = %by, "a promotion froze this target: draining and stopping");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.failure.get_or_insert(e.into());
+            }
+        }
+    }
+
     /// Writes the low-watermark (reconnecting if needed); an error ends the
     /// loop.
     fn persist_low(&mut self) {
@@ -1187,6 +1226,7 @@ fn preflight(opts: &ApplyOptions) -> Result<(Replica, Setup), ApplyError> {
     r.ensure_sql_log_bin_off()?;
     let stop = || opts.abort.load(Ordering::Relaxed) || opts.stop.load(Ordering::Relaxed);
     r.take_applier_lock(LOCK_WAIT, &stop)?;
+    r.ensure_not_frozen(opts.promotion.as_deref())?;
     let state = r.read_state()?;
     r.ensure_shard_map(&state, &opts.shard_map.fingerprint())?;
     let binlog_state = r.gtid_binlog_state()?;

@@ -166,6 +166,8 @@ pub struct WorkerConfig {
     /// The target's `shard_progress` has the layout the row events describe
     /// (otherwise every watermark is written with SQL).
     pub row_events: bool,
+    /// Where committed transactions are logged as trace records.
+    pub trace: Option<crate::trace::TraceSink>,
     /// Consecutive groups of any shards may share a batch (key shards),
     /// not only those of one shard.
     pub batch_any_shards: bool,
@@ -533,6 +535,16 @@ impl Worker {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner());
             known.extend(done.new_rows);
+        }
+        if let Some(t) = &self.cfg.trace {
+            let gtids: Vec<_> = done
+                .batch
+                .iter()
+                .filter_map(|i| i.group.maria_gtid())
+                .collect();
+            // At --batch 1 several groups reported together were chained:
+            // each its own transaction.
+            t.committed(&gtids, self.cfg.batch_groups <= 1);
         }
         let ids = done.batch.iter().map(|i| i.id).collect();
         if self

@@ -18,6 +18,7 @@ use parapply::mirror::serve::ServeOptions;
 use parapply::mirror::{MirrorOptions, SyncPolicy};
 use parapply::position::{BinlogPos, MariaGtid, StartAt};
 use parapply::progress::ProgressTables;
+use parapply::promote::PromoteOptions;
 use parapply::schedule::{ShardBy, ShardMap};
 
 /// parapply — a parallel replication applier for MariaDB.
@@ -49,6 +50,10 @@ pub enum Command {
     /// Compare two replicas' states and list the groups each lacks of the
     /// other (both directions); --apply applies the A→B set to B.
     Catchup(super::catchup::CatchupArgs),
+    /// Promote a replica to primary when the replicas hold incomparable
+    /// states: freeze, check, catch up every replica from the longest
+    /// mirror, switch, re-point (docs/promotion.md).
+    Promote(PromoteArgs),
     /// Wait until a target has applied one group (the sidecar's
     /// MASTER_GTID_WAIT). Exit code 0: applied; 3: timed out; 4: the source
     /// passed the GTID without it (unknown); 1: an error.
@@ -163,6 +168,137 @@ pub struct ApplyArgs {
     #[arg(long, value_name = "HOST:PORT")]
     pub metrics: Option<String>,
     /// Print the final report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// One `--replica NAME=URL,MIRROR`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicaArg {
+    /// Its name.
+    pub name: String,
+    /// `mysql://USER@HOST:PORT/` (no password).
+    pub url: String,
+    /// Its mirror.
+    pub mirror: MirrorArg,
+}
+
+/// A replica's mirror on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MirrorArg {
+    /// A directory.
+    Dir(PathBuf),
+    /// A mirror server's URL.
+    Server(String),
+    /// `native`.
+    Native,
+}
+
+impl FromStr for ReplicaArg {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (name, rest) = s
+            .split_once('=')
+            .ok_or_else(|| format!("`{s}`: expected NAME=URL,MIRROR"))?;
+        let (url, mirror) = rest.rsplit_once(',').ok_or_else(|| {
+            format!("`{s}`: expected NAME=URL,MIRROR (MIRROR a directory or `native`)")
+        })?;
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(format!(
+                "`{name}`: a replica name is letters, digits, `_` and `-`"
+            ));
+        }
+        // URL,MIRROR where MIRROR may itself be a URL: split at the
+        // second scheme.
+        let (url, mirror) = match rest.find(",mysql://").or_else(|| rest.find(",mariadb://")) {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (url, mirror),
+        };
+        let mirror = if mirror == "native" {
+            MirrorArg::Native
+        } else if mirror.contains("://") {
+            MirrorArg::Server(mirror.to_string())
+        } else {
+            MirrorArg::Dir(PathBuf::from(mirror))
+        };
+        Ok(ReplicaArg {
+            name: name.to_string(),
+            url: url.to_string(),
+            mirror,
+        })
+    }
+}
+
+/// `parapply promote`.
+#[derive(Debug, clap::Args)]
+pub struct PromoteArgs {
+    /// A replica: NAME=mysql://USER@HOST:PORT/,MIRROR where MIRROR is its
+    /// mirror directory, its mirror server's mysql://USER@HOST:PORT/
+    /// (password: PARAPPLY_SERVE_PASSWORD), or `native` for a replica run
+    /// by MariaDB's own replication. Every replica's password:
+    /// PARAPPLY_TARGET_PASSWORD.
+    #[arg(long = "replica", required_unless_present = "simulate")]
+    pub replicas: Vec<ReplicaArg>,
+    /// Plan a simulated fleet instead (no servers): REPLICAS,SHARDS or
+    /// REPLICAS,SHARDS,GROUPS_PER_SHARD (default 20); prints the times.
+    #[arg(long, value_parser = parse_simulate)]
+    pub simulate: Option<(usize, usize, u64)>,
+    /// Promote this replica (default: the first of the ranking).
+    #[arg(long)]
+    pub candidate: Option<String>,
+    /// Planned switchover: the old primary (alive) is set read-only, its
+    /// last writes waited for, and it becomes a replica of the new one.
+    #[arg(long, requires = "old_primary")]
+    pub switchover: bool,
+    /// The old primary of a switchover (password: PARAPPLY_PRIMARY_PASSWORD).
+    #[arg(long)]
+    pub old_primary: Option<String>,
+    /// Show the plan; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Go on although replicas hold errant transactions.
+    #[arg(long)]
+    pub allow_errant: bool,
+    /// Clear the freeze a refused promotion left on the replicas, and exit.
+    #[arg(long)]
+    pub unfreeze: bool,
+    /// Run before acting (sh -c); a non-zero exit aborts with nothing changed.
+    #[arg(long)]
+    pub pre_hook: Option<String>,
+    /// Run after the promotion (sh -c).
+    #[arg(long)]
+    pub post_hook: Option<String>,
+    /// Seconds for the appliers to stop (and, in a switchover, the mirrors
+    /// to receive the old primary's last writes).
+    #[arg(long, default_value_t = PromoteOptions::DEFAULT_FREEZE_TIMEOUT.as_secs())]
+    pub freeze_timeout: u64,
+    /// Catch-up workers per replica.
+    #[arg(long, default_value_t = PromoteOptions::DEFAULT_WORKERS,
+          value_parser = RangedU64ValueParser::<usize>::new().range(1..=512))]
+    pub workers: usize,
+    /// The user re-pointed native replicas replicate with (password:
+    /// PARAPPLY_REPL_PASSWORD).
+    #[arg(long, default_value = "root")]
+    pub repl_user: String,
+    /// Schema of parapply's progress tables on the replicas.
+    #[arg(long, default_value = ApplyOptions::DEFAULT_PROGRESS_SCHEMA,
+          value_parser = parse_progress_schema)]
+    pub progress_schema: String,
+    /// How databases map to shards (as given to the appliers).
+    #[command(flatten)]
+    pub sharding: ShardingArgs,
+    /// Append the steps as TLA+ trace records to this file (tla/README.md).
+    #[arg(long)]
+    pub trace: Option<PathBuf>,
+    /// For --trace: the name of the server with this server_id in GTIDs
+    /// (ID=NAME, repeatable).
+    #[arg(long = "trace-server")]
+    pub trace_servers: Vec<String>,
+    /// Print the plan and the report as JSON (one object per line).
     #[arg(long)]
     pub json: bool,
 }
@@ -487,6 +623,21 @@ fn parse_shard_map(s: &str) -> Result<String, String> {
 }
 
 /// Checks a `--progress-schema` name.
+fn parse_simulate(s: &str) -> Result<(usize, usize, u64), String> {
+    let v: Vec<u64> = s
+        .split(',')
+        .map(|x| x.trim().parse::<u64>())
+        .collect::<Result<_, _>>()
+        .map_err(|_| format!("`{s}`: expected REPLICAS,SHARDS[,GROUPS_PER_SHARD]"))?;
+    match v[..] {
+        [r, sh] if r > 0 && sh > 0 => Ok((r as usize, sh as usize, 20)),
+        [r, sh, g] if r > 0 && sh > 0 && g > 0 => Ok((r as usize, sh as usize, g)),
+        _ => Err(format!(
+            "`{s}`: expected REPLICAS,SHARDS[,GROUPS_PER_SHARD], each ≥ 1"
+        )),
+    }
+}
+
 pub fn parse_progress_schema(s: &str) -> Result<String, String> {
     ProgressTables::new(s).map(|_| s.to_owned())
 }

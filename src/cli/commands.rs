@@ -26,10 +26,14 @@ use parapply::wire::ConnectOptions;
 #[cfg(feature = "bench")]
 use super::args::BenchArgs;
 use super::args::{
-    ApplyArgs, InspectArgs, MirrorArgs, ServeArgs, ServeLoginArgs, StatusArgs, TargetArgs, WaitArgs,
+    ApplyArgs, InspectArgs, MirrorArg, MirrorArgs, PromoteArgs, ServeArgs, ServeLoginArgs,
+    StatusArgs, TargetArgs, WaitArgs,
 };
 use super::output::Output;
-use super::secrets::{connect_options, serve_password, PRIMARY_PASSWORD_ENV, TARGET_PASSWORD_ENV};
+use super::secrets::{
+    connect_options, serve_password, PRIMARY_PASSWORD_ENV, REPL_PASSWORD_ENV, SERVE_PASSWORD_ENV,
+    TARGET_PASSWORD_ENV,
+};
 use super::signals;
 
 /// Connection options of the target, with the password from the file or
@@ -380,6 +384,170 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
             f(l.commit_lag_p99_seconds)
         )?;
     }
+    Ok(())
+}
+
+/// `parapply promote`: the plan (text or one JSON line), then the report.
+pub fn promote(a: PromoteArgs, out: &mut Output) -> anyhow::Result<()> {
+    use parapply::promote::{self, MirrorLoc, Outcome, PromoteOptions, ReplicaSpec};
+    if let Some((r, s, g)) = a.simulate {
+        let rep = promote::sim::simulate(r, s, g, 42);
+        if a.json {
+            writeln!(out, "{}", serde_json::to_string(&rep)?)?;
+        } else {
+            writeln!(
+                out,
+                "{} replicas x {} shards ({} groups): plan {:.3} s, what each lacks {:.3} s \
+                 (generating the fleet {:.3} s); {} incomparable pairs; candidate {}",
+                rep.replicas,
+                rep.shards,
+                rep.groups,
+                rep.plan_seconds,
+                rep.lacks_seconds,
+                rep.generate_seconds,
+                rep.incomparable_pairs,
+                rep.candidate
+            )?;
+        }
+        return Ok(());
+    }
+    let mut replicas = Vec::new();
+    for r in &a.replicas {
+        let target = connect_options("replica", &r.url, None, TARGET_PASSWORD_ENV)
+            .with_context(|| format!("replica {}", r.name))?;
+        replicas.push(ReplicaSpec {
+            name: r.name.clone(),
+            target,
+            mirror: match &r.mirror {
+                MirrorArg::Dir(d) => MirrorLoc::Dir(d.clone()),
+                MirrorArg::Server(u) => MirrorLoc::Server(
+                    connect_options("replica", u, None, SERVE_PASSWORD_ENV)
+                        .with_context(|| format!("replica {}'s mirror server", r.name))?,
+                ),
+                MirrorArg::Native => MirrorLoc::Native,
+            },
+        });
+    }
+    let mut o = PromoteOptions::new(replicas);
+    o.candidate = a.candidate.clone();
+    o.switchover = match (&a.old_primary, a.switchover) {
+        (Some(url), true) => Some(connect_options(
+            "old-primary",
+            url,
+            None,
+            PRIMARY_PASSWORD_ENV,
+        )?),
+        (Some(_), false) => bail!("--old-primary is for --switchover"),
+        _ => None,
+    };
+    o.dry_run = a.dry_run;
+    o.allow_errant = a.allow_errant;
+    o.unfreeze = a.unfreeze;
+    o.pre_hook = a.pre_hook.clone();
+    o.post_hook = a.post_hook.clone();
+    o.freeze_timeout = Duration::from_secs(a.freeze_timeout);
+    o.workers = a.workers;
+    o.repl_user = a.repl_user.clone();
+    o.repl_password = std::env::var(REPL_PASSWORD_ENV)
+        .ok()
+        .map(parapply::wire::Secret::new);
+    o.progress = ProgressTables::new(&a.progress_schema)
+        .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
+    o.shard_map = a.sharding.map().map_err(anyhow::Error::msg)?;
+    if let Some(path) = &a.trace {
+        let mut names = std::collections::BTreeMap::new();
+        for s in &a.trace_servers {
+            let (id, name) = s
+                .split_once('=')
+                .and_then(|(i, n)| Some((i.parse::<u32>().ok()?, n.to_string())))
+                .ok_or_else(|| anyhow::anyhow!("--trace-server `{s}`: expected ID=NAME"))?;
+            names.insert(id, name);
+        }
+        o.trace = Some(
+            parapply::trace::TraceSink::open(path, names)
+                .with_context(|| format!("--trace {}", path.display()))?,
+        );
+    }
+    let json = a.json;
+    let mut printed: anyhow::Result<()> = Ok(());
+    let outcome = {
+        let mut on_plan = |p: &promote::Plan| {
+            printed = print_plan(p, json, out);
+        };
+        promote::run(&o, &mut on_plan)
+    };
+    printed?;
+    match outcome? {
+        Outcome::DryRun(_) => {}
+        Outcome::Unfrozen(names) => {
+            if json {
+                writeln!(out, "{}", serde_json::json!({ "unfrozen": names }))?;
+            } else {
+                writeln!(out, "freeze cleared on: {}", names.join(", "))?;
+            }
+        }
+        Outcome::Done(r) => {
+            if json {
+                writeln!(out, "{}", serde_json::json!({ "report": r }))?;
+            } else {
+                writeln!(
+                    out,
+                    "promoted {} ({}) in {:.2} s (writable after {:.2} s, of which catch-up {:.2} s); \
+                     others re-pointed at {}",
+                    r.primary, r.primary_addr, r.seconds, r.writable_after, r.catch_up_seconds, r.repoint
+                )?;
+                for s in &r.steps {
+                    writeln!(
+                        out,
+                        "  {:<20} {:<8} {:>8.3} s  {}",
+                        s.step,
+                        s.replica.as_deref().unwrap_or("-"),
+                        s.seconds,
+                        s.detail
+                    )?;
+                }
+            }
+            if let Some(e) = r.post_hook_error {
+                bail!("the promotion is done, but the post-hook failed: {e}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn print_plan(p: &parapply::promote::Plan, json: bool, out: &mut Output) -> anyhow::Result<()> {
+    if json {
+        writeln!(out, "{}", serde_json::json!({ "plan": p }))?;
+        out.flush()?;
+        return Ok(());
+    }
+    writeln!(out, "plan: promote {} ({})", p.candidate, p.why)?;
+    writeln!(
+        out,
+        "  source: the mirror of {} ({} bytes); lost if promoted now: {} groups, {} bytes",
+        p.source, p.source_bytes, p.lost_groups, p.lost_bytes
+    )?;
+    for r in &p.replicas {
+        writeln!(
+            out,
+            "  {:<10} lacks {:>6} groups ({:>9} bytes)  mirror {:>10} bytes  {} the candidate{}",
+            r.name,
+            r.lacks_groups,
+            r.lacks_bytes,
+            r.mirror_bytes,
+            r.versus_candidate,
+            if r.native { "  (native)" } else { "" }
+        )?;
+    }
+    if !p.incomparable_pairs.is_empty() {
+        let pairs: Vec<String> = p
+            .incomparable_pairs
+            .iter()
+            .map(|(a, b)| format!("{a}/{b}"))
+            .collect();
+        writeln!(out, "  incomparable: {}", pairs.join(", "))?;
+    }
+    out.flush()?;
     Ok(())
 }
 

@@ -31,6 +31,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Apply(a) => done(commands::apply(a, &mut out)),
         Command::Status(a) => done(commands::status(a, &mut out)),
         Command::Catchup(a) => done(catchup::run(a, &mut out)),
+        Command::Promote(a) => done(commands::promote(a, &mut out)),
         Command::Wait(a) => commands::wait(a, &mut out),
         #[cfg(feature = "bench")]
         Command::Bench(a) => done(commands::bench(a, &mut out)),

@@ -10,6 +10,9 @@ use parapply::wire::{ConnectOptions, Secret};
 pub const TARGET_PASSWORD_ENV: &str = "PARAPPLY_TARGET_PASSWORD";
 /// Environment variable holding the binlog server's password.
 pub const SERVE_PASSWORD_ENV: &str = "PARAPPLY_SERVE_PASSWORD";
+/// Environment variable holding the password native replicas replicate
+/// from a promoted primary with.
+pub const REPL_PASSWORD_ENV: &str = "PARAPPLY_REPL_PASSWORD";
 /// Environment variable holding the primary's replication user's password.
 pub const PRIMARY_PASSWORD_ENV: &str = "PARAPPLY_PRIMARY_PASSWORD";
 

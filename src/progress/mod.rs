@@ -22,7 +22,10 @@
 //!   written periodically by the engine, and after every barrier.
 //!
 //! A third table, `config`, keeps the shard-map fingerprint: watermarks are
-//! only meaningful under the shard map that wrote them. A fourth,
+//! only meaningful under the shard map that wrote them; the GTIDs that
+//! creating these tables wrote in the target's own binary log (`own_gtids`:
+//! not errant transactions); and, during a promotion, its freeze request
+//! (`freeze`) and its persisted plan and progress (`promotion`). A fourth,
 //! `sessions`, lists the connection ids of the running applier's workers.
 //!
 //! # A dead applier's statements

@@ -163,6 +163,35 @@ impl ProgressTables {
         )
     }
 
+    /// The query that reads the value of the `config` row `name`.
+    pub fn select_config_sql(&self, name: &str) -> String {
+        format!(
+            "SELECT value FROM `{}`.`config` WHERE name = '{}'",
+            self.schema,
+            escape(name)
+        )
+    }
+
+    /// Sets the `config` row `name` to `value`.
+    pub fn save_config_sql(&self, name: &str, value: &str) -> String {
+        format!(
+            "INSERT INTO `{}`.`config` (name, value) VALUES ('{}', '{}') \
+             ON DUPLICATE KEY UPDATE value = VALUES(value)",
+            self.schema,
+            escape(name),
+            escape(value)
+        )
+    }
+
+    /// Deletes the `config` row `name`.
+    pub fn delete_config_sql(&self, name: &str) -> String {
+        format!(
+            "DELETE FROM `{}`.`config` WHERE name = '{}'",
+            self.schema,
+            escape(name)
+        )
+    }
+
     /// Stores the shard-map fingerprint.
     pub fn save_shard_map_sql(&self, fingerprint: &str) -> String {
         format!(

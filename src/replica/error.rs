@@ -186,6 +186,19 @@ pub enum PreflightError {
         /// The progress schema.
         schema: String,
     },
+    /// A promotion froze this target: no applier runs on it until the
+    /// promotion re-points it (or, refused, is cleared by the operator).
+    #[error(
+        "{addr}: frozen by promotion `{by}`: no applier may run here until it is re-pointed; \
+         run `parapply promote` again to finish the promotion, or, after a refused one, \
+         `parapply promote --unfreeze` with the same replicas"
+    )]
+    Frozen {
+        /// The target.
+        addr: String,
+        /// The promotion's id.
+        by: String,
+    },
     /// The source has neither the file the applied prefix ends in nor a
     /// low-watermark row to resume from by GTID.
     #[error("{addr}: no low-watermark row ends at {end}, and the source has no file {}", end.file)]

@@ -42,6 +42,16 @@
 //! [`Replica::sql_thread_running`], [`Replica::read_only`], [`Replica::gtid_slave_pos`],
 //! [`Replica::collations`] (every collation id the target knows, which the
 //! replay of Query events needs); [`pending`] counts what a
+//! source holds that the replica has not applied (`parapply status`).
+//!
+//! # Promotion's rows
+//!
+//! The progress schema's `config` table also holds what a promotion
+//! leaves on the target: [`FREEZE`] (the promotion that froze it:
+//! [`Replica::frozen_by`], [`Replica::ensure_not_frozen`], which the engine
+//! checks at start and polls while running), [`PROMOTION`] (its persisted
+//! record) and [`OWN_GTIDS`] (the GTIDs creating the progress tables wrote
+//! in the target's binlog: not errant transactions, [`Replica::own_gtids`]).
 //! source holds that the replica has not applied (`parapply status`);
 //! [`wait_applied`] waits until one group is applied (`parapply wait`).
 
@@ -85,6 +95,13 @@ pub struct Replica {
     /// This connection runs with `sql_log_bin=0`.
     log_bin_off: bool,
 }
+
+/// The `config` row naming the promotion that froze the target.
+pub const FREEZE: &str = "freeze";
+/// The `config` row holding a promotion's persisted plan and progress.
+pub const PROMOTION: &str = "promotion";
+/// The `config` row listing the GTIDs parapply wrote in the target's binlog.
+pub const OWN_GTIDS: &str = "own_gtids";
 
 /// How long [`Replica::take_applier_lock`] waits for the lock.
 pub const LOCK_WAIT: Duration = Duration::from_secs(30);
@@ -233,6 +250,7 @@ impl Replica {
     pub fn ensure_progress_tables(&mut self) -> Result<bool, ReplicaError> {
         let tables = self.opts.progress.clone();
         if self.value(&tables.count_tables_sql(), "counting the progress tables")? != "4" {
+            let mut own = Vec::new();
             for sql in tables.create_sql() {
                 if let Err(error) = self.conn.execute(sql.as_bytes()) {
                     return Err(PreflightError::ProgressTables {
@@ -242,7 +260,12 @@ impl Replica {
                     }
                     .into());
                 }
+                let gtid = self.value("SELECT @@SESSION.last_gtid", "reading last_gtid")?;
+                if !gtid.is_empty() {
+                    own.push(gtid);
+                }
             }
+            self.record_own_gtids(&own)?;
         }
         let layout = self.value(&tables.layout_sql(), "reading the progress table's layout")?;
         let row_events = layout == SHARD_PROGRESS_LAYOUT;
@@ -256,6 +279,125 @@ impl Replica {
             );
         }
         Ok(row_events)
+    }
+
+    /// Adds `gtids` (written by parapply itself in the target's binary log:
+    /// the progress tables' DDL) to the `config` row [`OWN_GTIDS`], outside
+    /// the binary log.
+    fn record_own_gtids(&mut self, gtids: &[String]) -> Result<(), ReplicaError> {
+        if gtids.is_empty() {
+            return Ok(());
+        }
+        let mut all = self.config(OWN_GTIDS)?.unwrap_or_default();
+        for g in gtids {
+            if !all.is_empty() {
+                all.push(',');
+            }
+            all.push_str(g);
+        }
+        let sql = self.opts.progress.save_config_sql(OWN_GTIDS, &all);
+        let log_bin_was_off = self.log_bin_off;
+        self.exec(b"SET @@session.sql_log_bin=0", "turning off binary logging")?;
+        let r = self.exec(sql.as_bytes(), "recording parapply's own GTIDs");
+        if !log_bin_was_off {
+            self.exec(
+                b"SET @@session.sql_log_bin=1",
+                "turning binary logging back on",
+            )?;
+        }
+        r
+    }
+
+    /// The GTIDs parapply wrote in the target's own binary log (creating
+    /// its progress tables): not errant transactions.
+    pub fn own_gtids(&mut self) -> Result<Vec<MariaGtid>, ReplicaError> {
+        let value = self.config(OWN_GTIDS)?.unwrap_or_default();
+        parse_gtid_list(&value).map_err(|error| ReplicaError::BadGtidList {
+            addr: self.addr(),
+            variable: "parapply own_gtids",
+            value,
+            error,
+        })
+    }
+
+    /// The value of the `config` row `name` of the progress schema, if
+    /// the row (or the table) exists.
+    pub fn config(&mut self, name: &str) -> Result<Option<String>, ReplicaError> {
+        let sql = self.opts.progress.select_config_sql(name);
+        match self.conn.query_value(&sql) {
+            Ok(v) => Ok(v),
+            // No progress tables yet: no row.
+            Err(WireError::Server { code: 1146, .. }) => Ok(None),
+            Err(e) => Err(self.query_err("reading the config table")(e)),
+        }
+    }
+
+    /// Sets the `config` row `name` (outside the binary log: call
+    /// [`Replica::ensure_sql_log_bin_off`] first).
+    pub fn set_config(&mut self, name: &str, value: &str) -> Result<(), ReplicaError> {
+        let sql = self.opts.progress.save_config_sql(name, value);
+        self.exec(sql.as_bytes(), "writing the config table")
+    }
+
+    /// The promotion that froze this target, if any ([`FREEZE`]).
+    pub fn frozen_by(&mut self) -> Result<Option<String>, ReplicaError> {
+        self.config(FREEZE)
+    }
+
+    /// Refuses a frozen target unless `promotion` froze it (an applier run
+    /// by that promotion).
+    pub fn ensure_not_frozen(&mut self, promotion: Option<&str>) -> Result<(), ReplicaError> {
+        match self.frozen_by()? {
+            Some(by) if Some(by.as_str()) != promotion => Err(PreflightError::Frozen {
+                addr: self.addr(),
+                by,
+            }
+            .into()),
+            _ => Ok(()),
+        }
+    }
+
+    /// Runs `statements` in one transaction on the control connection.
+    pub fn transaction(
+        &mut self,
+        statements: &[String],
+        what: &'static str,
+    ) -> Result<(), ReplicaError> {
+        let mut sql = String::from("START TRANSACTION");
+        for s in statements {
+            sql.push_str("; ");
+            sql.push_str(s);
+        }
+        sql.push_str("; COMMIT");
+        self.exec(sql.as_bytes(), what)
+    }
+
+    /// Runs one statement on the control connection.
+    pub fn execute(&mut self, sql: &str, what: &'static str) -> Result<(), ReplicaError> {
+        self.exec(sql.as_bytes(), what)
+    }
+
+    /// The rows of a query on the control connection, as text.
+    pub fn query_text(
+        &mut self,
+        sql: &str,
+        what: &'static str,
+    ) -> Result<Vec<Vec<String>>, ReplicaError> {
+        Ok(self
+            .rows(sql, what)?
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| String::from_utf8_lossy(v.as_deref().unwrap_or(b"")).into_owned())
+                    .collect()
+            })
+            .collect())
+    }
+
+    /// `@@GLOBAL.server_id`.
+    pub fn server_id(&mut self) -> Result<u32, ReplicaError> {
+        let v = self.value("SELECT @@GLOBAL.server_id", "reading server_id")?;
+        Ok(v.parse().unwrap_or(0))
     }
 
     /// From here on this connection's writes stay out of the target's
