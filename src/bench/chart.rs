@@ -73,6 +73,7 @@ pub fn draw(path: &Path, title: &str, results: &[ConfigResult]) -> Result<(), St
             }
         })
         .y_label_formatter(&|y| format!("{y:.0}"))
+        .light_line_style(WHITE)
         .draw()
         .map_err(|e| err(&e))?;
 
@@ -119,7 +120,7 @@ pub fn draw(path: &Path, title: &str, results: &[ConfigResult]) -> Result<(), St
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .label_font(("sans-serif", 14))

@@ -323,7 +323,7 @@ fn large(primary: &Server, transactions: u64, clients: u16) -> Result<()> {
             format!(
                 "INSERT INTO db{d}.big (id, k, v) SELECT {base} + seq, seq, \
              CONCAT(REPEAT(CHAR(65 + seq % 26), 992), LPAD(seq, 8, '0')) \
-             FROM seq_1_to_{LARGE_ROWS}"
+             FROM db{d}.seq_1_to_{LARGE_ROWS}"
             )
         },
     )
