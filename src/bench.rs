@@ -286,12 +286,7 @@ fn run_workload(opts: &BenchOptions, w: Workload) -> Result<WorkloadReport> {
         opts.runs,
         opts.configs.len()
     );
-    let primary = Server::start(
-        ServerOptions::new()
-            .server_id(1)
-            .log_bin("primary-bin")
-            .innodb_buffer_pool_size(128 << 20),
-    )?;
+    let primary = Server::start(primary_options())?;
     let started = Instant::now();
     w.generate(&primary, opts.scale, opts.clients)?;
     let generate_seconds = started.elapsed().as_secs_f64();
@@ -392,6 +387,15 @@ fn run_workload(opts: &BenchOptions, w: Workload) -> Result<WorkloadReport> {
     })
 }
 
+/// The throwaway primary: binary log on, fast non-durable settings.
+fn primary_options() -> ServerOptions {
+    ServerOptions::new()
+        .server_id(1)
+        .log_bin("primary-bin")
+        .innodb_buffer_pool_size(128 << 20)
+}
+
+/// A fresh durable replica for `config`.
 fn replica_options(config: BenchConfig, server_id: u32) -> ServerOptions {
     let base = ServerOptions::new()
         .server_id(server_id)

@@ -32,8 +32,8 @@ use hdrhistogram::Histogram;
 use mysql::prelude::Queryable;
 
 use super::workload::two_row_statement;
-use super::{sql_error, BenchError, Result};
-use crate::sandbox::{Server, ServerOptions, SlaveParallelMode};
+use super::{sql_error, BenchConfig, BenchError, Result};
+use crate::sandbox::{Server, SlaveParallelMode};
 
 /// How long a probe or the final catch-up may take before the phase fails.
 const ARRIVAL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -162,24 +162,18 @@ impl Drop for ChildGuard {
 }
 
 fn run_phase(opts: &LagOptions, applier: Applier, rate: f64) -> Result<LagPhase> {
-    let primary = Server::start(
-        ServerOptions::new()
-            .server_id(1)
-            .log_bin("primary-bin")
-            .innodb_buffer_pool_size(128 << 20),
-    )?;
-    let mut replica_opts = ServerOptions::new()
-        .server_id(2)
-        .durable()
-        .log_bin("replica-bin")
-        .log_slave_updates(true)
-        .skip_slave_start(true)
-        .innodb_buffer_pool_size(128 << 20);
-    if applier == Applier::Native {
-        replica_opts = replica_opts
-            .slave_parallel_threads(16)
-            .slave_parallel_mode(SlaveParallelMode::Optimistic);
-    }
+    let primary = Server::start(super::primary_options())?;
+    let config = match applier {
+        Applier::Native => BenchConfig::Native {
+            threads: 16,
+            mode: SlaveParallelMode::Optimistic,
+        },
+        Applier::Parapply => BenchConfig::Parapply {
+            workers: 16,
+            batch: None,
+        },
+    };
+    let replica_opts = super::replica_options(config, 2);
     let replica = Server::start(replica_opts)?;
     let mut ddl = String::new();
     for d in 0..DATABASES {
