@@ -1,5 +1,5 @@
 //! `parapply bench` itself, end to end at a tiny `--scale`: every workload
-//! (a–f) is generated, every kind of contender (the single SQL thread, the
+//! (a–g) is generated, every kind of contender (the single SQL thread, the
 //! three parallel modes, `mariadb-binlog | mariadb`, parapply at default
 //! batching and with `--batch 1`) applies it to a fresh replica and the
 //! bench's checksum check passes (a mismatch makes the command fail), the
@@ -19,7 +19,7 @@ const CONFIGS: &str = "native-single,native-conservative-4,native-optimistic-4,\
 fn every_contender_completes_every_workload_with_equal_checksums() {
     let charts = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_parapply"))
-        .args(["bench", "--workload", "a,b,c,d,e,f", "--scale", "0.005"])
+        .args(["bench", "--workload", "a,b,c,d,e,f,g", "--scale", "0.005"])
         .args(["--runs", "1", "--configs", CONFIGS, "--json"])
         .args(["--lag", "0.2", "--lag-seconds", "1"])
         .arg("--charts")
@@ -34,7 +34,7 @@ fn every_contender_completes_every_workload_with_equal_checksums() {
         .iter()
         .map(|w| w["workload"].as_str().unwrap())
         .collect();
-    assert_eq!(letters, ["a", "b", "c", "d", "e", "f"]);
+    assert_eq!(letters, ["a", "b", "c", "d", "e", "f", "g"]);
     let configs: Vec<&str> = CONFIGS.split(',').collect();
     for w in workloads {
         let letter = w["workload"].as_str().unwrap();

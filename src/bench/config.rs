@@ -24,6 +24,8 @@ pub enum BenchConfig {
         workers: u16,
         /// `--batch`; `None` is the command's default.
         batch: Option<u16>,
+        /// `--shard-by key` (the default bucket count).
+        keys: bool,
     },
 }
 
@@ -55,8 +57,11 @@ impl BenchConfig {
             BenchConfig::Native { threads: 0, .. } => "native-single".into(),
             BenchConfig::Native { mode, .. } => format!("native-{}", mode_name(mode)),
             BenchConfig::BinlogPipe => "mariadb-binlog".into(),
-            BenchConfig::Parapply { batch: None, .. } => "parapply".into(),
-            BenchConfig::Parapply { batch: Some(b), .. } => format!("parapply-batch-{b}"),
+            BenchConfig::Parapply { batch, keys, .. } => {
+                let batch = batch.map_or_else(String::new, |b| format!("-batch-{b}"));
+                let keys = if keys { "-key" } else { "" };
+                format!("parapply{batch}{keys}")
+            }
         }
     }
 }
@@ -83,7 +88,11 @@ pub fn full_matrix() -> Vec<BenchConfig> {
     }
     v.push(BenchConfig::BinlogPipe);
     for batch in [None, Some(1)] {
-        v.extend(THREADS.map(|workers| BenchConfig::Parapply { workers, batch }));
+        v.extend(THREADS.map(|workers| BenchConfig::Parapply {
+            workers,
+            batch,
+            keys: false,
+        }));
     }
     v
 }
@@ -108,12 +117,18 @@ impl fmt::Display for BenchConfig {
             BenchConfig::BinlogPipe => write!(f, "mariadb-binlog"),
             BenchConfig::Parapply {
                 workers,
-                batch: None,
-            } => write!(f, "parapply-{workers}"),
-            BenchConfig::Parapply {
-                workers,
-                batch: Some(b),
-            } => write!(f, "parapply-{workers}-batch-{b}"),
+                batch,
+                keys,
+            } => {
+                write!(f, "parapply-{workers}")?;
+                if let Some(b) = batch {
+                    write!(f, "-batch-{b}")?;
+                }
+                if keys {
+                    write!(f, "-key")?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -126,9 +141,23 @@ impl FromStr for BenchConfig {
             format!(
                 "`{s}` is not a configuration: use native-single, native-optimistic-N, \
                  native-conservative-N, native-aggressive-N, mariadb-binlog, parapply-N or \
-                 parapply-N-batch-K"
+                 parapply-N-batch-K (either with -key: --shard-by key)"
             )
         };
+        if let Some(base) = s.trim().strip_suffix("-key") {
+            return match base.parse()? {
+                BenchConfig::Parapply {
+                    workers,
+                    batch,
+                    keys: false,
+                } => Ok(BenchConfig::Parapply {
+                    workers,
+                    batch,
+                    keys: true,
+                }),
+                _ => Err(bad()),
+            };
+        }
         let positive = |n: &str| n.parse::<u16>().ok().filter(|&n| n > 0);
         let parts: Vec<&str> = s.trim().split('-').collect();
         match parts.as_slice() {
@@ -153,10 +182,12 @@ impl FromStr for BenchConfig {
             ["parapply", n] => Ok(BenchConfig::Parapply {
                 workers: positive(n).ok_or_else(bad)?,
                 batch: None,
+                keys: false,
             }),
             ["parapply", n, "batch", k] => Ok(BenchConfig::Parapply {
                 workers: positive(n).ok_or_else(bad)?,
                 batch: Some(positive(k).ok_or_else(bad)?),
+                keys: false,
             }),
             _ => Err(bad()),
         }
@@ -175,7 +206,10 @@ mod tests {
         assert!(all.contains(&"native-aggressive-32".to_owned()));
         assert!(all.contains(&"mariadb-binlog".to_owned()));
         assert!(all.contains(&"parapply-4-batch-1".to_owned()));
-        for name in &all {
+        for name in all.iter().chain(&[
+            "parapply-16-key".to_owned(),
+            "parapply-8-batch-1-key".to_owned(),
+        ]) {
             let c: BenchConfig = name.parse().unwrap();
             assert_eq!(&c.to_string(), name);
         }
@@ -183,7 +217,8 @@ mod tests {
             "parapply-16-batch-1".parse::<BenchConfig>(),
             Ok(BenchConfig::Parapply {
                 workers: 16,
-                batch: Some(1)
+                batch: Some(1),
+                keys: false,
             })
         );
         for bad in [
@@ -196,6 +231,9 @@ mod tests {
             "parapply-x",
             "parapply-4-batch",
             "parapply-4-batch-0",
+            "native-single-key",
+            "mariadb-binlog-key",
+            "parapply-4-key-key",
         ] {
             assert!(bad.parse::<BenchConfig>().is_err(), "{bad} parsed");
         }
@@ -207,6 +245,7 @@ mod tests {
         assert_eq!(c("native-optimistic-16").family(), "native-optimistic");
         assert_eq!(c("native-optimistic-16").threads(), Some(16));
         assert_eq!(c("parapply-8-batch-1").family(), "parapply-batch-1");
+        assert_eq!(c("parapply-8-batch-1-key").family(), "parapply-batch-1-key");
         assert_eq!(c("parapply-8").threads(), Some(8));
         assert_eq!(c("native-single").threads(), None);
         assert_eq!(c("mariadb-binlog").threads(), None);

@@ -22,6 +22,7 @@ use crate::apply::engine::{self, ApplyOptions};
 use crate::apply::ApplyError;
 use crate::binlog::Source;
 use crate::sandbox::{column, describe_slave_status, Server};
+use crate::schedule::{ShardBy, ShardMap, DEFAULT_KEY_BUCKETS};
 use crate::wire::ConnectOptions;
 
 /// How long one replica may take to fetch or to apply the workload.
@@ -82,7 +83,7 @@ pub(super) fn run_one(
     match config {
         BenchConfig::Native { .. } => run_native(primary, at, replica, config, run),
         BenchConfig::BinlogPipe => run_binlog_pipe(primary, replica, config, run),
-        BenchConfig::Parapply { workers, batch } => {
+        BenchConfig::Parapply { workers, batch, .. } => {
             run_parapply(primary, replica, workers, batch, config, run)
         }
     }
@@ -248,6 +249,9 @@ fn run_parapply(
     opts.workers = usize::from(workers);
     if let Some(b) = batch {
         opts.batch_groups = usize::from(b);
+    }
+    if let BenchConfig::Parapply { keys: true, .. } = config {
+        opts.shard_map = ShardMap::new(ShardBy::Key(DEFAULT_KEY_BUCKETS));
     }
     let before = Probe::take(replica)?;
     let started = Instant::now();

@@ -171,6 +171,7 @@ fn run_phase(opts: &LagOptions, applier: Applier, rate: f64) -> Result<LagPhase>
         Applier::Parapply => BenchConfig::Parapply {
             workers: 16,
             batch: None,
+            keys: false,
         },
     };
     let replica_opts = super::replica_options(config, 2);

@@ -12,6 +12,7 @@
 //! | d | large | 500 transactions of 1,000 rows of ~1 KB (~1 MB each) over 16 databases |
 //! | e | cross-database | 20,000 two-row transactions over 16 databases; 5 % also insert into the next database |
 //! | f | sysbench | sysbench `oltp_write_only` on 8 databases, 2 client threads each, 2,500 transactions per database |
+//! | g | sysbench-one-database | sysbench `oltp_write_only` on one database (`sbtest`), `--clients` threads, 20,000 transactions (`--rand-type=uniform`) |
 //!
 //! A two-row transaction inserts two new rows or updates the two rows the
 //! previous transaction of its database inserted (they alternate), one
@@ -42,17 +43,21 @@ pub enum Workload {
     CrossDatabase,
     /// (f) sysbench `oltp_write_only`, 8 databases, 2 threads each.
     Sysbench,
+    /// (g) sysbench `oltp_write_only` on one database, `--clients` threads
+    /// (the key-shards issue's second one-database workload).
+    SysbenchOneDatabase,
 }
 
 impl Workload {
     /// Every workload, in letter order.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 7] = [
         Workload::Uniform,
         Workload::Skewed,
         Workload::OneDatabase,
         Workload::Large,
         Workload::CrossDatabase,
         Workload::Sysbench,
+        Workload::SysbenchOneDatabase,
     ];
 
     /// Its letter in issue 14 and on the command line.
@@ -64,6 +69,7 @@ impl Workload {
             Workload::Large => 'd',
             Workload::CrossDatabase => 'e',
             Workload::Sysbench => 'f',
+            Workload::SysbenchOneDatabase => 'g',
         }
     }
 
@@ -76,6 +82,7 @@ impl Workload {
             Workload::Large => "large",
             Workload::CrossDatabase => "cross-database",
             Workload::Sysbench => "sysbench",
+            Workload::SysbenchOneDatabase => "sysbench-one-database",
         }
     }
 
@@ -97,7 +104,7 @@ impl Workload {
     /// Databases it writes.
     pub fn databases(self) -> u32 {
         match self {
-            Workload::OneDatabase => 1,
+            Workload::OneDatabase | Workload::SysbenchOneDatabase => 1,
             Workload::Sysbench => SYSBENCH_DATABASES,
             _ => 16,
         }
@@ -124,6 +131,11 @@ impl Workload {
                  {SYSBENCH_THREADS} threads each, {n} transactions in all",
                 sysbench_table_size(scale)
             ),
+            Workload::SysbenchOneDatabase => format!(
+                "sysbench oltp_write_only, one database of one {}-row table, --clients threads, \
+                 {n} transactions",
+                sysbench_table_size(scale)
+            ),
         }
     }
 
@@ -139,7 +151,18 @@ impl Workload {
                 two_row(primary, 16, n, clients, |j| j % 16, Some(CROSS_EVERY))
             }
             Workload::Large => large(primary, n, clients),
-            Workload::Sysbench => sysbench(primary, scale),
+            Workload::Sysbench => {
+                let dbs: Vec<String> = (0..SYSBENCH_DATABASES).map(|d| format!("sb{d}")).collect();
+                sysbench(primary, &dbs, SYSBENCH_THREADS, n, scale, false)
+            }
+            Workload::SysbenchOneDatabase => sysbench(
+                primary,
+                &["sbtest".to_owned()],
+                u32::from(clients),
+                n,
+                scale,
+                true,
+            ),
         }
     }
 }
@@ -329,25 +352,27 @@ fn large(primary: &Server, transactions: u64, clients: u16) -> Result<()> {
     )
 }
 
-/// (f): `sysbench oltp_write_only` prepare, then run, on `sb0`…`sb7` at once
-/// (one sysbench process per database, `SYSBENCH_THREADS` threads each).
-fn sysbench(primary: &Server, scale: f64) -> Result<()> {
-    let program = which("sysbench").ok_or_else(|| {
-        BenchError::Generate(
-            "workload f needs sysbench (Debian: apt-get install sysbench; scripts/test installs it)"
-                .into(),
-        )
-    })?;
-    let dbs: Vec<String> = (0..SYSBENCH_DATABASES).map(|d| format!("sb{d}")).collect();
+/// (f), (g): `sysbench oltp_write_only` prepare, then run, on `dbs` at once
+/// (one sysbench process per database, `threads` threads each, `events`
+/// transactions in all); `uniform`: `--rand-type=uniform`.
+fn sysbench(
+    primary: &Server,
+    dbs: &[String],
+    threads: u32,
+    events: u64,
+    scale: f64,
+    uniform: bool,
+) -> Result<()> {
+    ensure_sysbench()?;
     primary.exec(
         &dbs.iter()
             .map(|d| format!("CREATE DATABASE {d};"))
             .collect::<String>(),
     )?;
-    let events = Workload::Sysbench.transactions(scale) / u64::from(SYSBENCH_DATABASES);
+    let events = (events / dbs.len().max(1) as u64).max(1);
     let size = sysbench_table_size(scale);
     let base = |db: &str, step: &str| {
-        let mut c = Command::new(&program);
+        let mut c = Command::new("sysbench");
         c.arg("oltp_write_only")
             .arg("--db-driver=mysql")
             .arg(format!("--mysql-socket={}", primary.socket().display()))
@@ -355,10 +380,13 @@ fn sysbench(primary: &Server, scale: f64) -> Result<()> {
             .arg(format!("--mysql-db={db}"))
             .arg("--tables=1")
             .arg(format!("--table-size={size}"))
-            .arg(format!("--threads={SYSBENCH_THREADS}"))
+            .arg(format!("--threads={}", threads.max(1)))
             .arg(format!("--events={events}"))
-            .arg("--time=0")
-            .arg(step);
+            .arg("--time=0");
+        if uniform {
+            c.arg("--rand-type=uniform");
+        }
+        c.arg(step);
         c
     };
     for step in ["prepare", "run"] {
@@ -389,13 +417,44 @@ fn sysbench(primary: &Server, scale: f64) -> Result<()> {
     Ok(())
 }
 
-/// `program` in `$PATH`.
-fn which(program: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|p| p.join(program))
-            .find(|p| p.is_file())
-    })
+/// sysbench on the PATH, installed with apt-get if missing (as root, or
+/// with `sudo -n`; scripts/test installs it too).
+fn ensure_sysbench() -> Result<()> {
+    let present = || {
+        Command::new("sysbench")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if present() {
+        return Ok(());
+    }
+    eprintln!("bench: sysbench missing: installing Debian's sysbench with apt-get");
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut cmd = if root {
+        Command::new("apt-get")
+    } else {
+        let mut c = Command::new("sudo");
+        c.args(["-n", "apt-get"]);
+        c
+    };
+    let installed = cmd
+        .args(["install", "-y", "-q", "sysbench"])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    if installed && present() {
+        Ok(())
+    } else {
+        Err(BenchError::Generate(
+            "workload f/g needs sysbench, which is missing and could not be installed: \
+             apt-get install sysbench"
+                .into(),
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -408,7 +467,7 @@ mod tests {
             assert_eq!(w.letter().to_string().parse::<Workload>(), Ok(w));
             assert_eq!(w.name().parse::<Workload>(), Ok(w));
         }
-        assert!("g".parse::<Workload>().is_err());
+        assert!("h".parse::<Workload>().is_err());
         assert!("ab".parse::<Workload>().is_err());
     }
 

@@ -323,7 +323,8 @@ pub struct InspectArgs {
 pub struct BenchArgs {
     /// Workloads, comma-separated letters or names: a (uniform, 16
     /// databases), b (skewed), c (one-database), d (large transactions), e
-    /// (cross-database), f (sysbench oltp_write_only, 8 databases).
+    /// (cross-database), f (sysbench oltp_write_only, 8 databases), g
+    /// (sysbench oltp_write_only, one database, --clients threads).
     #[arg(long, value_delimiter = ',', default_values_t = vec![Workload::Uniform])]
     pub workload: Vec<Workload>,
     /// Multiplies every workload's size (0.01 for a quick look; 1 is
