@@ -169,7 +169,9 @@
 //! # Benchmarks
 //!
 //! [`mod@bench`] (`parapply bench`, feature `bench`): the end-to-end
-//! comparison with MariaDB's own replication on fresh durable replicas;
+//! comparison with MariaDB's own replication and `mariadb-binlog | mariadb`
+//! on fresh durable replicas, six workloads, thread sweeps, charts and the
+//! lag under steady load;
 //! `benches/` holds the criterion suites (reader and grouper).
 //! [`corpus`] (feature `bench`) runs MariaDB's own regression test files on
 //! a throwaway primary and compares parapply's target with a stock replica

@@ -13,7 +13,7 @@ use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 use parapply::apply::engine::{ApplyOptions, Until};
 #[cfg(feature = "bench")]
-use parapply::bench::{BenchConfig, BenchOptions};
+use parapply::bench::{full_matrix, BenchConfig, BenchOptions, Workload};
 use parapply::mirror::serve::ServeOptions;
 use parapply::mirror::{MirrorOptions, SyncPolicy};
 use parapply::position::{BinlogPos, MariaGtid, StartAt};
@@ -457,14 +457,16 @@ pub struct InspectArgs {
 #[cfg(feature = "bench")]
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Small row transactions generated on the primary (each its own GTID).
-    #[arg(long, default_value_t = BenchOptions::DEFAULT_TRANSACTIONS,
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub transactions: u64,
-    /// Databases (one table each) the transactions are spread over.
-    #[arg(long, default_value_t = BenchOptions::DEFAULT_DATABASES,
-          value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub databases: u32,
+    /// Workloads, comma-separated letters or names: a (uniform, 16
+    /// databases), b (skewed), c (one-database), d (large transactions), e
+    /// (cross-database), f (sysbench oltp_write_only, 8 databases), g
+    /// (sysbench oltp_write_only, one database, --clients threads).
+    #[arg(long, value_delimiter = ',', default_values_t = vec![Workload::Uniform])]
+    pub workload: Vec<Workload>,
+    /// Multiplies every workload's size (0.01 for a quick look; 1 is
+    /// sized for about 10 minutes per workload with the full matrix on 2 cores).
+    #[arg(long, default_value_t = BenchOptions::DEFAULT_SCALE, value_parser = parse_scale)]
+    pub scale: f64,
     /// Runs of each configuration (each on a fresh replica); the median is
     /// reported.
     #[arg(long, default_value_t = BenchOptions::DEFAULT_RUNS,
@@ -472,21 +474,44 @@ pub struct BenchArgs {
     pub runs: u32,
     /// Configurations, comma-separated: native-single,
     /// native-{optimistic,conservative,aggressive}-N (N threads),
-    /// parapply-N (N workers, default batching), parapply-N-batch-K.
-    #[arg(long, value_delimiter = ',', default_values_t = BenchOptions::DEFAULT_CONFIGS)]
+    /// mariadb-binlog (mariadb-binlog | mariadb), parapply-N (N workers,
+    /// default batching), parapply-N-batch-K. Default: all of them with
+    /// N = 4, 8, 16, 32 and K = 1.
+    #[arg(long, value_delimiter = ',', default_values_t = full_matrix())]
     pub configs: Vec<BenchConfig>,
     /// Client connections generating the workload on the primary.
     #[arg(long, default_value_t = BenchOptions::DEFAULT_CLIENTS,
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub clients: u16,
-    /// Generate with sysbench oltp_write_only on one database (sbtest):
-    /// --transactions events from --clients threads (installs Debian's
-    /// sysbench when missing).
-    #[arg(long)]
-    pub sysbench: bool,
+    /// Write one PNG chart per workload into this directory
+    /// (workload-a.png, …).
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
+    /// Also measure replica lag under steady load at these fractions of the
+    /// best native rate on workload a (e.g. 0.5,0.9): native optimistic-16
+    /// against parapply mirror + apply --follow.
+    #[arg(long, value_delimiter = ',', value_parser = parse_scale)]
+    pub lag: Vec<f64>,
+    /// Seconds of steady load per lag phase.
+    #[arg(long, default_value_t = 20.0, value_parser = parse_scale)]
+    pub lag_seconds: f64,
+    /// The rate (transactions/s) the --lag fractions are of when workload a
+    /// does not run with a native configuration in the same bench.
+    #[arg(long, value_parser = parse_scale)]
+    pub lag_base_rate: Option<f64>,
     /// Print the results as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// A positive number (`--scale`, `--lag`).
+#[cfg(feature = "bench")]
+fn parse_scale(s: &str) -> Result<f64, String> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .ok_or_else(|| format!("`{s}`: expected a number > 0 (e.g. 0.5, 2)"))
 }
 
 /// A size in bytes: `123`, `64K`, `4M`, `1G` (powers of 1024; a trailing
@@ -727,9 +752,10 @@ mod tests {
         };
         let d = BenchOptions::new();
         assert_eq!(
-            (b.transactions, b.databases, b.runs, b.clients, b.configs),
-            (d.transactions, d.databases, d.runs, d.clients, d.configs)
+            (b.workload, b.scale, b.runs, b.clients, b.configs, b.charts),
+            (d.workloads, d.scale, d.runs, d.clients, d.configs, d.charts)
         );
+        assert!(b.lag.is_empty() && d.lag.is_none());
     }
 
     #[test]

@@ -607,19 +607,30 @@ pub fn wait(a: WaitArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
 /// `parapply bench`: the table (or JSON) on standard output; progress goes
 /// to stderr.
 pub fn bench(a: BenchArgs, out: &mut Output) -> anyhow::Result<()> {
+    let lag = if a.lag.is_empty() {
+        None
+    } else {
+        Some(parapply::bench::LagOptions {
+            fractions: a.lag,
+            base_rate: a.lag_base_rate,
+            seconds: a.lag_seconds,
+            parapply: std::env::current_exe()?,
+        })
+    };
     let opts = parapply::bench::BenchOptions {
-        transactions: a.transactions,
-        databases: a.databases,
+        workloads: a.workload,
+        scale: a.scale,
         runs: a.runs,
         clients: a.clients,
         configs: a.configs,
-        sysbench: a.sysbench,
+        charts: a.charts,
+        lag,
     };
     let report = parapply::bench::run(&opts)?;
     if a.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        write!(out, "{}", parapply::bench::render_table(&report))?;
+        write!(out, "{}", parapply::bench::render_report(&report))?;
     }
     Ok(())
 }
