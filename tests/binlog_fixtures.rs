@@ -35,6 +35,15 @@ fn mariadb_dir() -> PathBuf {
     fixtures().join("mariadb-10.11")
 }
 
+/// Fixtures whose events all read, but which the grouper refuses as a
+/// corrupt transaction group (rows events with no Table_map in their group:
+/// MySQL's hand-made 5.1 test files), with the text its error must carry.
+/// Applying such a group would skip its rows silently.
+const GROUPER_REFUSES: &[(&str, &str)] = &[(
+    "ver_5_1-wl2325_s.001",
+    "ver_5_1-wl2325_s.001:411: corrupt transaction group",
+)];
+
 /// What each fixture must give: `Ok(events)` or an error containing the text.
 const EXPECTED: &[(&str, Result<usize, &str>)] = &[
     ("binlog-invisible-columns.000001", Ok(22)),
@@ -148,8 +157,10 @@ fn every_fixture_reads_with_the_expected_outcome_and_no_panic() {
                 Err(e) => break Err(e.to_string()),
             }
         };
+        let refused = GROUPER_REFUSES.iter().find(|(n, _)| n == name);
         match (want, outcome) {
-            (Ok(_), Ok(_)) => {}
+            (Ok(_), Ok(_)) if refused.is_none() => {}
+            (Ok(_), Err(e)) if refused.is_some_and(|(_, text)| e.contains(text)) => {}
             (Err(text), Err(e)) => assert!(e.contains(text), "{name}: grouper error `{e}`"),
             (w, o) => panic!("{name}: grouper gave {o:?}, reader expectation {w:?}"),
         }
