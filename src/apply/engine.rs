@@ -964,7 +964,9 @@ impl Engine {
 
     /// A promotion froze the target (and this run is not part of it):
     /// drain and stop, as on a first signal; the lock is released when the
-    /// engine ends. An error reading the flag ends the loop.
+    /// engine ends. A lost control connection is opened again (within the
+    /// reconnect time, as for the low-watermark's write) and the flag read
+    /// at the next poll; any other error reading it ends the loop.
     fn check_freeze(&mut self) {
         self.freeze_checked = Instant::now();
         match self.replica.frozen_by() {
@@ -974,6 +976,14 @@ impl Engine {
                 }
             }
             Ok(_) => {}
+            Err(crate::replica::ReplicaError::Query { error, .. })
+                if error.is_connection_lost() =>
+            {
+                tracing::warn!(error = %error, "lost the control connection to the target; reconnecting");
+                if let Err(e) = self.replica.reconnect(&self.opts.abort, *error) {
+                    self.failure.get_or_insert(e.into());
+                }
+            }
             Err(e) => {
                 self.failure.get_or_insert(e.into());
             }
