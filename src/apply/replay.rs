@@ -746,6 +746,62 @@ fn plan_query(
     out: &mut Vec<Step>,
 ) -> Result<(), ReplayError> {
     let s = &q.status;
+    let ctx = session_context(q, collations)?;
+    let forces_db_collation = s.charset_database.is_some() || q.db.is_empty();
+    let micros = s.hrnow.or(s.microseconds);
+    // The timestamp changes with every event; it is sent apart so that the
+    // rest of the context repeats exactly and can be skipped.
+    let ts = match micros {
+        Some(us) => format!("SET @@session.timestamp={}.{us:06}", header.timestamp),
+        None => format!("SET @@session.timestamp={}", header.timestamp),
+    };
+    // CREATE/DROP DATABASE and the like carry LOG_EVENT_SUPPRESS_USE_F:
+    // their default database may not exist (yet, or any more).
+    let suppress_use = header.flags & LOG_EVENT_SUPPRESS_USE_F != 0;
+    let use_db = !suppress_use && !q.db.is_empty();
+    // `USE` first: it sets `collation_database`, which the context may then
+    // set to something else.
+    let need_use = use_db
+        && (session.db.as_deref() != Some(q.db)
+            || (session.db_collation_forced && s.charset_database.is_none()));
+    if need_use {
+        plan_use(q.db, session, out);
+        if forces_db_collation {
+            session.context.clear();
+        }
+    }
+    session.db_collation_forced = forces_db_collation || (session.db_collation_forced && !need_use);
+    if session.context != ctx.as_bytes() {
+        // The character set of the text that follows may change: the query
+        // must come in the next round trip.
+        out.push(Step::last(ctx.clone().into_bytes()));
+        session.context = ctx.into_bytes();
+    }
+    if !pending.is_empty() {
+        out.push(Step::sql(pending));
+    }
+    out.push(Step::sql(ts));
+    let expect = query_expectation(q)?;
+    if is_drop_database(&q.query) {
+        // The target session loses its default database if it was the one
+        // dropped: `USE` it again next time.
+        session.db = None;
+    }
+    out.push(Step {
+        sql: q.query.to_vec(),
+        // A statement that may fail ends its round trip: the server runs
+        // nothing after a failing statement of a multi-statement query.
+        ends_round_trip: expect != Expect::Success,
+        expect,
+        local_infile: None,
+    });
+    Ok(())
+}
+
+/// The `SET @@session…` statement of a Query event's context (all of
+/// [`plan_query`]'s list but the timestamp, which is sent apart).
+fn session_context(q: &QueryEvent<'_>, collations: &Collations) -> Result<String, ReplayError> {
+    let s = &q.status;
     let mut ctx = String::with_capacity(512);
     let _ = write!(ctx, "SET @@session.pseudo_thread_id={}", q.thread_id);
     if let Some(f) = s.flags2 {
@@ -796,10 +852,6 @@ fn plan_query(
         ", @@session.lc_time_names={}",
         s.lc_time_names.unwrap_or(0)
     );
-    // CREATE/DROP DATABASE and the like carry LOG_EVENT_SUPPRESS_USE_F:
-    // their default database may not exist (yet, or any more).
-    let suppress_use = header.flags & LOG_EVENT_SUPPRESS_USE_F != 0;
-    let use_db = !suppress_use && !q.db.is_empty();
     match (s.charset_database, s.charset) {
         (Some(c), _) => {
             let _ = write!(ctx, ", @@session.collation_database={c}");
@@ -813,54 +865,36 @@ fn plan_query(
         // Set by `USE`.
         (None, _) => {}
     }
-    let forces_db_collation = s.charset_database.is_some() || q.db.is_empty();
-    let micros = s.hrnow.or(s.microseconds);
-    // The timestamp changes with every event; it is sent apart so that the
-    // rest of the context repeats exactly and can be skipped.
-    let ts = match micros {
-        Some(us) => format!("SET @@session.timestamp={}.{us:06}", header.timestamp),
-        None => format!("SET @@session.timestamp={}", header.timestamp),
-    };
-    // `USE` first: it sets `collation_database`, which the context may then
-    // set to something else.
-    let need_use = use_db
-        && (session.db.as_deref() != Some(q.db)
-            || (session.db_collation_forced && s.charset_database.is_none()));
-    if need_use {
-        // Database names are utf8; a name that is not ASCII is parsed as
-        // such (the context that follows sets the event's client character
-        // set again).
-        if !q.db.is_ascii() {
-            out.push(Step::last(
-                b"SET @@session.character_set_client=utf8mb4".to_vec(),
-            ));
-            session.context.clear();
-        }
-        let mut u = b"USE `".to_vec();
-        u.extend(
-            q.db.iter()
-                .flat_map(|&b| if b == b'`' { vec![b'`', b'`'] } else { vec![b] }),
-        );
-        u.push(b'`');
-        out.push(Step::sql(u));
-        session.db = Some(q.db.to_vec());
-        if forces_db_collation {
-            session.context.clear();
-        }
+    Ok(ctx)
+}
+
+/// `USE db` (after switching the client character set for a name that is
+/// not ASCII), recorded as the session's default database.
+fn plan_use(db: &[u8], session: &mut Session, out: &mut Vec<Step>) {
+    // Database names are utf8; a name that is not ASCII is parsed as such
+    // (the context that follows sets the event's client character set
+    // again).
+    if !db.is_ascii() {
+        out.push(Step::last(
+            b"SET @@session.character_set_client=utf8mb4".to_vec(),
+        ));
+        session.context.clear();
     }
-    session.db_collation_forced = forces_db_collation || (session.db_collation_forced && !need_use);
-    if session.context != ctx.as_bytes() {
-        // The character set of the text that follows may change: the query
-        // must come in the next round trip.
-        out.push(Step::last(ctx.clone().into_bytes()));
-        session.context = ctx.into_bytes();
-    }
-    if !pending.is_empty() {
-        out.push(Step::sql(pending));
-    }
-    out.push(Step::sql(ts));
+    let mut u = b"USE `".to_vec();
+    u.extend(
+        db.iter()
+            .flat_map(|&b| if b == b'`' { vec![b'`', b'`'] } else { vec![b] }),
+    );
+    u.push(b'`');
+    out.push(Step::sql(u));
+    session.db = Some(db.to_vec());
+}
+
+/// What the target must answer to a Query event, from the error code the
+/// primary logged with it.
+fn query_expectation(q: &QueryEvent<'_>) -> Result<Expect, ReplayError> {
     let code = q.error_code;
-    let expect = if code == 0 {
+    Ok(if code == 0 {
         if is_drop_temporary(&q.query) {
             Expect::SuccessOrUnknownTable
         } else {
@@ -876,21 +910,7 @@ fn plan_query(
         Expect::SuccessOrError(code)
     } else {
         Expect::Error(code)
-    };
-    if is_drop_database(&q.query) {
-        // The target session loses its default database if it was the one
-        // dropped: `USE` it again next time.
-        session.db = None;
-    }
-    out.push(Step {
-        sql: q.query.to_vec(),
-        // A statement that may fail ends its round trip: the server runs
-        // nothing after a failing statement of a multi-statement query.
-        ends_round_trip: expect != Expect::Success,
-        expect,
-        local_infile: None,
-    });
-    Ok(())
+    })
 }
 
 /// A temporary table of a primary session: the server keeps one per
