@@ -523,6 +523,41 @@ impl Server {
             .collect())
     }
 
+    /// Waits until the newest binary log file holds a binlog checkpoint
+    /// naming itself: the server writes that event on its own, after a
+    /// rotation, once the older files' transactions are durable in InnoDB.
+    /// After it, an idle primary's binary log no longer changes, so two
+    /// clients reading it at different times read the same bytes.
+    pub fn wait_binlog_settled(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let last: Option<String> = self
+                .query_first::<Row>("SHOW MASTER STATUS")?
+                .map(|row| column(&row, "File"));
+            let Some(last) = last else {
+                return Err(SandboxError::Binlog {
+                    port: self.port(),
+                    detail: "it is off; start with ServerOptions::log_bin".into(),
+                });
+            };
+            let events: Vec<Row> = self.query(&format!("SHOW BINLOG EVENTS IN '{last}'"))?;
+            let settled = events.iter().any(|e| {
+                column(e, "Event_type") == "Binlog_checkpoint"
+                    && column(e, "Info").contains(last.as_str())
+            });
+            if settled {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(SandboxError::Binlog {
+                    port: self.port(),
+                    detail: format!("{last} has no binlog checkpoint of its own after {timeout:?}"),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The directory of the relay log files and their index.
     pub fn relay_log_dir(&self) -> &Path {
         &self.layout.relay_log_dir

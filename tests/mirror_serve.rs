@@ -217,6 +217,10 @@ fn mariadb_binlog_reads_the_primarys_bytes() {
     workload(&p, 0, 200);
     p.exec("FLUSH BINARY LOGS").unwrap();
     workload(&p, 200, 50);
+    // The primary writes a binlog checkpoint into its newest file on its own,
+    // some time after a rotation: wait for it, or the two reads below could
+    // see the file before and after it.
+    p.wait_binlog_settled(HANG_GUARD).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let s = mirror_and_serve(
         primary_source(&p),

@@ -147,6 +147,15 @@ pub enum SandboxError {
         /// What went wrong, with the replica's `SHOW SLAVE STATUS` where useful.
         detail: String,
     },
+
+    /// The server's binary log is off, or did not reach the state waited for.
+    #[error("binary log of mariadbd on port {port}: {detail}")]
+    Binlog {
+        /// The server's port.
+        port: u16,
+        /// What was expected and not found.
+        detail: String,
+    },
 }
 
 impl fmt::Debug for SandboxError {
