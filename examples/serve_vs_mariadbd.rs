@@ -6,7 +6,8 @@
 //! 2,000-byte rows, 20,000 rows per transaction; size in MiB as the first
 //! argument). `parapply mirror` (in this process, `--sync never`) copies it;
 //! the mirror is checked byte for byte against the primary, stopped, and
-//! served by `parapply serve` (in this process). Then five rounds of
+//! served by `parapply serve` (in this process). Then five rounds
+//! (`SERVE_BENCH_ROUNDS`) of
 //! `mariadb-binlog --read-from-remote-server --raw --to-last-log` from the
 //! first file: once against the primary, once against the mirror's server
 //! (which goes first alternates), each into a fresh directory, timed from
@@ -20,6 +21,16 @@
 //! The client writes into OUT_DIR (default: a temporary directory; give a
 //! tmpfs such as /dev/shm to keep the disk's writeback of one round out of
 //! the next).
+//!
+//! `SERVE_BENCH_CLIENT_WRAP="strace -f -c -o /tmp/calls"` runs each client
+//! under that command (the last word, a path, gets the port appended): the
+//! client's system calls against each server, e.g. how often it found the
+//! socket empty (`recvfrom` errors) — which says whether a server ever made
+//! the client wait.
+//!
+//! `SERVE_BENCH_PIN=1` pins both servers to CPU 0 and the client to CPU 1
+//! (`taskset`), so that the client, which bounds the rate, never shares its
+//! core with the server it reads from.
 //!
 //! Run: `cargo run --release --example serve_vs_mariadbd [MIB [OUT_DIR]]`
 
@@ -82,7 +93,21 @@ fn fetch(
     let server0 = cpu_secs(server_stat, false);
     let client0 = cpu_secs("/proc/self/stat", true);
     let t = Instant::now();
-    let o = Command::new("mariadb-binlog")
+    // SERVE_BENCH_CLIENT_WRAP="strace -c -o /tmp/x" wraps the client (to
+    // count its system calls against each server).
+    let wrap = std::env::var("SERVE_BENCH_CLIENT_WRAP").unwrap_or_default();
+    let mut words: Vec<String> = wrap.split_whitespace().map(str::to_owned).collect();
+    if let Some(last) = words.last_mut().filter(|_| !wrap.is_empty()) {
+        if last.starts_with('/') {
+            *last = format!("{last}.{port}");
+        }
+    }
+    if std::env::var_os("SERVE_BENCH_PIN").is_some() {
+        words.extend(["taskset", "-c", "1"].map(String::from));
+    }
+    words.push("mariadb-binlog".into());
+    let o = Command::new(&words[0])
+        .args(&words[1..])
         .args([
             "--read-from-remote-server",
             "--raw",
@@ -216,9 +241,27 @@ fn main() {
     };
     println!("client output under {}", out.display());
     let primary_stat = format!("/proc/{}/stat", p.pid().expect("the primary's pid"));
+    if std::env::var_os("SERVE_BENCH_PIN").is_some() {
+        // Both servers on CPU 0, the client (below) on CPU 1: neither server
+        // ever takes the client's core.
+        for pid in [p.pid().expect("pid"), std::process::id()] {
+            let ok = Command::new("taskset")
+                .args(["-a", "-p", "-c", "0", &pid.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .expect("run taskset")
+                .success();
+            assert!(ok, "taskset failed for pid {pid}");
+        }
+        println!("pinned: servers on CPU 0, client on CPU 1");
+    }
     let mut theirs = Vec::new();
     let mut ours = Vec::new();
-    for round in 1..=5 {
+    let rounds: usize = std::env::var("SERVE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    for round in 1..=rounds {
         let a = out.join(format!("primary{round}"));
         let b = out.join(format!("mirror{round}"));
         let primary = || fetch(p.port(), &primary_stat, "root", "", &names[0], &a);
