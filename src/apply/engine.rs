@@ -99,7 +99,7 @@ use crate::group::{Group, GroupKind, Grouper};
 use crate::position::{BinlogPos, MariaGtid, StartAt};
 use crate::progress::state::gtid_position;
 use crate::progress::{
-    decide, Action, AppliedSet, GroupFacts, ProgressTables, ReplicaState, Selection, Watermark,
+    decide, Action, AppliedSet, GroupFacts, ProgressTables, Selection, Watermark,
 };
 use crate::replica::{PreflightError, Replica, ReplicaOptions, LOCK_WAIT};
 use crate::schedule::{GroupId, Placement, Scheduler, SchedulerConfig, ShardBy, ShardMap};
@@ -129,6 +129,9 @@ pub struct ApplyOptions {
     /// it), or after a GTID (the last one already applied, as
     /// `gtid_slave_pos` names it: that group itself is not applied).
     pub from: Option<StartAt>,
+    /// Start after the position a backup recorded (`--from-backup`), on a
+    /// target without progress (see [`super::start`]).
+    pub from_backup: Option<super::start::BackupInfo>,
     /// Stop after this group.
     pub until: Option<Until>,
     /// Which groups to apply: everything not applied yet (the restart
@@ -231,6 +234,7 @@ impl ApplyOptions {
             max_inflight_bytes: Self::DEFAULT_MAX_INFLIGHT_BYTES,
             follow: false,
             from: None,
+            from_backup: None,
             until: None,
             selection: Selection::Restart,
             shard_map: ShardMap::new(Self::DEFAULT_SHARD_BY),
@@ -470,7 +474,11 @@ impl Engine {
             tracing::info!(tables = catalog.len(), "read the target's keys");
             opts.shard_map.set_catalog(Arc::new(catalog));
         }
-        let start = start_at(&opts, &replica, &setup.own.state).map_err(fail)?;
+        let mut setup = setup;
+        let super::start::Start { at: start, seeds } =
+            super::start::start(&opts, &mut replica, &setup.own.state).map_err(fail)?;
+        let seeded = !seeds.is_empty();
+        setup.own.state.low.extend(seeds);
         let after = match (&start, &opts.from) {
             (StartAt::Gtid(g), Some(StartAt::Gtid(from))) if g == from => Some(*g),
             _ => None,
@@ -490,7 +498,8 @@ impl Engine {
             low: Low {
                 marks: state.low.clone(),
                 position: state.resume_position(),
-                dirty: false,
+                // A GTID position's low-watermarks are written at once.
+                dirty: seeded,
                 last_persist: Instant::now(),
                 last_ts: 0,
             },
@@ -1127,66 +1136,6 @@ fn with_liveness(mut target: ConnectOptions, liveness: Duration) -> ConnectOptio
     target.keepalive.get_or_insert(liveness);
     target.write_timeout.get_or_insert(liveness * 6);
     target
-}
-
-/// Where reading starts: at the end of the applied prefix, or `--from` on
-/// a target without progress, or the source's beginning.
-fn start_at(
-    opts: &ApplyOptions,
-    replica: &Replica,
-    state: &ReplicaState,
-) -> Result<StartAt, ApplyError> {
-    match (state.resume_position(), &opts.from) {
-        (Some(p), None) => resume_start(&opts.source, state, p, replica),
-        (Some(applied_to), Some(_)) => Err(PreflightError::FromWithProgress {
-            addr: replica.addr(),
-            applied_to,
-            schema: opts.progress.schema().to_string(),
-        }
-        .into()),
-        (None, Some(f)) => Ok(f.clone()),
-        (None, None) => Ok(StartAt::Beginning),
-    }
-}
-
-/// Where reading resumes. In a mirror the prefix's end position names a
-/// file of the source; relay logs have other file names (the position is in
-/// the primary's coordinates), so there the GTID of the prefix's last group
-/// is looked up instead (it is applied, and skipped again).
-fn resume_start(
-    source: &Source,
-    state: &ReplicaState,
-    end: BinlogPos,
-    replica: &Replica,
-) -> Result<StartAt, ApplyError> {
-    let listed = match source {
-        Source::Files(v) => v.clone(),
-        Source::Index(index) => crate::binlog::reader::read_index(index)?,
-    };
-    if listed.iter().any(|f| {
-        f.file_name()
-            .is_some_and(|n| n.to_string_lossy() == end.file)
-    }) {
-        return Ok(StartAt::Pos(end));
-    }
-    let Some(last) = state
-        .low
-        .iter()
-        .find(|(_, w)| w.end == end)
-        .map(|(d, w)| MariaGtid {
-            domain: *d,
-            server: w.server_id,
-            seq: w.seq_no,
-        })
-    else {
-        return Err(PreflightError::NoResumePoint {
-            addr: replica.addr(),
-            end,
-        }
-        .into());
-    };
-    tracing::info!(%end, gtid = %last, "the source has no file {}: resuming by GTID", end.file);
-    Ok(StartAt::Gtid(last))
 }
 
 /// What preflight learned.

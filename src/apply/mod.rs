@@ -5,6 +5,7 @@ pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod replay;
+pub mod start;
 pub mod worker;
 
 pub use error::{ApplyError, DefiniteError, GroupRef, TransientError};

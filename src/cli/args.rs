@@ -131,6 +131,14 @@ pub struct ApplyArgs {
     /// @@gtid_slave_pos says: applying starts after it).
     #[arg(long)]
     pub from: Option<StartAt>,
+    /// Where to start on a target without progress, restored from this
+    /// mariadb-backup directory: after the GTID position (else at the
+    /// binlog position) its mariadb_backup_binlog_info recorded. Without
+    /// --from or --from-backup, a target without progress starts after its
+    /// @@gtid_slave_pos (set by restoring a `mariadb-dump --gtid` dump),
+    /// else at the source's beginning.
+    #[arg(long, value_name = "DIR", conflicts_with = "from")]
+    pub from_backup: Option<PathBuf>,
     /// Worker threads, each with its own connection to the target.
     #[arg(long, default_value_t = ApplyOptions::DEFAULT_WORKERS,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=512))]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use parapply::apply::engine::{self, ApplyOptions, ApplyReport, Until};
+use parapply::apply::start::BackupInfo;
 use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
 use parapply::metrics;
@@ -156,6 +157,12 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     opts.max_inflight_bytes = a.max_inflight_bytes.0;
     opts.follow = a.follow;
     opts.from = a.from;
+    opts.from_backup = a
+        .from_backup
+        .as_deref()
+        .map(BackupInfo::read)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--from-backup: {e}"))?;
     opts.until = a.until.or(a.until_time.map(Until::Time));
     opts.shard_map = a.sharding.map().map_err(anyhow::Error::msg)?;
     opts.progress = ProgressTables::new(&a.target.progress_schema)
