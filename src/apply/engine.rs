@@ -28,8 +28,9 @@
 //!    the state read; a different shard map than the one that wrote it is
 //!    refused unless the state is drained.
 //! 3. The workers and the reader start. Reading starts at the
-//!    low-watermark (or the source's beginning, or `--from` on a target
-//!    without progress).
+//!    low-watermark, or on a target without progress at `--from`,
+//!    `--from-backup`, after the target's `gtid_slave_pos`, or at the
+//!    source's beginning ([`super::start`]).
 //!
 //! # Steady state ([`Engine::run`])
 //!
