@@ -92,6 +92,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 
 use super::error::{ApplyError, DefiniteError, GroupRef};
+use super::filter::Filtered;
 use super::metrics::ApplyMetrics;
 use super::replay::{binlog_statement, Collations};
 use super::worker::{self, Report, WorkItem, WorkerConfig};
@@ -178,6 +179,10 @@ pub struct ApplyOptions {
     /// count as done: the watermarks move past them, and a restart does
     /// not read them again.
     pub ignore_server_ids: std::collections::BTreeSet<u32>,
+    /// Replication filters (`--include-db` …): what they leave out of a
+    /// group is not applied; a group left empty counts as done, as an
+    /// ignored one does.
+    pub filter: super::filter::Filter,
     /// The live figures, for a metrics endpoint ([`ApplyMetrics::render`]).
     pub metrics: Arc<ApplyMetrics>,
 }
@@ -252,6 +257,7 @@ impl ApplyOptions {
             freeze_poll: Duration::from_millis(200),
             trace: None,
             ignore_server_ids: std::collections::BTreeSet::new(),
+            filter: super::filter::Filter::default(),
             metrics: Arc::new(ApplyMetrics::new()),
         }
     }
@@ -266,6 +272,8 @@ pub struct ApplyReport {
     pub skipped: u64,
     /// Groups not applied because of `ignore_server_ids`.
     pub ignored: u64,
+    /// Groups the filters left empty (not applied, done).
+    pub filtered: u64,
     /// Bytes of events applied.
     pub bytes: u64,
     /// Wall time.
@@ -376,6 +384,7 @@ struct Counts {
     applied: u64,
     skipped: u64,
     ignored: u64,
+    filtered: u64,
     bytes: u64,
 }
 
@@ -457,6 +466,7 @@ impl Engine {
                 applied: 0,
                 skipped: 0,
                 ignored: 0,
+                filtered: 0,
                 bytes: 0,
                 seconds: started.elapsed().as_secs_f64(),
                 gtid_position: String::new(),
@@ -758,6 +768,11 @@ impl Engine {
             }
             .into());
         };
+        let (g, empty) = match self.opts.filter.apply(g) {
+            Ok(Filtered::Keep(g)) => (g, false),
+            Ok(Filtered::Empty(g)) => (g, true),
+            Err(e) => return Err(e.into()),
+        };
         let placement = self.opts.shard_map.placement(&g);
         let (shards, barrier): (Vec<Arc<str>>, bool) = match &placement {
             Placement::Shards(s) => (s.iter().map(|x| x.0.clone()).collect(), false),
@@ -804,6 +819,11 @@ impl Engine {
             Action::Apply if self.opts.ignore_server_ids.contains(&gtid.server) => {
                 // Not applied, and done: the watermarks move past it.
                 self.counts.ignored += 1;
+                TrackState::Skipped
+            }
+            Action::Apply if empty => {
+                // Filtered out whole: done as well.
+                self.counts.filtered += 1;
                 TrackState::Skipped
             }
             Action::Stop => {
@@ -1110,6 +1130,7 @@ impl Engine {
             applied: self.counts.applied,
             skipped: self.counts.skipped,
             ignored: self.counts.ignored,
+            filtered: self.counts.filtered,
             bytes: self.counts.bytes,
             seconds: self.started.elapsed().as_secs_f64(),
             gtid_position: gtid_position(&self.low.marks),

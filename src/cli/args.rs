@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 use parapply::apply::engine::{ApplyOptions, Until};
+use parapply::apply::filter::TablePattern;
 #[cfg(feature = "bench")]
 use parapply::bench::{full_matrix, BenchConfig, BenchOptions, Workload};
 use parapply::mirror::serve::ServeOptions;
@@ -165,6 +166,23 @@ pub struct ApplyArgs {
     /// ring. Comma-separated; the watermarks still move past them.
     #[arg(long, value_delimiter = ',')]
     pub ignore_server_ids: Vec<u32>,
+    /// Apply only these databases (replicate-do-db; comma-separated or
+    /// repeated): row events by their table's database, statements by
+    /// their default database.
+    #[arg(long, value_delimiter = ',', value_name = "DB")]
+    pub include_db: Vec<String>,
+    /// Do not apply these databases (replicate-ignore-db).
+    #[arg(long, value_delimiter = ',', value_name = "DB")]
+    pub exclude_db: Vec<String>,
+    /// Apply only tables matching one of these `db.table` patterns (LIKE
+    /// wildcards % and _, as replicate-wild-do-table). Row events only:
+    /// statements are not filtered by table.
+    #[arg(long, value_delimiter = ',', value_name = "DB.TABLE")]
+    pub include_table: Vec<TablePattern>,
+    /// Do not apply tables matching these `db.table` patterns
+    /// (replicate-wild-ignore-table). Row events only.
+    #[arg(long, value_delimiter = ',', value_name = "DB.TABLE")]
+    pub exclude_table: Vec<TablePattern>,
     /// Seconds an answer of the target is awaited before a second
     /// connection checks that the target is alive and still runs the
     /// statement; a stopped or vanished target is then a lost connection

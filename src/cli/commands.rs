@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use parapply::apply::engine::{self, ApplyOptions, ApplyReport, Until};
+use parapply::apply::filter::Filter;
 use parapply::apply::start::BackupInfo;
 use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
@@ -169,6 +170,12 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
     opts.reconnect_timeout = Duration::from_secs(a.reconnect_timeout);
     opts.ignore_server_ids = a.ignore_server_ids.iter().copied().collect();
+    opts.filter = Filter {
+        include_db: a.include_db,
+        exclude_db: a.exclude_db,
+        include_table: a.include_table,
+        exclude_table: a.exclude_table,
+    };
     opts.liveness = a.liveness.0;
     opts.stop = stop.clone();
     opts.abort = abort;
@@ -272,6 +279,13 @@ fn print_report(
                 out,
                 "ignored {} groups of the servers of --ignore-server-ids",
                 report.ignored
+            )?;
+        }
+        if report.filtered > 0 {
+            writeln!(
+                out,
+                "left out {} groups the filters emptied",
+                report.filtered
             )?;
         }
         if let Some(p) = &report.position {
