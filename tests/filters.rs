@@ -137,3 +137,34 @@ fn statements_are_filtered_by_their_default_database() {
     assert_eq!(t.checksums(&["a"]).unwrap(), p.checksums(&["a"]).unwrap());
     assert_eq!(r["filtered"], 12, "{r}");
 }
+
+/// `--rewrite-db a->a2`: row events (Table_map) and statements (default
+/// database) land in a2; the other rules see the new name.
+#[test]
+fn rewrite_db_renames_table_maps_and_default_databases() {
+    for format in [BinlogFormat::Row, BinlogFormat::Statement] {
+        let p = Server::start(
+            ServerOptions::new()
+                .server_id(1)
+                .log_bin("mariadb-bin")
+                .binlog_format(format),
+        )
+        .unwrap();
+        let t = common::replica_target();
+        p.exec("CREATE DATABASE a; USE a; CREATE TABLE t (i INT PRIMARY KEY, v INT)")
+            .unwrap();
+        for i in 0..10 {
+            p.exec(&format!("USE a; INSERT INTO t VALUES ({i}, {i})"))
+                .unwrap();
+        }
+        p.exec("USE a; UPDATE t SET v = v * 2 WHERE i < 5").unwrap();
+        // The statement `CREATE DATABASE a` itself still creates a.
+        t.exec("CREATE DATABASE a2").unwrap();
+        let r = apply(&p, &t, &["--rewrite-db", "a->a2", "--exclude-table", "a.%"]);
+        assert_eq!(r["gtid_position"], p.gtid_binlog_pos().unwrap(), "{r}");
+        let want: Vec<u64> = p.checksums(&["a"]).unwrap().into_values().collect();
+        let got: Vec<u64> = t.checksums(&["a2"]).unwrap().into_values().collect();
+        assert_eq!(got, want, "{format:?}");
+        assert_eq!(count(&t, "a2.t"), 10);
+    }
+}

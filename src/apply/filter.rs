@@ -22,6 +22,10 @@
 //!   parapply does not parse the statement for its tables: the table rules
 //!   do not filter statements. A group whose statements are all filtered is
 //!   left out whole; one with some kept keeps all of them.
+//! * `--rewrite-db FROM->TO` renames the database of Table_map events and
+//!   the default database of Query events before the other rules are
+//!   judged (which see the new name); statement texts are not rewritten,
+//!   as with `replicate-rewrite-db`.
 //! * A group left with nothing to apply is empty ([`Filtered::Empty`]): the
 //!   engine counts it as done, so the watermarks move past it and a
 //!   restart does not read it again; the scheduler never sees it.
@@ -74,6 +78,28 @@ fn like(p: &[u8], s: &[u8]) -> bool {
     }
 }
 
+/// `--rewrite-db FROM->TO`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewriteDb {
+    /// The primary's database.
+    pub from: String,
+    /// The target's.
+    pub to: String,
+}
+
+impl FromStr for RewriteDb {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.split_once("->") {
+            Some((from, to)) if !from.trim().is_empty() && !to.trim().is_empty() => Ok(RewriteDb {
+                from: from.trim().to_string(),
+                to: to.trim().to_string(),
+            }),
+            _ => Err(format!("`{s}`: expected FROM->TO")),
+        }
+    }
+}
+
 /// The filter rules of one run.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
@@ -85,6 +111,8 @@ pub struct Filter {
     pub include_table: Vec<TablePattern>,
     /// `--exclude-table`.
     pub exclude_table: Vec<TablePattern>,
+    /// `--rewrite-db`: applied first; the other rules see the new names.
+    pub rewrite_db: Vec<RewriteDb>,
 }
 
 /// What [`Filter::apply`] left of a group.
@@ -121,6 +149,7 @@ impl Filter {
         if self.is_empty() || g.events.is_empty() {
             return Ok(Filtered::Keep(g));
         }
+        let g = self.rewrite(g);
         let fde = g.format.clone();
         let mut dropped_maps: Vec<u64> = Vec::new();
         let mut keep: Vec<bool> = Vec::with_capacity(g.events.len());
@@ -202,6 +231,87 @@ impl Filter {
         let mut g = rebuild(g, &keep, &close, fde.checksum_len());
         retable(&mut g, self);
         Ok(Filtered::Keep(g))
+    }
+}
+
+impl Filter {
+    /// The new name of database `db`, if `--rewrite-db` renames it.
+    fn renamed(&self, db: &[u8]) -> Option<&str> {
+        self.rewrite_db
+            .iter()
+            .find(|r| r.from.as_bytes() == db)
+            .map(|r| r.to.as_str())
+    }
+
+    /// `g` with the databases of its Table_map and Query events renamed
+    /// (`--rewrite-db`). Statement texts are not rewritten: a statement
+    /// that names its tables' database itself still writes there, as with
+    /// the server's `replicate-rewrite-db`.
+    fn rewrite(&self, mut g: Group) -> Group {
+        if self.rewrite_db.is_empty() {
+            return g;
+        }
+        let fde = g.format.clone();
+        let checksum_len = fde.checksum_len();
+        let mut bytes = Vec::with_capacity(g.bytes.len());
+        let mut events = Vec::with_capacity(g.events.len());
+        for span in &g.events {
+            let ev = &g.bytes[span.offset..span.offset + span.len];
+            let t = span.event_type;
+            let phl = fde.post_header_len(t).unwrap_or(0);
+            // Where the database name's length byte and the name lie.
+            let place = if t == EventType::TABLE_MAP {
+                let at = HEADER_LEN + phl;
+                ev.get(at).map(|&n| (at, at + 1, usize::from(n)))
+            } else if t.is_query() && phl >= 13 {
+                let vars = u16::from_le_bytes([ev[HEADER_LEN + 11], ev[HEADER_LEN + 12]]);
+                let at = HEADER_LEN + 8;
+                ev.get(at)
+                    .map(|&n| (at, HEADER_LEN + phl + usize::from(vars), usize::from(n)))
+            } else {
+                None
+            };
+            let offset = bytes.len();
+            let new = place.and_then(|(len_at, db_at, n)| {
+                let db = ev.get(db_at..db_at + n)?;
+                let to = self.renamed(db)?;
+                let mut out = Vec::with_capacity(ev.len() + to.len());
+                out.extend_from_slice(&ev[..db_at]);
+                out.extend_from_slice(to.as_bytes());
+                out.extend_from_slice(&ev[db_at + n..]);
+                out[len_at] = u8::try_from(to.len()).ok()?;
+                let size = u32::try_from(out.len()).ok()?;
+                out[9..13].copy_from_slice(&size.to_le_bytes());
+                if checksum_len == 4 {
+                    let crc = checksum::compute(&out)?;
+                    let n = out.len();
+                    out[n - 4..].copy_from_slice(&crc.to_le_bytes());
+                }
+                Some(out)
+            });
+            bytes.extend_from_slice(new.as_deref().unwrap_or(ev));
+            events.push(EventSpan {
+                offset,
+                len: bytes.len() - offset,
+                event_type: t,
+            });
+        }
+        g.bytes = bytes;
+        g.events = events;
+        for (db, _) in g.tables.iter_mut() {
+            if let Some(to) = self.renamed(db.as_bytes()) {
+                *db = to.to_string();
+            }
+        }
+        g.tables.sort();
+        for db in g.databases.iter_mut() {
+            if let Some(to) = self.renamed(db.as_bytes()) {
+                *db = to.to_string();
+            }
+        }
+        g.databases.sort();
+        g.databases.dedup();
+        g
     }
 }
 

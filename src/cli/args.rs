@@ -12,7 +12,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 use parapply::apply::engine::{ApplyOptions, Until};
-use parapply::apply::filter::TablePattern;
+use parapply::apply::filter::{RewriteDb, TablePattern};
 #[cfg(feature = "bench")]
 use parapply::bench::{full_matrix, BenchConfig, BenchOptions, Workload};
 use parapply::mirror::serve::ServeOptions;
@@ -183,6 +183,11 @@ pub struct ApplyArgs {
     /// (replicate-wild-ignore-table). Row events only.
     #[arg(long, value_delimiter = ',', value_name = "DB.TABLE")]
     pub exclude_table: Vec<TablePattern>,
+    /// Apply database FROM's changes to database TO (replicate-rewrite-db;
+    /// repeated for several): Table_maps and default databases are
+    /// renamed, statement texts are not. The other filters see TO.
+    #[arg(long, value_name = "FROM->TO")]
+    pub rewrite_db: Vec<RewriteDb>,
     /// Seconds an answer of the target is awaited before a second
     /// connection checks that the target is alive and still runs the
     /// statement; a stopped or vanished target is then a lost connection

@@ -175,6 +175,7 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
         exclude_db: a.exclude_db,
         include_table: a.include_table,
         exclude_table: a.exclude_table,
+        rewrite_db: a.rewrite_db,
     };
     opts.liveness = a.liveness.0;
     opts.stop = stop.clone();
