@@ -235,19 +235,7 @@ fn after_gtids(
         } else {
             StartAt::Pos(at.clone())
         },
-        seeds: gtids
-            .iter()
-            .map(|g| {
-                (
-                    g.domain,
-                    Watermark {
-                        seq_no: g.seq,
-                        server_id: g.server,
-                        end: at.clone(),
-                    },
-                )
-            })
-            .collect(),
+        seeds: ReplicaState::prefix(gtids.iter().map(|g| (*g, at.clone()))).low,
     })
 }
 
