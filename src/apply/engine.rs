@@ -28,8 +28,9 @@
 //!    the state read; a different shard map than the one that wrote it is
 //!    refused unless the state is drained.
 //! 3. The workers and the reader start. Reading starts at the
-//!    low-watermark (or the source's beginning, or `--from` on a target
-//!    without progress).
+//!    low-watermark, or on a target without progress at `--from`,
+//!    `--from-backup`, after the target's `gtid_slave_pos`, or at the
+//!    source's beginning ([`super::start`]).
 //!
 //! # Steady state ([`Engine::run`])
 //!
@@ -91,6 +92,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 
 use super::error::{ApplyError, DefiniteError, GroupRef};
+use super::filter::Filtered;
 use super::metrics::ApplyMetrics;
 use super::replay::{binlog_statement, Collations};
 use super::worker::{self, Report, WorkItem, WorkerConfig};
@@ -99,7 +101,7 @@ use crate::group::{Group, GroupKind, Grouper};
 use crate::position::{BinlogPos, MariaGtid, StartAt};
 use crate::progress::state::gtid_position;
 use crate::progress::{
-    decide, Action, AppliedSet, GroupFacts, ProgressTables, ReplicaState, Selection, Watermark,
+    decide, Action, AppliedSet, GroupFacts, ProgressTables, Selection, Watermark,
 };
 use crate::replica::{PreflightError, Replica, ReplicaOptions, LOCK_WAIT};
 use crate::schedule::{GroupId, Placement, Scheduler, SchedulerConfig, ShardBy, ShardMap};
@@ -129,6 +131,9 @@ pub struct ApplyOptions {
     /// it), or after a GTID (the last one already applied, as
     /// `gtid_slave_pos` names it: that group itself is not applied).
     pub from: Option<StartAt>,
+    /// Start after the position a backup recorded (`--from-backup`), on a
+    /// target without progress (see [`super::start`]).
+    pub from_backup: Option<super::start::BackupInfo>,
     /// Stop after this group.
     pub until: Option<Until>,
     /// Which groups to apply: everything not applied yet (the restart
@@ -174,6 +179,10 @@ pub struct ApplyOptions {
     /// count as done: the watermarks move past them, and a restart does
     /// not read them again.
     pub ignore_server_ids: std::collections::BTreeSet<u32>,
+    /// Replication filters (`--include-db` …): what they leave out of a
+    /// group is not applied; a group left empty counts as done, as an
+    /// ignored one does.
+    pub filter: super::filter::Filter,
     /// The live figures, for a metrics endpoint ([`ApplyMetrics::render`]).
     pub metrics: Arc<ApplyMetrics>,
 }
@@ -231,6 +240,7 @@ impl ApplyOptions {
             max_inflight_bytes: Self::DEFAULT_MAX_INFLIGHT_BYTES,
             follow: false,
             from: None,
+            from_backup: None,
             until: None,
             selection: Selection::Restart,
             shard_map: ShardMap::new(Self::DEFAULT_SHARD_BY),
@@ -247,6 +257,7 @@ impl ApplyOptions {
             freeze_poll: Duration::from_millis(200),
             trace: None,
             ignore_server_ids: std::collections::BTreeSet::new(),
+            filter: super::filter::Filter::default(),
             metrics: Arc::new(ApplyMetrics::new()),
         }
     }
@@ -261,6 +272,8 @@ pub struct ApplyReport {
     pub skipped: u64,
     /// Groups not applied because of `ignore_server_ids`.
     pub ignored: u64,
+    /// Groups the filters left empty (not applied, done).
+    pub filtered: u64,
     /// Bytes of events applied.
     pub bytes: u64,
     /// Wall time.
@@ -371,6 +384,7 @@ struct Counts {
     applied: u64,
     skipped: u64,
     ignored: u64,
+    filtered: u64,
     bytes: u64,
 }
 
@@ -452,6 +466,7 @@ impl Engine {
                 applied: 0,
                 skipped: 0,
                 ignored: 0,
+                filtered: 0,
                 bytes: 0,
                 seconds: started.elapsed().as_secs_f64(),
                 gtid_position: String::new(),
@@ -470,7 +485,11 @@ impl Engine {
             tracing::info!(tables = catalog.len(), "read the target's keys");
             opts.shard_map.set_catalog(Arc::new(catalog));
         }
-        let start = start_at(&opts, &replica, &setup.own.state).map_err(fail)?;
+        let mut setup = setup;
+        let super::start::Start { at: start, seeds } =
+            super::start::start(&opts, &mut replica, &setup.own.state).map_err(fail)?;
+        let seeded = !seeds.is_empty();
+        setup.own.state.low.extend(seeds);
         let after = match (&start, &opts.from) {
             (StartAt::Gtid(g), Some(StartAt::Gtid(from))) if g == from => Some(*g),
             _ => None,
@@ -490,7 +509,8 @@ impl Engine {
             low: Low {
                 marks: state.low.clone(),
                 position: state.resume_position(),
-                dirty: false,
+                // A GTID position's low-watermarks are written at once.
+                dirty: seeded,
                 last_persist: Instant::now(),
                 last_ts: 0,
             },
@@ -748,6 +768,11 @@ impl Engine {
             }
             .into());
         };
+        let (g, empty) = match self.opts.filter.apply(g) {
+            Ok(Filtered::Keep(g)) => (g, false),
+            Ok(Filtered::Empty(g)) => (g, true),
+            Err(e) => return Err(e.into()),
+        };
         let placement = self.opts.shard_map.placement(&g);
         let (shards, barrier): (Vec<Arc<str>>, bool) = match &placement {
             Placement::Shards(s) => (s.iter().map(|x| x.0.clone()).collect(), false),
@@ -794,6 +819,11 @@ impl Engine {
             Action::Apply if self.opts.ignore_server_ids.contains(&gtid.server) => {
                 // Not applied, and done: the watermarks move past it.
                 self.counts.ignored += 1;
+                TrackState::Skipped
+            }
+            Action::Apply if empty => {
+                // Filtered out whole: done as well.
+                self.counts.filtered += 1;
                 TrackState::Skipped
             }
             Action::Stop => {
@@ -1100,6 +1130,7 @@ impl Engine {
             applied: self.counts.applied,
             skipped: self.counts.skipped,
             ignored: self.counts.ignored,
+            filtered: self.counts.filtered,
             bytes: self.counts.bytes,
             seconds: self.started.elapsed().as_secs_f64(),
             gtid_position: gtid_position(&self.low.marks),
@@ -1127,66 +1158,6 @@ fn with_liveness(mut target: ConnectOptions, liveness: Duration) -> ConnectOptio
     target.keepalive.get_or_insert(liveness);
     target.write_timeout.get_or_insert(liveness * 6);
     target
-}
-
-/// Where reading starts: at the end of the applied prefix, or `--from` on
-/// a target without progress, or the source's beginning.
-fn start_at(
-    opts: &ApplyOptions,
-    replica: &Replica,
-    state: &ReplicaState,
-) -> Result<StartAt, ApplyError> {
-    match (state.resume_position(), &opts.from) {
-        (Some(p), None) => resume_start(&opts.source, state, p, replica),
-        (Some(applied_to), Some(_)) => Err(PreflightError::FromWithProgress {
-            addr: replica.addr(),
-            applied_to,
-            schema: opts.progress.schema().to_string(),
-        }
-        .into()),
-        (None, Some(f)) => Ok(f.clone()),
-        (None, None) => Ok(StartAt::Beginning),
-    }
-}
-
-/// Where reading resumes. In a mirror the prefix's end position names a
-/// file of the source; relay logs have other file names (the position is in
-/// the primary's coordinates), so there the GTID of the prefix's last group
-/// is looked up instead (it is applied, and skipped again).
-fn resume_start(
-    source: &Source,
-    state: &ReplicaState,
-    end: BinlogPos,
-    replica: &Replica,
-) -> Result<StartAt, ApplyError> {
-    let listed = match source {
-        Source::Files(v) => v.clone(),
-        Source::Index(index) => crate::binlog::reader::read_index(index)?,
-    };
-    if listed.iter().any(|f| {
-        f.file_name()
-            .is_some_and(|n| n.to_string_lossy() == end.file)
-    }) {
-        return Ok(StartAt::Pos(end));
-    }
-    let Some(last) = state
-        .low
-        .iter()
-        .find(|(_, w)| w.end == end)
-        .map(|(d, w)| MariaGtid {
-            domain: *d,
-            server: w.server_id,
-            seq: w.seq_no,
-        })
-    else {
-        return Err(PreflightError::NoResumePoint {
-            addr: replica.addr(),
-            end,
-        }
-        .into());
-    };
-    tracing::info!(%end, gtid = %last, "the source has no file {}: resuming by GTID", end.file);
-    Ok(StartAt::Gtid(last))
 }
 
 /// What preflight learned.

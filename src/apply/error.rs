@@ -189,6 +189,14 @@ pub enum DefiniteError {
         /// Why.
         error: Box<ReplayError>,
     },
+    /// The filters could not read a group's event.
+    #[error("cannot filter {group}: {message}")]
+    Filter {
+        /// The group.
+        group: Box<GroupRef>,
+        /// The event and why.
+        message: String,
+    },
     /// A group has no MariaDB GTID (MySQL or pre-GTID binlogs).
     #[error("{group}: parapply applies MariaDB binlogs with GTIDs only")]
     NoGtid {

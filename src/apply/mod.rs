@@ -3,8 +3,10 @@
 
 pub mod engine;
 pub mod error;
+pub mod filter;
 pub mod metrics;
 pub mod replay;
+pub mod start;
 pub mod worker;
 
 pub use error::{ApplyError, DefiniteError, GroupRef, TransientError};

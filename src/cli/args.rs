@@ -12,6 +12,7 @@ use std::time::Duration;
 use clap::builder::RangedU64ValueParser;
 use clap::{Parser, Subcommand};
 use parapply::apply::engine::{ApplyOptions, Until};
+use parapply::apply::filter::{RewriteDb, TablePattern};
 #[cfg(feature = "bench")]
 use parapply::bench::{full_matrix, BenchConfig, BenchOptions, Workload};
 use parapply::mirror::serve::ServeOptions;
@@ -131,6 +132,14 @@ pub struct ApplyArgs {
     /// @@gtid_slave_pos says: applying starts after it).
     #[arg(long)]
     pub from: Option<StartAt>,
+    /// Where to start on a target without progress, restored from this
+    /// mariadb-backup directory: after the GTID position (else at the
+    /// binlog position) its mariadb_backup_binlog_info recorded. Without
+    /// --from or --from-backup, a target without progress starts after its
+    /// @@gtid_slave_pos (set by restoring a `mariadb-dump --gtid` dump),
+    /// else at the source's beginning.
+    #[arg(long, value_name = "DIR", conflicts_with = "from")]
+    pub from_backup: Option<PathBuf>,
     /// Worker threads, each with its own connection to the target.
     #[arg(long, default_value_t = ApplyOptions::DEFAULT_WORKERS,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=512))]
@@ -157,6 +166,28 @@ pub struct ApplyArgs {
     /// ring. Comma-separated; the watermarks still move past them.
     #[arg(long, value_delimiter = ',')]
     pub ignore_server_ids: Vec<u32>,
+    /// Apply only these databases (replicate-do-db; comma-separated or
+    /// repeated): row events by their table's database, statements by
+    /// their default database.
+    #[arg(long, value_delimiter = ',', value_name = "DB")]
+    pub include_db: Vec<String>,
+    /// Do not apply these databases (replicate-ignore-db).
+    #[arg(long, value_delimiter = ',', value_name = "DB")]
+    pub exclude_db: Vec<String>,
+    /// Apply only tables matching one of these `db.table` patterns (LIKE
+    /// wildcards % and _, as replicate-wild-do-table). Row events only:
+    /// statements are not filtered by table.
+    #[arg(long, value_delimiter = ',', value_name = "DB.TABLE")]
+    pub include_table: Vec<TablePattern>,
+    /// Do not apply tables matching these `db.table` patterns
+    /// (replicate-wild-ignore-table). Row events only.
+    #[arg(long, value_delimiter = ',', value_name = "DB.TABLE")]
+    pub exclude_table: Vec<TablePattern>,
+    /// Apply database FROM's changes to database TO (replicate-rewrite-db;
+    /// repeated for several): Table_maps and default databases are
+    /// renamed, statement texts are not. The other filters see TO.
+    #[arg(long, value_name = "FROM->TO")]
+    pub rewrite_db: Vec<RewriteDb>,
     /// Seconds an answer of the target is awaited before a second
     /// connection checks that the target is alive and still runs the
     /// statement; a stopped or vanished target is then a lost connection

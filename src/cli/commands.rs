@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use parapply::apply::engine::{self, ApplyOptions, ApplyReport, Until};
+use parapply::apply::filter::Filter;
+use parapply::apply::start::BackupInfo;
 use parapply::binlog::Source;
 use parapply::inspect::{self, InspectOptions};
 use parapply::metrics;
@@ -156,12 +158,25 @@ pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
     opts.max_inflight_bytes = a.max_inflight_bytes.0;
     opts.follow = a.follow;
     opts.from = a.from;
+    opts.from_backup = a
+        .from_backup
+        .as_deref()
+        .map(BackupInfo::read)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--from-backup: {e}"))?;
     opts.until = a.until.or(a.until_time.map(Until::Time));
     opts.shard_map = a.sharding.map().map_err(anyhow::Error::msg)?;
     opts.progress = ProgressTables::new(&a.target.progress_schema)
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
     opts.reconnect_timeout = Duration::from_secs(a.reconnect_timeout);
     opts.ignore_server_ids = a.ignore_server_ids.iter().copied().collect();
+    opts.filter = Filter {
+        include_db: a.include_db,
+        exclude_db: a.exclude_db,
+        include_table: a.include_table,
+        exclude_table: a.exclude_table,
+        rewrite_db: a.rewrite_db,
+    };
     opts.liveness = a.liveness.0;
     opts.stop = stop.clone();
     opts.abort = abort;
@@ -265,6 +280,13 @@ fn print_report(
                 out,
                 "ignored {} groups of the servers of --ignore-server-ids",
                 report.ignored
+            )?;
+        }
+        if report.filtered > 0 {
+            writeln!(
+                out,
+                "left out {} groups the filters emptied",
+                report.filtered
             )?;
         }
         if let Some(p) = &report.position {

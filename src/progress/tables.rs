@@ -130,8 +130,17 @@ impl ProgressTables {
     }
 
     /// The connection ids a previous applier recorded.
+    ///
+    /// Only sessions recorded since the server started: older ones cannot
+    /// run any more, and in a restored backup they name another server's
+    /// connections (whose ids this server may be reusing).
     pub fn select_sessions_sql(&self) -> String {
-        format!("SELECT conn_id FROM `{}`.`sessions`", self.schema)
+        format!(
+            "SELECT conn_id FROM `{}`.`sessions` WHERE started_at >= NOW(6) - INTERVAL \
+             (SELECT VARIABLE_VALUE + 1 FROM information_schema.GLOBAL_STATUS \
+             WHERE VARIABLE_NAME = 'UPTIME') SECOND",
+            self.schema
+        )
     }
 
     /// Forgets the recorded sessions.

@@ -3,7 +3,7 @@
 //! server is unreachable); every other one needs an operator (a setting, a
 //! privilege, another applier, unreadable progress).
 
-use crate::position::BinlogPos;
+use crate::position::{BinlogPos, MariaGtid};
 use crate::progress::StateParseError;
 use crate::wire::WireError;
 
@@ -201,12 +201,59 @@ pub enum PreflightError {
     },
     /// The source has neither the file the applied prefix ends in nor a
     /// low-watermark row to resume from by GTID.
-    #[error("{addr}: no low-watermark row ends at {end}, and the source has no file {}", end.file)]
+    #[error(
+        "{addr}: the progress tables say the applied prefix ends at {end}, but the source has no \
+         file {} and no low-watermark row ends there to resume by GTID: progress tables from \
+         another topology, or a source that lost that file", end.file
+    )]
     NoResumePoint {
         /// The target.
         addr: String,
         /// Where the applied prefix ends.
         end: BinlogPos,
+    },
+    /// A GTID position to start after (a backup's, `gtid_slave_pos`) lies
+    /// before the source's oldest file: the groups between are missing.
+    #[error(
+        "{addr}: {what} says {applied} is the last group applied, but the source's oldest file \
+         {file} begins after {begins_after} (its Gtid_list): the groups of domain {} after \
+         seq {} up to {} are missing; mirror from an older binlog of the primary (parapply \
+         mirror --from-gtid {applied}), or restore a newer backup",
+        applied.domain, applied.seq, begins_after.seq
+    )]
+    SourceTooNew {
+        /// The target.
+        addr: String,
+        /// What named the position.
+        what: String,
+        /// The last GTID the target holds in the domain.
+        applied: MariaGtid,
+        /// The source's oldest file.
+        file: String,
+        /// The domain's GTID in that file's Gtid_list.
+        begins_after: MariaGtid,
+    },
+    /// The progress tables name a group ending in a source file whose
+    /// Gtid_list already holds it: they were written against another
+    /// stream.
+    #[error(
+        "{addr}: the progress tables `{schema}` say {applied} ends at {end}, but the source's \
+         file {} begins after {begins_after} (its Gtid_list): the progress tables come from \
+         another topology (a backup of a replica of another primary?); apply from that \
+         replica's source, or drop the schema `{schema}` to start from the backup's own \
+         position", end.file
+    )]
+    ForeignProgress {
+        /// The target.
+        addr: String,
+        /// The progress schema.
+        schema: String,
+        /// The low-watermark's GTID.
+        applied: MariaGtid,
+        /// Where the progress tables say it ends.
+        end: BinlogPos,
+        /// The domain's GTID in that file's Gtid_list.
+        begins_after: MariaGtid,
     },
 }
 
