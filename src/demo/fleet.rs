@@ -124,12 +124,11 @@ impl Node {
     /// Starts `parapply apply --follow` on the mirror directory (once the
     /// mirror wrote its first file), with `stop` as the demo's own stop.
     pub fn start_applier(&mut self, stop: &AtomicBool) -> Result<(), DemoError> {
-        let Some(source) = Source::wait_for_dir(&self.mirror_dir, stop).map_err(|e| {
-            DemoError::Read {
+        let Some(source) =
+            Source::wait_for_dir(&self.mirror_dir, stop).map_err(|e| DemoError::Read {
                 replica: self.name.clone(),
                 error: Box::new(e),
-            }
-        })?
+            })?
         else {
             return Err(DemoError::Interrupted);
         };

@@ -216,6 +216,18 @@ pub struct ReplicaCheck {
     pub checksums: BTreeMap<String, u64>,
 }
 
+/// One throwaway server of the demo.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServerInfo {
+    /// `primary` (the old one), `r1`–`r3`, `sql`.
+    pub name: String,
+    /// Its port on 127.0.0.1 (user root, no password).
+    pub port: u16,
+    /// Its sandbox directory (data, binlogs, mirrors, error log), removed
+    /// with it.
+    pub dir: String,
+}
+
 /// The closing summary: every figure measured in this run.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct DemoSummary {
@@ -247,6 +259,8 @@ pub struct DemoSummary {
     pub lost_orders: u64,
     /// Servers writable at the end (one: the new primary).
     pub writable_servers: usize,
+    /// Every server of the demo.
+    pub servers: Vec<ServerInfo>,
     /// Seconds the demo took (up to the summary).
     pub seconds: f64,
 }
@@ -328,7 +342,16 @@ pub fn run(
     let states = d.show_states(&fleet)?;
     let (report, plan) = d.promote(&fleet)?;
     let after = d.new_writes(&mut fleet, &report)?;
-    let summary = d.summarize(&fleet, race, acknowledged, &old_mirrors, states, report, plan, after)?;
+    let summary = d.summarize(
+        &fleet,
+        race,
+        acknowledged,
+        &old_mirrors,
+        states,
+        report,
+        plan,
+        after,
+    )?;
     d.say("6/6 summary (every figure measured in this run)")?;
     write!(d.out, "{}", summary.render())?;
     d.out.flush()?;
@@ -599,9 +622,7 @@ impl Demo<'_> {
         };
         printed?;
         let (Outcome::Done(report), Some(plan)) = (outcome, plan) else {
-            return Err(DemoError::Timeout(
-                "promote ended without promoting".into(),
-            ));
+            return Err(DemoError::Timeout("promote ended without promoting".into()));
         };
         write!(self.out, "  done:\n{}", view::report_text(&report))?;
         Ok((report, plan))
@@ -619,10 +640,9 @@ impl Demo<'_> {
             "5/6 the others mirror {new} from {} and resume; new orders on {new}",
             report.repoint
         ))?;
-        let at: BinlogPos = report
-            .repoint
-            .parse()
-            .map_err(|e| DemoError::Timeout(format!("re-point position {}: {e}", report.repoint)))?;
+        let at: BinlogPos = report.repoint.parse().map_err(|e| {
+            DemoError::Timeout(format!("re-point position {}: {e}", report.repoint))
+        })?;
         let port = fleet.node(&new).map(|n| n.server.port()).unwrap_or(0);
         for (i, nd) in fleet.nodes.iter_mut().enumerate() {
             if nd.name == new {
@@ -707,7 +727,9 @@ impl Demo<'_> {
             .map(|r| expected.saturating_sub(r.ledger_rows))
             .max()
             .unwrap_or(expected);
-        let checksums_equal = replicas.windows(2).all(|w| w[0].checksums == w[1].checksums);
+        let checksums_equal = replicas
+            .windows(2)
+            .all(|w| w[0].checksums == w[1].checksums);
         Ok(DemoSummary {
             mode: if self.o.short { "short" } else { "full" }.into(),
             databases: load::DATABASES,
@@ -734,6 +756,7 @@ impl Demo<'_> {
             replicas,
             checksums_equal,
             lost_orders,
+            servers: server_infos(fleet),
             seconds: self.started.elapsed().as_secs_f64(),
         })
     }
@@ -834,6 +857,18 @@ impl DemoSummary {
     }
 }
 
+fn server_infos(fleet: &Fleet) -> Vec<ServerInfo> {
+    let info = |name: &str, s: &Server| ServerInfo {
+        name: name.into(),
+        port: s.port(),
+        dir: s.root().display().to_string(),
+    };
+    let mut v = vec![info("primary", &fleet.primary)];
+    v.extend(fleet.nodes.iter().map(|n| info(&n.name, &n.server)));
+    v.push(info("sql", &fleet.sql));
+    v
+}
+
 /// The workload's databases, as the sandbox takes them.
 fn db_refs() -> Vec<&'static str> {
     const NAMES: [&str; load::DATABASES] = [
@@ -906,9 +941,11 @@ fn seq_of(list: &str) -> u64 {
 }
 
 fn gtid_slave_pos(s: &Server) -> Result<String, DemoError> {
-    Ok(s.query_first::<Option<String>>("SELECT @@GLOBAL.gtid_slave_pos")?
-        .flatten()
-        .unwrap_or_default())
+    Ok(
+        s.query_first::<Option<String>>("SELECT @@GLOBAL.gtid_slave_pos")?
+            .flatten()
+            .unwrap_or_default(),
+    )
 }
 
 /// `SHOW MASTER STATUS`: the binlog's current file and end.

@@ -184,7 +184,9 @@ pub(super) fn states_table(
         }
         t.push('\n');
     }
-    t.push_str("  (the seq_no up to which each replica holds the database's transactions; * behind)\n");
+    t.push_str(
+        "  (the seq_no up to which each replica holds the database's transactions; * behind)\n",
+    );
     for p in pairs {
         let text = match p.order.as_str() {
             "incomparable" => format!(
