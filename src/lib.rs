@@ -19,7 +19,7 @@
 //! | layer | modules | owns |
 //! |---|---|---|
 //! | binary | `src/main.rs`, `src/cli/` (not part of the library) | clap structs, one function per command, output (text/JSON; a closed stdout ends quietly), signals, password loading, `anyhow` |
-//! | operations | [`catchup`], [`mod@bench`], [`corpus`] (feature `bench`) | procedures over several servers, built from the stages |
+//! | operations | [`catchup`], [`promote`], [`mod@bench`], [`corpus`] (feature `bench`), [`demo`] (feature `demo`) | procedures over several servers, built from the stages |
 //! | stages | [`apply`] (engine, worker, replay), [`mirror`], [`inspect`] | one pipeline stage each, driven by an options struct (`ApplyOptions`, `MirrorOptions`, …) whose constructor holds every default |
 //! | state | [`replica`], [`progress`], [`schedule`], [`metrics`] | one target server's parapply state (connect, preflight, applier lock, state read); the pure state and its tables; the pure scheduler; the Prometheus page and endpoint |
 //! | test gear | [`sandbox`] (feature `testkit`) | throwaway servers, for tests and operations only |
@@ -177,6 +177,15 @@
 //! a throwaway primary and compares parapply's target with a stock replica
 //! (`tests/corpus.rs`, `examples/mariadb_corpus.rs`).
 //!
+//! # Demo
+//!
+//! [`demo`] (`parapply demo`, feature `demo`, operations layer): the whole
+//! story on throwaway servers — a primary under load, three replicas each
+//! with a mirror and an applier (threads of one process), MariaDB's single
+//! SQL thread racing them on the same binlog, the primary killed, the
+//! replicas' incomparable states, [`promote::run`], new writes reaching the
+//! others, and a summary measured on the servers (`tests/demo.rs`).
+//!
 //! # Test gear
 //!
 //! Feature `testkit` (on by default): [`sandbox`] starts throwaway
@@ -192,6 +201,8 @@ pub mod binlog;
 pub mod catchup;
 #[cfg(feature = "bench")]
 pub mod corpus;
+#[cfg(feature = "demo")]
+pub mod demo;
 pub mod group;
 pub mod inspect;
 pub mod metrics;

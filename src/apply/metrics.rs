@@ -135,6 +135,16 @@ impl ApplyMetrics {
         }
     }
 
+    /// Groups applied since the start.
+    pub fn groups_total(&self) -> u64 {
+        self.groups.load(Ordering::Relaxed)
+    }
+
+    /// Groups read and not yet applied.
+    pub fn groups_in_flight(&self) -> u64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
     /// Groups applied per second over the last minute (since the start
     /// when shorter). Sampled on each call.
     pub fn groups_per_second(&self) -> f64 {

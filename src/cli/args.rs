@@ -63,6 +63,28 @@ pub enum Command {
     /// against MariaDB's own replication, on durable replicas.
     #[cfg(feature = "bench")]
     Bench(BenchArgs),
+    /// Show the whole story on throwaway servers, nothing to configure:
+    /// parallel apply racing MariaDB's SQL thread, a primary killed
+    /// mid-load, incomparable replicas, a promotion that loses nothing.
+    #[cfg(feature = "demo")]
+    Demo(DemoArgs),
+}
+
+/// `parapply demo`.
+#[cfg(feature = "demo")]
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// A shorter run (fewer orders; the test's).
+    #[arg(long)]
+    pub short: bool,
+    /// After the summary, leave the servers, mirrors and appliers running
+    /// and print how to connect to each, until Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
+    /// Print the closing summary as JSON on standard output (the story
+    /// goes to standard error).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// How to reach the target; its password is never taken from the command line.

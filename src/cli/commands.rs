@@ -27,6 +27,8 @@ use parapply::wire::ConnectOptions;
 
 #[cfg(feature = "bench")]
 use super::args::BenchArgs;
+#[cfg(feature = "demo")]
+use super::args::DemoArgs;
 use super::args::{
     ApplyArgs, InspectArgs, MirrorArg, MirrorArgs, PromoteArgs, ServeArgs, ServeLoginArgs,
     StatusArgs, TargetArgs, WaitArgs,
@@ -655,4 +657,41 @@ pub fn bench(a: BenchArgs, out: &mut Output) -> anyhow::Result<()> {
         write!(out, "{}", parapply::bench::render_report(&report))?;
     }
     Ok(())
+}
+
+#[cfg(feature = "demo")]
+/// `parapply demo`: the story on standard output (standard error with
+/// `--json`, whose summary is the one line on standard output); Ctrl-C
+/// stops it and removes everything.
+pub fn demo(a: DemoArgs, out: &mut Output) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let (stop, _abort) = signals::install()?;
+    let terminal = if a.json {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
+    let opts = parapply::demo::DemoOptions {
+        short: a.short,
+        keep: a.keep,
+        terminal,
+        stop,
+    };
+    let mut json = Ok(());
+    let mut on_summary = |s: &parapply::demo::DemoSummary| {
+        if a.json {
+            json = serde_json::to_string(s)
+                .map_err(anyhow::Error::from)
+                .and_then(|line| Ok(writeln!(out, "{line}").and_then(|()| out.flush())?));
+        }
+        Ok(())
+    };
+    let result = if a.json {
+        parapply::demo::run(&opts, &mut std::io::stderr(), &mut on_summary)
+    } else {
+        let mut story = std::io::stdout();
+        parapply::demo::run(&opts, &mut story, &mut on_summary)
+    };
+    result?;
+    json
 }

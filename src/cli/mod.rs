@@ -35,6 +35,8 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Wait(a) => commands::wait(a, &mut out),
         #[cfg(feature = "bench")]
         Command::Bench(a) => done(commands::bench(a, &mut out)),
+        #[cfg(feature = "demo")]
+        Command::Demo(a) => done(commands::demo(a, &mut out)),
     };
     // What the command wrote goes out before its error, if any.
     let flushed = out.flush();

@@ -60,6 +60,11 @@ impl MirrorMetrics {
         }
     }
 
+    /// Bytes of events written since the start.
+    pub fn bytes_total(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// The connection to the primary was opened again.
     pub(crate) fn reconnected(&self) {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
