@@ -40,7 +40,7 @@
 //!   one result per statement it sent, [`Conn::execute_counted`].)
 //! * **Everything else in a transaction** (batches, several statements,
 //!   statement-format DML): under `autocommit=0`, `SET …` then the groups'
-//!   statements, packed into one round trip up to 4 MiB (after a `BINLOG`
+//!   statements, packed into one round trip up to 1 MiB (after a `BINLOG`
 //!   the results are read by count; a statement that may fail as on the
 //!   primary, `LOAD DATA` and a change of the client character set still
 //!   end their round trip), and a `COMMIT` that is *deferred*: when the
@@ -275,8 +275,10 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
 const CHAIN_GROUPS: usize = 64;
 
 /// A round trip takes no further statement once it holds this many bytes
-/// (well under the server's `max_allowed_packet`, 16 MiB by default).
-const PACK_BYTES: usize = 4 << 20;
+/// (well under the server's `max_allowed_packet`, 16 MiB by default; each
+/// worker's buffer keeps its largest round trip, so this bounds memory
+/// too: large groups still go one `BINLOG` per round trip).
+const PACK_BYTES: usize = 1 << 20;
 
 /// A non-barrier row or statement group can share a transaction (a
 /// rolled-back group never does: it is a barrier, and its ROLLBACK must not
