@@ -89,10 +89,10 @@
 //! [`apply::DefiniteError::Diverged`]); a group the primary ended with
 //! `ROLLBACK` is rolled back alone, and every barrier runs on one worker, so
 //! a primary session's temporary tables live on one target session. The primary's GTID is kept, and the shard's watermark rides
-//! in the group's own `BINLOG` statement as row events. A backlog of one
-//! shard is committed as one transaction (batching); without batching,
-//! waiting single-statement transactions are chained in one round trip,
-//! each committed on its own. Deadlocks are retried; a lost connection is
+//! in the group's own `BINLOG` statement as row events. A worker's backlog
+//! (of any of its shards) is committed as one transaction in one round
+//! trip (batching); without batching, waiting row transactions are chained
+//! in one round trip, each committed on its own. Deadlocks are retried; a lost connection is
 //! re-established and an in-doubt commit checked (after the lost session
 //! has left the server); a target that stops answering counts as lost
 //! within a bound ([`wire::ConnectOptions::probe_after`], a liveness probe

@@ -715,7 +715,6 @@ fn a_worker_sends_the_queued_single_statement_groups_as_one_chain() {
         shard_rows: Arc::new(Mutex::new([(0, Arc::from("c"))].into_iter().collect())),
         row_events: true,
         trace: None,
-        batch_any_shards: false,
     };
     worker::run(cfg, items_rx, reports_tx);
     let reports: Vec<Report> = reports_rx.try_iter().collect();

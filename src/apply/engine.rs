@@ -587,7 +587,6 @@ impl Engine {
                 shard_rows: shard_rows.clone(),
                 row_events,
                 trace: self.opts.trace.clone(),
-                batch_any_shards: self.opts.key_shards(),
             };
             let rtx = report_tx.clone();
             let handle = std::thread::Builder::new()

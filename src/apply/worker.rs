@@ -3,14 +3,14 @@
 //!
 //! # One batch, one transaction
 //!
-//! The worker takes the next group from its queue and, when more groups of
-//! the same single shard are already waiting behind it (a backlog), up to
-//! `batch_groups` of them (and `batch_bytes`): they are applied as **one**
-//! target transaction, and the shard's watermark row moves to the batch's
-//! last group inside that transaction. The target's binary log holds one
-//! GTID per batch: the primary's GTID of its last group. Under key shards
-//! (`batch_any_shards`) the groups waiting behind it need not share its
-//! shards: every shard row of the batch moves to its last group.
+//! The worker takes the next group from its queue and, when more groups
+//! are already waiting behind it (a backlog), up to `batch_groups` of them
+//! (and `batch_bytes`), of any of the shards the worker owns, while their
+//! GTIDs grow within one domain: they are applied as **one** target
+//! transaction, and each shard's watermark row moves to that shard's last
+//! group of the batch inside that transaction. The target's binary log
+//! holds one GTID per batch: the primary's GTID of its last group, the
+//! highest of the batch.
 //!
 //! # Round trips
 //!
@@ -26,9 +26,11 @@
 //! * **A single-statement row group** (the common OLTP transaction): its
 //!   watermark row events are *merged* into its statement, so one `BINLOG`
 //!   under `autocommit=1` applies and commits both — two statements, no
-//!   `COMMIT`. With `--batch 1`, consecutive such groups already waiting in
+//!   `COMMIT`. With `--batch 1`, consecutive row groups already waiting in
 //!   the queue are **chained**: `SET …; BINLOG …; SET …; BINLOG …` in one
-//!   multi-statement query (up to 64 groups), each group still its
+//!   multi-statement query (up to 64 groups; a group of several row
+//!   statements as `SET …, autocommit=0; BINLOG …; BINLOG …; COMMIT`,
+//!   its watermark in its last `BINLOG`), each group still its
 //!   own transaction with its own GTID. The server runs them in order,
 //!   commits each before the next, and stops at the first error, so the
 //!   groups before a failing one are committed and none after it ran.
@@ -38,8 +40,10 @@
 //!   one result per statement it sent, [`Conn::execute_counted`].)
 //! * **Everything else in a transaction** (batches, several statements,
 //!   statement-format DML): under `autocommit=0`, `SET …` then the groups'
-//!   statements, one round trip per `BINLOG` (the general path keeps to the
-//!   one-`BINLOG`-last rule), and a `COMMIT` that is *deferred*: when the
+//!   statements, packed into one round trip up to 1 MiB (after a `BINLOG`
+//!   the results are read by count; a statement that may fail as on the
+//!   primary, `LOAD DATA` and a change of the client character set still
+//!   end their round trip), and a `COMMIT` that is *deferred*: when the
 //!   next batch is already waiting it is sent at the head of that batch's
 //!   first round trip (`COMMIT; SET …; BINLOG …`), when nothing waits at
 //!   once, alone. A batch is reported applied only when its `COMMIT` has
@@ -168,9 +172,6 @@ pub struct WorkerConfig {
     pub row_events: bool,
     /// Where committed transactions are logged as trace records.
     pub trace: Option<crate::trace::TraceSink>,
-    /// Consecutive groups of any shards may share a batch (key shards),
-    /// not only those of one shard.
-    pub batch_any_shards: bool,
 }
 
 /// Runs a worker until its queue closes or it fails.
@@ -212,14 +213,11 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
             }
         };
         let mut batch = vec![first];
-        let any = w.cfg.batch_any_shards;
-        if batchable(&batch[0], any) {
+        if batchable(&batch[0]) {
             let mut bytes = batch[0].group.bytes.len();
             while batch.len() < w.cfg.batch_groups && bytes < w.cfg.batch_bytes {
                 match rx.try_recv() {
-                    Ok(next)
-                        if batchable(&next, any) && (any || next.shards == batch[0].shards) =>
-                    {
+                    Ok(next) if batchable(&next) && follows(&batch[batch.len() - 1], &next) => {
                         bytes += next.group.bytes.len();
                         batch.push(next);
                     }
@@ -276,19 +274,35 @@ pub fn run(cfg: WorkerConfig, rx: Receiver<WorkItem>, tx: Sender<Report>) {
 /// says the number).
 const CHAIN_GROUPS: usize = 64;
 
-/// A single-shard, non-barrier row or statement group can share a
-/// transaction (a rolled-back group never does: it is a barrier, and its
-/// ROLLBACK must not undo its neighbours). With `any_shards` (key shards:
-/// most groups touch several buckets) groups of any shards can: the
-/// scheduler queued each behind every earlier group it shares a shard
-/// with, so committing neighbours together changes no order, and every
-/// shard row of the batch moves to its last group in the same
-/// transaction.
-fn batchable(i: &WorkItem, any_shards: bool) -> bool {
+/// A round trip takes no further statement once it holds this many bytes
+/// (well under the server's `max_allowed_packet`, 16 MiB by default; each
+/// worker's buffer keeps its largest round trip, so this bounds memory
+/// too: large groups still go one `BINLOG` per round trip).
+const PACK_BYTES: usize = 1 << 20;
+
+/// A non-barrier row or statement group can share a transaction (a
+/// rolled-back group never does: it is a barrier, and its ROLLBACK must not
+/// undo its neighbours), whatever its shards: the scheduler queued each
+/// group behind every earlier group it shares a shard with, so committing
+/// a worker's consecutive groups together changes no order, and every
+/// shard row of the batch moves to its own last group of the batch in the
+/// same transaction (a worker owning several databases, or key buckets,
+/// batches across them).
+fn batchable(i: &WorkItem) -> bool {
     !i.barrier
         && i.group.end == GroupEnd::Commit
-        && (any_shards || i.shards.len() == 1)
         && matches!(i.group.kind, GroupKind::RowDml | GroupKind::StatementDml)
+}
+
+/// `next` may follow `prev` in a batch: same GTID domain, higher sequence
+/// number. The batch is logged with its last group's GTID, which so is the
+/// highest of the batch (promotion relies on the highest GTID of a domain
+/// reaching the target's binary log).
+fn follows(prev: &WorkItem, next: &WorkItem) -> bool {
+    match (prev.group.maria_gtid(), next.group.maria_gtid()) {
+        (Some(p), Some(n)) => p.domain == n.domain && n.seq > p.seq,
+        _ => false,
+    }
 }
 
 struct Worker {
@@ -715,6 +729,9 @@ impl Worker {
         let mut owners: Vec<usize> = Vec::new();
         let mut used = TrailerUse::NotSent;
         let mut ends = (false, false); // (explicit, defer), set with the head
+                                       // Statements packed after a `BINLOG` in this round trip: its
+                                       // results are then read by count.
+        let mut counted = false;
         self.buf.clear();
         for (i, item) in batch.iter().enumerate() {
             planned.clear();
@@ -762,10 +779,17 @@ impl Worker {
                 self.buf.extend_from_slice(&step.sql);
                 owners.push(i);
                 if step.ends_round_trip {
+                    // A BINLOG does not end the round trip (read by count)
+                    // until the round trip is large.
+                    if step.binlog && self.buf.len() < PACK_BYTES {
+                        counted = true;
+                        continue;
+                    }
                     if let Some(data) = step.local_infile {
                         self.conn.set_local_infile(data);
                     }
-                    self.round_trip(batch, &owners, step.expect)?;
+                    self.round_trip(batch, &owners, step.expect, counted)?;
+                    counted = false;
                     owners.clear();
                     self.buf.clear();
                 }
@@ -803,7 +827,7 @@ impl Worker {
             owners.push(batch.len() - 1);
         }
         if !self.buf.is_empty() {
-            self.round_trip(batch, &owners, Expect::Success)?;
+            self.round_trip(batch, &owners, Expect::Success, counted)?;
         }
         if prepared_xa {
             self.detach_xa(&last.group)?;
@@ -825,12 +849,15 @@ impl Worker {
     /// Applies `items` — consecutive groups of this worker's queue, each a
     /// transaction of its own — chained in as few round trips as possible:
     /// `SET @@session.gtid_seq_no=…; BINLOG '<group and watermark>'` per
-    /// group, back to back in one multi-statement query, under autocommit.
-    /// The server commits each `BINLOG` before it runs the next statement
-    /// and stops at the first error, so after a failure the groups before
-    /// the failing one are committed and the ones after it never ran. A
-    /// group whose plan does not merge with its watermark (several
-    /// statements, or too large for one `BINLOG`) is applied on its own.
+    /// group under autocommit, or, for a group of several statements,
+    /// `SET …, autocommit=0; BINLOG …; …; BINLOG '<last and watermark>';
+    /// COMMIT`, back to back in one multi-statement query. The server
+    /// commits each group before it runs the next statement and stops at
+    /// the first error, so after a failure the groups before the failing
+    /// one are committed and the ones after it never ran. A group whose
+    /// plan cannot run inside a chain (a statement that must fail as on
+    /// the primary, a change of the client character set, no row events
+    /// last) is applied on its own.
     fn apply_chain(&mut self, items: Vec<WorkItem>) -> Result<(), ApplyError> {
         let mut pending: std::collections::VecDeque<WorkItem> = items.into();
         let mut retries = Retries::default();
@@ -884,8 +911,9 @@ impl Worker {
         Ok(())
     }
 
-    /// Plans the longest prefix of `items` whose groups each merge with
-    /// their watermark into one `BINLOG`, into `self.buf`; returns its
+    /// Plans the longest prefix of `items` whose groups each carry their
+    /// watermark in their last `BINLOG` and run without a round trip of
+    /// their own, into `self.buf` (up to [`PACK_BYTES`]); returns its
     /// length and the owner of each statement.
     fn plan_chain(&mut self, items: &[WorkItem]) -> Result<(usize, Vec<usize>), ApplyError> {
         let mut owners: Vec<usize> = Vec::new();
@@ -920,21 +948,39 @@ impl Worker {
                 group: GroupRef::of(&item.group),
                 error: Box::new(error),
             })?;
-            if used != TrailerUse::Merged {
+            // Every statement must be one the server runs on after:
+            // nothing that may fail as on the primary, no LOAD DATA, no
+            // change of the client character set.
+            let packs = steps.iter().all(|s| {
+                (!s.ends_round_trip || s.binlog)
+                    && s.expect == Expect::Success
+                    && s.local_infile.is_none()
+            });
+            if used == TrailerUse::NotSent || !packs {
                 self.session = before;
                 break;
             }
+            // Merged: one BINLOG under autocommit applies and commits the
+            // group and its watermark; else a transaction and its COMMIT.
+            let merged = used == TrailerUse::Merged;
             if !self.buf.is_empty() {
                 self.buf.extend_from_slice(b";\n");
             }
-            self.set_gtid(gtid, true);
+            self.set_gtid(gtid, merged);
             owners.push(i);
             for step in &steps {
                 self.buf.extend_from_slice(b";\n");
                 self.buf.extend_from_slice(&step.sql);
                 owners.push(i);
             }
+            if !merged {
+                self.buf.extend_from_slice(b";\nCOMMIT");
+                owners.push(i);
+            }
             planned = i + 1;
+            if self.buf.len() >= PACK_BYTES {
+                break;
+            }
         }
         Ok((planned, owners))
     }
@@ -1092,18 +1138,27 @@ impl Worker {
         }
     }
 
-    /// Sends the buffered statements; maps a failure to its group. A
-    /// deferred `COMMIT` at their head is settled here when it succeeded.
-    /// The last statement must end as `last` says (an error the primary
-    /// logged is then no failure; another outcome is a divergence).
+    /// Sends the buffered statements (one per entry of `owners`); maps a
+    /// failure to its group. With `counted`, one result per statement is
+    /// read whatever the server's more-results flag says (a `BINLOG` is
+    /// not last). A deferred `COMMIT` at their head is settled here when
+    /// it succeeded. The last statement must end as `last` says (an error
+    /// the primary logged is then no failure; another outcome is a
+    /// divergence).
     fn round_trip(
         &mut self,
         batch: &[WorkItem],
         owners: &[usize],
         last: Expect,
+        counted: bool,
     ) -> Result<(), Failure> {
         let with_open = owners.first() == Some(&OPEN_COMMIT);
-        let mut result = self.conn.execute(&self.buf).map(|_| ());
+        let mut result = if counted {
+            self.conn.execute_counted(&self.buf, owners.len())
+        } else {
+            self.conn.execute(&self.buf)
+        }
+        .map(|_| ());
         if last != Expect::Success {
             result = self.expected_outcome(batch, owners, last, result)?;
         }

@@ -166,8 +166,8 @@ pub struct ApplyArgs {
     #[arg(long, default_value_t = ApplyOptions::DEFAULT_WORKERS,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=512))]
     pub workers: usize,
-    /// Up to this many consecutive groups of one shard are committed as one
-    /// target transaction when they are waiting (1 turns batching off).
+    /// Up to this many groups waiting in a worker's queue (of any of its
+    /// shards) are committed as one target transaction (1 turns batching off).
     #[arg(long, default_value_t = ApplyOptions::DEFAULT_BATCH_GROUPS,
           value_parser = RangedU64ValueParser::<usize>::new().range(1..=10000))]
     pub batch: usize,
