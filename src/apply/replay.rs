@@ -37,6 +37,9 @@ use crate::binlog::events::{FormatDescription, QueryEvent, UserVarEvent};
 use crate::binlog::{DecodeError, Event, EventHeader, EventType};
 use crate::group::{Group, GroupEnd, GroupKind};
 
+mod ctas;
+pub use ctas::{FAILPOINT_STAGED as FAILPOINT_CTAS_STAGED, STAGING_TABLE as CTAS_STAGING_TABLE};
+
 /// Row events per `BINLOG` statement, at most (bytes, before base64): the
 /// cost of one statement grows faster than its size (DESIGN.md), and a
 /// large transaction must not exceed the target's `max_allowed_packet`.
@@ -57,6 +60,9 @@ pub struct Step {
     /// The content a `LOAD DATA LOCAL INFILE` statement sends (the file the
     /// primary logged in its Begin_load_query and Append_block events).
     pub local_infile: Option<Vec<u8>>,
+    /// A failpoint ([`crate::apply::failpoint`]) checked right after the
+    /// round trip this step ends.
+    pub failpoint: Option<&'static str>,
 }
 
 /// How a statement must end on the target for the replay to go on: a Query
@@ -139,6 +145,7 @@ impl Step {
             ends_round_trip: false,
             expect: Expect::Success,
             local_infile: None,
+            failpoint: None,
         }
     }
     fn last(sql: impl Into<Vec<u8>>) -> Self {
@@ -147,6 +154,7 @@ impl Step {
             ends_round_trip: true,
             expect: Expect::Success,
             local_infile: None,
+            failpoint: None,
         }
     }
 }
@@ -289,6 +297,10 @@ pub fn plan_group(
     trailer: Option<Trailer<'_>>,
     out: &mut Vec<Step>,
 ) -> Result<TrailerUse, ReplayError> {
+    if let Some(c) = ctas::CreateSelect::of(group) {
+        c.plan(group, session, collations, out)?;
+        return Ok(TrailerUse::NotSent);
+    }
     let steps_before = out.len();
     // Where the first and the last Rows event start in `rows`, and how many
     // statements ended: what a merge needs to know.
@@ -794,6 +806,7 @@ fn plan_query(
         ends_round_trip: expect != Expect::Success,
         expect,
         local_infile: None,
+        failpoint: None,
     });
     Ok(())
 }

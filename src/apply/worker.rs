@@ -766,6 +766,9 @@ impl Worker {
                         self.conn.set_local_infile(data);
                     }
                     self.round_trip(batch, &owners, step.expect)?;
+                    if let Some(name) = step.failpoint {
+                        super::failpoint::check(name);
+                    }
                     owners.clear();
                     self.buf.clear();
                 }
