@@ -183,10 +183,10 @@ fn routines_triggers_cross_database_dml_mixed_engines_and_xa_replay_like_the_sql
 }
 
 /// `CREATE TABLE … SELECT` in ROW format is one group: `BEGIN`, the
-/// `CREATE TABLE`, its rows, `COMMIT`. On the target the `CREATE TABLE`
-/// commits by itself; its rows must still be logged under the group's
-/// GTID, not under the next sequence number (the primary's next group, a
-/// DDL here, would then look applied after a restart and be skipped). A
+/// `CREATE TABLE`, its rows, `COMMIT`. On the target its rows must be
+/// logged under the group's GTID, not under the next sequence number (the
+/// primary's next group, a DDL here, would then look applied after a
+/// restart and be skipped). A
 /// run that stops right after it and a second run: the target equals the
 /// primary, and its binary log holds no GTID of the primary's server that
 /// the primary did not write.

@@ -448,7 +448,9 @@ pub fn plan_group(
 
 /// A statement that commits implicitly, inside a transactional GTID group
 /// of the DDL kind: `CREATE TABLE … SELECT` in ROW format is logged as one
-/// group of `BEGIN`, the `CREATE TABLE`, its rows and `COMMIT`. The SQL
+/// group of `BEGIN`, the `CREATE TABLE`, its rows and `COMMIT` (the shapes
+/// the `ctas` module replays as one statement do not come here; the others
+/// do). The SQL
 /// thread keeps the `CREATE TABLE` inside that group (a GTID group's
 /// `BEGIN` suspends the implicit commit of `CREATE TABLE` and `DROP TABLE`
 /// there); a client session cannot, so the statement commits under the
