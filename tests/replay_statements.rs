@@ -260,7 +260,9 @@ fn logged_groups(s: &Server) -> Vec<(String, Vec<String>)> {
 /// `CREATE TABLE … SELECT` in ROW format on a target with
 /// `gtid_strict_mode=ON` (one worker: strict mode allows no other order):
 /// each group is logged once there, the `CREATE TABLE` and its rows under
-/// the group's GTID together, as the stock replica logs it. The applier
+/// the group's GTID together, as the stock replica logs it (InnoDB,
+/// MyISAM, Aria, `CREATE OR REPLACE`, an auto-increment key, a named
+/// foreign key). The applier
 /// is killed (failpoint `ctas-staged`: SIGKILL) after the rows of the
 /// first one are staged and before its statement ran; the restart applies
 /// it once, and everything else, and leaves no staging table.
@@ -278,12 +280,15 @@ fn create_select_is_one_gtid_on_a_strict_target_and_a_kill_before_its_statement_
          SELECT id + 100 AS n FROM cs2.src",
         "CREATE TABLE cs2.m ENGINE=MyISAM SELECT v, LENGTH(v) AS l FROM cs2.src",
         "CREATE OR REPLACE TABLE cs2.copy ENGINE=Aria SELECT id FROM cs2.src WHERE id > 1",
+        "CREATE TABLE cs2.par (id INT PRIMARY KEY) ENGINE=InnoDB SELECT id FROM cs2.src",
+        "CREATE TABLE cs2.fk (CONSTRAINT fk1 FOREIGN KEY (p) REFERENCES cs2.par (id)) \
+         ENGINE=InnoDB SELECT id AS p FROM cs2.src WHERE id > 0",
         "CREATE TABLE cs2.after (id INT)",
     ] {
         p.exec(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
     let want = Snapshot::of(&p).unwrap();
-    assert_eq!(want.checksums.len(), 5, "{want:?}");
+    assert_eq!(want.checksums.len(), 7, "{want:?}");
     let primary_groups = logged_groups(&p);
     let t = Server::start(
         ServerOptions::new()
@@ -361,5 +366,5 @@ fn create_select_is_one_gtid_on_a_strict_target_and_a_kill_before_its_statement_
                 && evs.iter().any(|e| e.starts_with("Write_rows"))
         })
         .count();
-    assert_eq!(ctas, 4, "{ours:#?}");
+    assert_eq!(ctas, 6, "{ours:#?}");
 }

@@ -46,10 +46,12 @@
 //!
 //! Only the shapes this copy reproduces exactly take this path: one
 //! `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] `db`.`t` (…)` logged without
-//! an error, then row events of that table only. A definition with
-//! invisible, generated or system-versioning columns (`SELECT *` does not
-//! copy them as they are), or with foreign keys (whose names must be unique
-//! in a database, so the staging table cannot have them too), and row
+//! an error, then row events of that table only. Foreign keys are left out
+//! of the staging table's definition (their names must be unique in a
+//! database; the statement's own table has them and checks them as the
+//! primary did). A definition with invisible, generated or
+//! system-versioning columns (`SELECT *` does not copy them as they are),
+//! or a foreign key the server did not write on a line of its own, and row
 //! events of other tables (a function the `SELECT` called) take the older
 //! path: the `CREATE TABLE` commits under the group's GTID and the rows
 //! follow in a second transaction under the same GTID (see
@@ -82,7 +84,6 @@ const NOT_COPIED_AS_IS: &[&[u8]] = &[
     b"GENERATED ALWAYS",
     b"WITH SYSTEM VERSIONING",
     b"PERIOD FOR",
-    b"FOREIGN KEY",
 ];
 
 /// A `CREATE TABLE … SELECT` group in the shape this module replays.
@@ -92,9 +93,9 @@ pub(super) struct CreateSelect {
     query_at: usize,
     /// The database of the created table (the staging table's too).
     db: Vec<u8>,
-    /// Byte offset in the statement where the definition starts (after the
-    /// table's name).
-    definition_at: usize,
+    /// The staging table's definition: the statement's after the table's
+    /// name, without foreign keys.
+    staging_definition: Vec<u8>,
     /// `BINLOG` payloads: the group's row events, Table_maps renamed to
     /// the staging table, in whole events of about [`BINLOG_CHUNK`] bytes.
     chunks: Vec<Vec<u8>>,
@@ -112,7 +113,7 @@ impl CreateSelect {
             return None;
         }
         let fde = &group.format;
-        let mut found: Option<(usize, Vec<u8>, Vec<u8>, usize)> = None;
+        let mut found: Option<(usize, Vec<u8>, Vec<u8>, Vec<u8>)> = None;
         let mut chunks: Vec<Vec<u8>> = Vec::new();
         let mut rows: Vec<u8> = Vec::new();
         let mut maps: Vec<u8> = Vec::new();
@@ -131,7 +132,8 @@ impl CreateSelect {
                     }
                     let (db, table, at) = created_table(&q.query)?;
                     let db = db.unwrap_or_else(|| q.db.to_vec());
-                    found = Some((index, db, table, at));
+                    let staging = without_foreign_keys(&q.query[at..])?;
+                    found = Some((index, db, table, staging));
                 }
                 EventType::TABLE_MAP => {
                     let (_, db, table, _) = found.as_ref()?;
@@ -149,7 +151,7 @@ impl CreateSelect {
                 _ => return None,
             }
         }
-        let (query_at, db, _, definition_at) = found?;
+        let (query_at, db, _, staging_definition) = found?;
         if rows.len() == maps.len() {
             // No rows: the `CREATE TABLE` alone is the whole group.
             return None;
@@ -158,7 +160,7 @@ impl CreateSelect {
         Some(CreateSelect {
             query_at,
             db,
-            definition_at,
+            staging_definition,
             chunks,
         })
     }
@@ -189,7 +191,7 @@ impl CreateSelect {
         out.push(Step::sql("SET @@session.sql_log_bin=0"));
         let mut create = b"CREATE OR REPLACE TABLE ".to_vec();
         create.extend_from_slice(&staging);
-        create.extend_from_slice(&q.query[self.definition_at..]);
+        create.extend_from_slice(&self.staging_definition);
         let mut staged = q.clone();
         staged.query = std::borrow::Cow::Owned(create);
         plan_query(&header, &staged, session, collations, Vec::new(), out)?;
@@ -281,14 +283,52 @@ fn created_table(sql: &[u8]) -> Option<(Option<Vec<u8>>, Vec<u8>, usize)> {
     };
     let definition = &sql[at..];
     let upper = definition.to_ascii_uppercase();
-    if !definition.starts_with(b" (")
-        || NOT_COPIED_AS_IS
-            .iter()
-            .any(|w| upper.windows(w.len()).any(|x| x == *w))
-    {
+    if !definition.starts_with(b" (") || NOT_COPIED_AS_IS.iter().any(|w| contains(&upper, w)) {
         return None;
     }
     Some((db, table, at))
+}
+
+/// `definition` (as the server writes it: one column, key or constraint
+/// per line) without its foreign keys: each `CONSTRAINT … FOREIGN KEY` line
+/// goes, and the comma that ended the line before it when it was the last.
+/// `None` when `FOREIGN KEY` appears anywhere else.
+fn without_foreign_keys(definition: &[u8]) -> Option<Vec<u8>> {
+    let is_fk =
+        |line: &[u8]| line.starts_with(b"  CONSTRAINT `") && contains(line, b" FOREIGN KEY (");
+    let mut kept: Vec<&[u8]> = Vec::new();
+    let mut dropped = false;
+    for line in definition.split(|&b| b == b'\n') {
+        if is_fk(line) {
+            dropped = true;
+            continue;
+        }
+        if contains(&line.to_ascii_uppercase(), b"FOREIGN KEY") {
+            return None;
+        }
+        kept.push(line);
+    }
+    if !dropped {
+        return Some(definition.to_vec());
+    }
+    // The line before the closing `)` of the column list ends without a
+    // comma.
+    let close = kept.iter().position(|l| l.starts_with(b")"))?;
+    let mut out = Vec::with_capacity(definition.len());
+    for (i, line) in kept.iter().enumerate() {
+        if i > 0 {
+            out.push(b'\n');
+        }
+        match line.strip_suffix(b",") {
+            Some(l) if i + 1 == close => out.extend_from_slice(l),
+            _ => out.extend_from_slice(line),
+        }
+    }
+    Some(out)
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// A `` `quoted` `` identifier at the start of `s`: its name and length.
@@ -376,10 +416,26 @@ mod tests {
             t("CREATE TABLE `t` (\n  `a` int, `b` int GENERATED ALWAYS AS (`a`) VIRTUAL\n)"),
             None
         );
-        assert_eq!(
-            t("CREATE TABLE `t` (\n  `p` int,\n  CONSTRAINT `f` FOREIGN KEY (`p`) REFERENCES `x` (`id`)\n)"),
-            None
-        );
         assert_eq!(t("CREATE TABLE `unterminated"), None);
+    }
+
+    #[test]
+    fn foreign_keys_are_left_out_of_the_staging_definition() {
+        let sql = " (\n  `id` int(11) NOT NULL,\n  `p` int(11) DEFAULT NULL,\n  KEY `f` (`p`),\n  \
+                   CONSTRAINT `f` FOREIGN KEY (`p`) REFERENCES `par` (`id`),\n  \
+                   CONSTRAINT `g` FOREIGN KEY (`id`) REFERENCES `x`.`y` (`id`) ON DELETE CASCADE\n\
+                   ) ENGINE=InnoDB";
+        let want = " (\n  `id` int(11) NOT NULL,\n  `p` int(11) DEFAULT NULL,\n  KEY `f` (`p`)\n\
+                    ) ENGINE=InnoDB";
+        let got = without_foreign_keys(sql.as_bytes()).unwrap();
+        assert_eq!(String::from_utf8(got).unwrap(), want);
+        let plain = " (\n  `a` int(11) NOT NULL\n) ENGINE=MyISAM";
+        assert_eq!(
+            without_foreign_keys(plain.as_bytes()).unwrap(),
+            plain.as_bytes()
+        );
+        // Elsewhere than on a constraint's line: not understood.
+        let odd = " (\n  `a` int(11) COMMENT 'foreign key'\n)";
+        assert_eq!(without_foreign_keys(odd.as_bytes()), None);
     }
 }
