@@ -86,6 +86,10 @@ const NOT_COPIED_AS_IS: &[&[u8]] = &[
     b"PERIOD FOR",
 ];
 
+/// What [`CreateSelect::of`] found of the `CREATE TABLE`: its index in
+/// the group, database, table and the staging table's definition.
+type Found = (usize, Vec<u8>, Vec<u8>, Vec<u8>);
+
 /// A `CREATE TABLE … SELECT` group in the shape this module replays.
 #[derive(Debug)]
 pub(super) struct CreateSelect {
@@ -113,7 +117,7 @@ impl CreateSelect {
             return None;
         }
         let fde = &group.format;
-        let mut found: Option<(usize, Vec<u8>, Vec<u8>, Vec<u8>)> = None;
+        let mut found: Option<Found> = None;
         let mut chunks: Vec<Vec<u8>> = Vec::new();
         let mut rows: Vec<u8> = Vec::new();
         let mut maps: Vec<u8> = Vec::new();
