@@ -788,7 +788,7 @@ fn a_catch_up_applies_what_the_goal_holds_and_stops_there() {
     // The plan: what a catch-up would apply, counted by the same decision.
     let plan = parapply::replica::pending(
         &replica(&b).applied_set().unwrap(),
-        &Selection::CatchUp(Box::new(goal.clone())),
+        &Selection::catch_up(goal.clone()),
         Source::dir(p.binlog_dir()).unwrap(),
         &parapply::schedule::ShardMap::new(parapply::schedule::ShardBy::Database),
     )
@@ -797,7 +797,7 @@ fn a_catch_up_applies_what_the_goal_holds_and_stops_there() {
 
     let catch_up = |b: &Server| {
         let mut o = options(&p, b);
-        o.selection = Selection::CatchUp(Box::new(goal.clone()));
+        o.selection = Selection::catch_up(goal.clone());
         run(o)
     };
     let r = catch_up(&b);
@@ -815,7 +815,7 @@ fn a_catch_up_applies_what_the_goal_holds_and_stops_there() {
     // A goal written under another shard map is refused before anything.
     let mut o = options(&p, &b);
     o.shard_map = parapply::schedule::ShardMap::new(parapply::schedule::ShardBy::Table);
-    o.selection = Selection::CatchUp(Box::new(goal.clone()));
+    o.selection = Selection::catch_up(goal.clone());
     match engine::run(o) {
         Err(f) => assert!(
             matches!(

@@ -105,7 +105,7 @@ fn apply_partially(mirror: &Path, t: &Server, items: &[Item], low: &Item, w1: &I
     goal.state.shards.insert((0, "w2".into()), wm(w2));
     let mut opts = ApplyOptions::new(Source::dir(mirror).unwrap(), target(t));
     opts.workers = 4;
-    opts.selection = Selection::CatchUp(Box::new(goal));
+    opts.selection = Selection::catch_up(goal);
     let r = engine::run(opts).unwrap();
     assert!(r.applied > 0 && items.len() > r.applied as usize);
 }

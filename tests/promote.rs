@@ -229,10 +229,10 @@ fn apply_until(t: &Topology, i: usize, upto: [Option<usize>; 3], sink: &TraceSin
         }
     }
     let mut o = options(&t.mirrors[i], &t.replicas[i]);
-    o.selection = Selection::CatchUp(Box::new(AppliedSet {
+    o.selection = Selection::catch_up(AppliedSet {
         state: goal,
         binlog_state: Vec::new(),
-    }));
+    });
     o.trace = Some(sink.for_replica(&t.names[i], false));
     let r = engine::run(o).expect("apply");
     eprintln!("{}: applied {} groups", t.names[i], r.applied);

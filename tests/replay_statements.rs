@@ -183,10 +183,10 @@ fn routines_triggers_cross_database_dml_mixed_engines_and_xa_replay_like_the_sql
 }
 
 /// `CREATE TABLE … SELECT` in ROW format is one group: `BEGIN`, the
-/// `CREATE TABLE`, its rows, `COMMIT`. On the target the `CREATE TABLE`
-/// commits by itself; its rows must still be logged under the group's
-/// GTID, not under the next sequence number (the primary's next group, a
-/// DDL here, would then look applied after a restart and be skipped). A
+/// `CREATE TABLE`, its rows, `COMMIT`. On the target its rows must be
+/// logged under the group's GTID, not under the next sequence number (the
+/// primary's next group, a DDL here, would then look applied after a
+/// restart and be skipped). A
 /// run that stops right after it and a second run: the target equals the
 /// primary, and its binary log holds no GTID of the primary's server that
 /// the primary did not write.
@@ -231,4 +231,140 @@ fn create_select_in_row_format_keeps_its_gtid_and_the_next_ddl_applies_after_a_r
         target_pos.split(',').any(|g| g == primary_pos),
         "{target_pos} vs {primary_pos}"
     );
+}
+
+/// The GTID of each `Gtid` event of `s`'s binary logs, in order, with the
+/// types of the events of its group (`SHOW BINLOG EVENTS`).
+fn logged_groups(s: &Server) -> Vec<(String, Vec<String>)> {
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    for f in s.binlog_files().unwrap() {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        let rows: Vec<mysql::Row> = s.query(&format!("SHOW BINLOG EVENTS IN '{name}'")).unwrap();
+        for r in rows {
+            let kind: String = r.get("Event_type").unwrap();
+            let info: String = r.get("Info").unwrap();
+            if kind == "Gtid" {
+                let gtid = info.rsplit(' ').next().unwrap().to_string();
+                out.push((gtid, Vec::new()));
+            } else if let Some(g) = out.last_mut() {
+                g.1.push(format!(
+                    "{kind}: {}",
+                    info.chars().take(40).collect::<String>()
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// `CREATE TABLE … SELECT` in ROW format on a target with
+/// `gtid_strict_mode=ON` (one worker: strict mode allows no other order):
+/// each group is logged once there, the `CREATE TABLE` and its rows under
+/// the group's GTID together, as the stock replica logs it (InnoDB,
+/// MyISAM, Aria, `CREATE OR REPLACE`, an auto-increment key, a named
+/// foreign key). The applier
+/// is killed (failpoint `ctas-staged`: SIGKILL) after the rows of the
+/// first one are staged and before its statement ran; the restart applies
+/// it once, and everything else, and leaves no staging table.
+#[test]
+fn create_select_is_one_gtid_on_a_strict_target_and_a_kill_before_its_statement_loses_nothing() {
+    let p = common::primary(BinlogFormat::Row);
+    // The target's own GTIDs (its progress tables) come first in its
+    // domain 0: strict mode wants the primary's to be higher.
+    for sql in [
+        "SET @@session.gtid_seq_no=100; CREATE DATABASE cs2",
+        "CREATE TABLE cs2.src (id INT PRIMARY KEY, v VARCHAR(20)) ENGINE=InnoDB",
+        "INSERT INTO cs2.src VALUES (1, 'one'), (2, NULL), (3, 'drei'), (0, 'zero')",
+        "CREATE TABLE cs2.copy (KEY (v)) ENGINE=InnoDB SELECT id * 10 AS id, v FROM cs2.src",
+        "CREATE TABLE cs2.ai (n INT AUTO_INCREMENT PRIMARY KEY) ENGINE=InnoDB \
+         SELECT id + 100 AS n FROM cs2.src",
+        "CREATE TABLE cs2.m ENGINE=MyISAM SELECT v, LENGTH(v) AS l FROM cs2.src",
+        "CREATE OR REPLACE TABLE cs2.copy ENGINE=Aria SELECT id FROM cs2.src WHERE id > 1",
+        "CREATE TABLE cs2.par (id INT PRIMARY KEY) ENGINE=InnoDB SELECT id FROM cs2.src",
+        "CREATE TABLE cs2.fk (CONSTRAINT fk1 FOREIGN KEY (p) REFERENCES cs2.par (id)) \
+         ENGINE=InnoDB SELECT id AS p FROM cs2.src WHERE id > 0",
+        "CREATE TABLE cs2.after (id INT)",
+    ] {
+        p.exec(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let want = Snapshot::of(&p).unwrap();
+    assert_eq!(want.checksums.len(), 7, "{want:?}");
+    let primary_groups = logged_groups(&p);
+    let t = Server::start(
+        ServerOptions::new()
+            .server_id(2)
+            .log_bin("target-bin")
+            .log_slave_updates(true)
+            .gtid_strict_mode(true),
+    )
+    .unwrap();
+    let apply = |failpoint: Option<&str>| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_parapply"));
+        c.args(["apply", "--workers", "1", "--source"])
+            .arg(p.binlog_dir())
+            .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
+            .env("RUST_LOG", "warn");
+        match failpoint {
+            Some(f) => c.env("PARAPPLY_FAILPOINT", f),
+            None => c.env_remove("PARAPPLY_FAILPOINT"),
+        };
+        c.output().unwrap()
+    };
+    let killed = apply(Some("ctas-staged"));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        killed.status.signal(),
+        Some(9),
+        "the failpoint did not kill the applier: {killed:?}"
+    );
+    // Killed with the rows staged: the table is not there, its GTID not
+    // logged; the staging table is.
+    let tables: Vec<String> = t
+        .query("SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = 'cs2' ORDER BY 1")
+        .unwrap();
+    assert_eq!(tables, ["#parapply-ctas", "src"], "{killed:?}");
+    let done = apply(None);
+    assert!(done.status.success(), "{done:?}");
+    let ours = Snapshot::of(&t).unwrap().without_database("parapply");
+    assert_eq!(want.differences(&ours), Vec::<String>::new());
+    let staging: Vec<String> = t
+        .query("SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = '#parapply-ctas'")
+        .unwrap();
+    assert_eq!(staging, Vec::<String>::new());
+    // Every GTID of the primary once on the target, each group with the
+    // same kinds of events in the same order (aside: the Annotate_rows
+    // events, which parapply's sessions do not write, and the row events of
+    // its progress table).
+    let ours: Vec<(String, Vec<String>)> = logged_groups(&t)
+        .into_iter()
+        .filter(|(g, _)| g.starts_with("0-1-"))
+        .collect();
+    let kinds = |groups: &[(String, Vec<String>)]| -> Vec<(String, Vec<String>)> {
+        groups
+            .iter()
+            .map(|(g, evs)| {
+                let mut k = Vec::new();
+                let mut progress = false;
+                for e in evs {
+                    let kind = e.split(':').next().unwrap().to_string();
+                    if kind == "Table_map" {
+                        progress = e.contains("(parapply.");
+                    }
+                    if kind != "Annotate_rows" && !(progress && kind != "Xid") {
+                        k.push(kind);
+                    }
+                }
+                (g.clone(), k)
+            })
+            .collect()
+    };
+    assert_eq!(kinds(&ours), kinds(&primary_groups));
+    let ctas = ours
+        .iter()
+        .filter(|(_, evs)| {
+            evs.first().is_some_and(|e| e.starts_with("Query: CREATE"))
+                && evs.iter().any(|e| e.starts_with("Write_rows"))
+        })
+        .count();
+    assert_eq!(ctas, 6, "{ours:#?}");
 }

@@ -94,7 +94,7 @@ use crossbeam_channel::{bounded, never, select, unbounded, Receiver, Sender};
 use super::error::{ApplyError, DefiniteError, GroupRef};
 use super::filter::Filtered;
 use super::metrics::ApplyMetrics;
-use super::replay::{binlog_statement, Collations};
+use super::replay::{binlog_statement, Collations, CTAS_STAGING_TABLE};
 use super::worker::{self, Report, WorkItem, WorkerConfig};
 use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
 use crate::group::{Group, GroupKind, Grouper};
@@ -1207,6 +1207,12 @@ fn preflight(opts: &ApplyOptions) -> Result<(Replica, Setup), ApplyError> {
     let stop = || opts.abort.load(Ordering::Relaxed) || opts.stop.load(Ordering::Relaxed);
     r.take_applier_lock(LOCK_WAIT, &stop)?;
     r.ensure_not_frozen(opts.promotion.as_deref())?;
+    for db in r.drop_staging_tables(CTAS_STAGING_TABLE)? {
+        tracing::warn!(
+            "dropped the staging table of a CREATE TABLE … SELECT that an earlier run \
+             left in {db} (it died right after the statement)"
+        );
+    }
     let state = r.read_state()?;
     r.ensure_shard_map(&state, &opts.shard_map.fingerprint())?;
     let binlog_state = r.gtid_binlog_state()?;

@@ -3,6 +3,7 @@
 
 pub mod engine;
 pub mod error;
+pub mod failpoint;
 pub mod filter;
 pub mod metrics;
 pub mod replay;

@@ -781,7 +781,7 @@ impl Worker {
                 if step.ends_round_trip {
                     // A BINLOG does not end the round trip (read by count)
                     // until the round trip is large.
-                    if step.binlog && self.buf.len() < PACK_BYTES {
+                    if step.binlog && self.buf.len() < PACK_BYTES && step.failpoint.is_none() {
                         counted = true;
                         continue;
                     }
@@ -790,6 +790,9 @@ impl Worker {
                     }
                     self.round_trip(batch, &owners, step.expect, counted)?;
                     counted = false;
+                    if let Some(name) = step.failpoint {
+                        super::failpoint::check(name);
+                    }
                     owners.clear();
                     self.buf.clear();
                 }

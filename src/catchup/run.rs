@@ -66,7 +66,7 @@ pub fn apply(
     }
     // The engine takes the lock on its own connection.
     drop(r);
-    opts.selection = Selection::CatchUp(Box::new(goal.clone()));
+    opts.selection = Selection::catch_up(goal.clone());
     opts.follow = false;
     opts.from = None;
     opts.until = None;

@@ -160,7 +160,7 @@ pub fn catchup_sets(
     let start = scan_start(pairs.iter().map(|(own, _)| &own.state));
     let selections: Vec<Selection> = pairs
         .iter()
-        .map(|(_, goal)| Selection::CatchUp(Box::new((*goal).clone())))
+        .map(|(_, goal)| Selection::catch_up((*goal).clone()))
         .collect();
     let fresh = || -> Vec<Part> { (0..pairs.len()).map(|_| Part::default()).collect() };
     // Each file's parts, and the group's end (its file name written once).

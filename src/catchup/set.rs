@@ -168,7 +168,7 @@ pub fn missing<'a>(
     goal: &AppliedSet,
     items: impl IntoIterator<Item = &'a Item>,
 ) -> CatchupSet {
-    let selection = Selection::CatchUp(Box::new(goal.clone()));
+    let selection = Selection::catch_up(goal.clone());
     let mut set = CatchupSet::default();
     for g in items {
         let end = g.end_pos();

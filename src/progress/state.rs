@@ -283,7 +283,45 @@ pub enum Selection {
     #[default]
     Restart,
     /// The groups `goal` holds and the replica does not; then stop.
-    CatchUp(Box<AppliedSet>),
+    CatchUp(Box<Goal>),
+}
+
+impl Selection {
+    /// [`Selection::CatchUp`] to `goal`.
+    pub fn catch_up(goal: AppliedSet) -> Selection {
+        Selection::CatchUp(Box::new(Goal::new(goal)))
+    }
+}
+
+/// A catch-up's goal: the applied set to reach, with the latest end among
+/// its watermarks ([`ReplicaState::max_end`]) computed once — [`decide`]
+/// asks for it for every group the goal lacks, and a state may have a row
+/// per database.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Goal {
+    set: AppliedSet,
+    end: Option<BinlogPos>,
+}
+
+impl Goal {
+    /// The goal `set`.
+    pub fn new(set: AppliedSet) -> Goal {
+        let end = set.state.max_end().cloned();
+        Goal { set, end }
+    }
+
+    /// The latest end among the goal's watermarks: no group past it is in
+    /// the goal, but a barrier in its binary log.
+    pub fn end(&self) -> Option<&BinlogPos> {
+        self.end.as_ref()
+    }
+}
+
+impl std::ops::Deref for Goal {
+    type Target = AppliedSet;
+    fn deref(&self) -> &AppliedSet {
+        &self.set
+    }
 }
 
 /// What happens to one group.
@@ -333,7 +371,7 @@ pub fn decide(
         Selection::Restart => Action::Apply,
         Selection::CatchUp(goal) => {
             let in_goal = goal.contains(g);
-            if !in_goal && goal.state.max_end().is_none_or(|e| g.end > e) {
+            if !in_goal && goal.end().is_none_or(|e| g.end > e) {
                 Action::Stop
             } else if own.contains(g) {
                 Action::Skip
@@ -589,7 +627,7 @@ mod tests {
         goal.state.shards.insert((0, "b".into()), wm(6, 600));
         goal.state.shards.insert((0, "c".into()), wm(3, 300));
         goal.binlog_state = vec![g(7)];
-        let sel = Selection::CatchUp(Box::new(goal));
+        let sel = Selection::catch_up(goal);
         let [a, b, c]: [Vec<Arc<str>>; 3] = [vec!["a".into()], vec!["b".into()], vec!["c".into()]];
         let stream: Vec<(u64, Option<&[Arc<str>]>)> = vec![
             (1, Some(&a[..])),
@@ -623,11 +661,43 @@ mod tests {
         let mut goal = AppliedSet::default();
         goal.state.shards.insert((0, "a".into()), wm(5, 500));
         goal.state.shards.insert((0, "b".into()), wm(2, 200));
-        let sel = Selection::CatchUp(Box::new(goal));
+        let sel = Selection::catch_up(goal);
         assert_eq!(
             actions(&sel, &AppliedSet::default()),
             [Apply, Apply, Pass, Apply, Apply, Stop, Stop, Stop, Stop]
         );
+    }
+
+    /// A catch-up goal's end is the latest end among its low-watermarks
+    /// and shard rows, taken once when the goal is made ([`decide`] reads
+    /// it for every group the goal lacks, and a goal may have a row per
+    /// database): a group the goal lacks that ends there is passed over,
+    /// one that ends past it stops the catch-up.
+    #[test]
+    fn a_goal_ends_at_its_latest_watermark_computed_once() {
+        let mut set = AppliedSet::default();
+        set.state.low.insert(0, wm(2, 200));
+        set.state.low.insert(1, wm(9, 250));
+        for i in 0..1000 {
+            set.state
+                .shards
+                .insert((0, format!("db{i}")), wm(3 + i, 1299 - i));
+        }
+        let goal = Goal::new(set.clone());
+        assert_eq!(goal.end(), set.state.max_end());
+        assert_eq!(goal.end(), Some(&BinlogPos::new("bin.000001", 1299)));
+        let sel = Selection::catch_up(set);
+        let other: Vec<Arc<str>> = vec!["other".into()];
+        let nothing = AppliedSet::default();
+        for (pos, want) in [(1299, Action::Pass), (1300, Action::Stop)] {
+            let end = BinlogPos::new("bin.000001", pos);
+            let d = decide(&sel, None, &nothing, &facts(5000, &end, Some(&other)));
+            assert_eq!(d.action, want, "a group ending at {pos}");
+        }
+        let empty = Selection::catch_up(AppliedSet::default());
+        let end = BinlogPos::new("bin.000001", 4);
+        let d = decide(&empty, None, &nothing, &facts(1, &end, Some(&other)));
+        assert_eq!(d.action, Action::Stop);
     }
 
     #[test]
@@ -811,7 +881,7 @@ mod tests {
             #[test]
             fn catch_up_reaches_the_union((w, a, b) in world_and_two()) {
                 let own = AppliedSet { state: b.clone(), binlog_state: Vec::new() };
-                let sel = Selection::CatchUp(Box::new(AppliedSet { state: a.clone(), binlog_state: Vec::new() }));
+                let sel = Selection::catch_up(AppliedSet { state: a.clone(), binlog_state: Vec::new() });
                 let mut got = applied(&w, &b);
                 let before = got.clone();
                 for seq in 1..=w.shard_of.len() as u64 {

@@ -623,6 +623,31 @@ impl Replica {
         Ok(self.value("SELECT @@GLOBAL.read_only", "reading read_only")? == "1")
     }
 
+    /// Drops the staging tables named `name` that a `CREATE TABLE … SELECT`
+    /// of an earlier run left behind (it died between the statement and the
+    /// drop; see `apply::replay`'s `ctas` module); returns their databases.
+    /// Call it with the applier lock held and the dead applier's sessions
+    /// gone. Not logged (this connection has `sql_log_bin=0`).
+    pub fn drop_staging_tables(&mut self, name: &str) -> Result<Vec<String>, ReplicaError> {
+        let dbs: Vec<String> = self
+            .query_text(
+                &format!(
+                    "SELECT TABLE_SCHEMA FROM information_schema.TABLES WHERE TABLE_NAME = '{}'",
+                    crate::progress::escape(name)
+                ),
+                "looking for staging tables",
+            )?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next())
+            .collect();
+        let quote = |s: &str| format!("`{}`", s.replace('`', "``"));
+        for db in &dbs {
+            let sql = format!("DROP TABLE IF EXISTS {}.{}", quote(db), quote(name));
+            self.exec(sql.as_bytes(), "dropping a staging table")?;
+        }
+        Ok(dbs)
+    }
+
     /// The server's collations: id → (character set, collation name).
     ///
     /// Every collation id with its character set: MariaDB 10.10+ lists the
