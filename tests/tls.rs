@@ -328,7 +328,9 @@ fn mariadb_binlog(port: u16, out: &Path, ssl: &[String]) -> std::process::Output
     Command::new("mariadb-binlog")
         .arg("--read-from-remote-server")
         .arg("--raw")
-        .arg("--host=127.0.0.1")
+        // By the name the certificate gives, over TCP.
+        .arg("--host=localhost")
+        .arg("--protocol=TCP")
         .arg(format!("--port={port}"))
         .arg("--user=repl")
         .args(ssl)

@@ -191,9 +191,10 @@ pub trait ClientStream: Read + Write {
     fn tls_offered(&self) -> bool {
         false
     }
-    /// Runs the TLS handshake (after the client's SSLRequest); reads and
-    /// writes go through TLS from then on.
-    fn start_tls(&mut self) -> io::Result<()> {
+    /// Runs the TLS handshake (after the client's SSLRequest), starting
+    /// with the client's bytes already read (`ahead`); reads and writes go
+    /// through TLS from then on.
+    fn start_tls(&mut self, _ahead: &[u8]) -> io::Result<()> {
         Err(io::Error::new(
             io::ErrorKind::Unsupported,
             "this connection offers no TLS",
@@ -857,11 +858,16 @@ impl ClientStream for IdleAfterLogin {
     fn tls_offered(&self) -> bool {
         matches!(self.tls, Some(Tls::Offered(_)))
     }
-    fn start_tls(&mut self) -> io::Result<()> {
+    fn start_tls(&mut self, ahead: &[u8]) -> io::Result<()> {
         let Some(Tls::Offered(config)) = &self.tls else {
-            return ClientStream::start_tls(&mut self.s);
+            return ClientStream::start_tls(&mut self.s, ahead);
         };
-        let c = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+        let mut c = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+        let mut rest = ahead;
+        while !rest.is_empty() {
+            c.read_tls(&mut rest)?;
+            c.process_new_packets().map_err(io::Error::other)?;
+        }
         let mut t = rustls::StreamOwned::new(c, self.s.try_clone()?);
         while t.conn.is_handshaking() {
             t.conn.complete_io(&mut t.sock)?;

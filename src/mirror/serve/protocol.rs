@@ -12,7 +12,7 @@
 //! ([`PacketIo::event_run`]): their bytes are never copied into the output
 //! buffer.
 
-use std::io::{self, BufReader, IoSlice, Read, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::ops::Range;
 
 use sha1::{Digest, Sha1};
@@ -158,15 +158,12 @@ impl<S: Read + Write> PacketIo<S> {
         self.io.get_ref()
     }
 
-    /// The stream, to change it (TLS); only between packets, with nothing
-    /// read ahead.
-    fn stream_mut(&mut self) -> Result<&mut S, ProtoError> {
-        if !self.io.buffer().is_empty() {
-            return Err(ProtoError::Bad(
-                "the client sent data before the TLS handshake".into(),
-            ));
-        }
-        Ok(self.io.get_mut())
+    /// The stream, to change it (TLS), and the bytes read ahead of it
+    /// (a client sends its TLS hello right after the SSLRequest).
+    fn stream_mut(&mut self) -> (&mut S, Vec<u8>) {
+        let ahead = self.io.buffer().to_vec();
+        self.io.consume(ahead.len());
+        (self.io.get_mut(), ahead)
     }
 
     /// Reads one logical packet into `buf`. `Ok(false)`: the client closed
@@ -456,7 +453,8 @@ impl<S: ClientStream> PacketIo<S> {
                     "an SSLRequest, but this server offered no TLS".into(),
                 ));
             }
-            self.stream_mut()?.start_tls()?;
+            let (stream, ahead) = self.stream_mut();
+            stream.start_tls(&ahead)?;
             self.read_login_packet(&mut buf, "after the TLS handshake")?;
             resp = parse_login(&buf).map_err(ProtoError::Bad)?;
             if resp.ssl_request {
