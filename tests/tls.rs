@@ -154,7 +154,11 @@ fn each_ssl_mode_connects_or_refuses_as_documented() {
         SslMode::VerifyIdentity,
     ];
     for mode in modes {
-        let tls = client_tls(mode, if mode == SslMode::Disabled { None } else { ca }, None);
+        let tls = client_tls(
+            mode,
+            if mode == SslMode::Disabled { None } else { ca },
+            None,
+        );
         // By name: the certificate names `localhost`.
         let plain = cipher(&options("localhost", port, "plain", tls.clone()));
         let secure = cipher(&options("localhost", port, "secure", tls.clone()));
@@ -210,7 +214,11 @@ fn each_ssl_mode_connects_or_refuses_as_documented() {
         .is_empty());
     let without = client_tls(SslMode::VerifyIdentity, ca, None);
     let e = cipher(&options("localhost", port, "x509", without)).unwrap_err();
-    assert_eq!(e.code(), Some(1045), "REQUIRE X509 without a certificate: {e}");
+    assert_eq!(
+        e.code(),
+        Some(1045),
+        "REQUIRE X509 without a certificate: {e}"
+    );
 
     // require_secure_transport=ON: only TLS logs in (the sandbox's own
     // connections end here).
@@ -218,8 +226,20 @@ fn each_ssl_mode_connects_or_refuses_as_documented() {
     let e = cipher(&options("localhost", port, "plain", ClientTls::disabled())).unwrap_err();
     println!("require_secure_transport, disabled: {e}");
     assert!(matches!(e, WireError::Auth { code: Some(_), .. }), "{e:?}");
-    for mode in [SslMode::Preferred, SslMode::Required, SslMode::VerifyIdentity] {
-        let tls = client_tls(mode, if mode == SslMode::VerifyIdentity { ca } else { None }, None);
+    for mode in [
+        SslMode::Preferred,
+        SslMode::Required,
+        SslMode::VerifyIdentity,
+    ] {
+        let tls = client_tls(
+            mode,
+            if mode == SslMode::VerifyIdentity {
+                ca
+            } else {
+                None
+            },
+            None,
+        );
         assert!(!cipher(&options("localhost", port, "plain", tls))
             .unwrap()
             .is_empty());
@@ -283,13 +303,26 @@ fn the_command_lines_ssl_options_reach_the_connections() {
     let (ok, err) = status(&s, "localhost", "secure", &[&ca]);
     assert!(logged_in(ok, &err), "{err}");
     let (ok, err) = status(&s, "localhost", "secure", &[&other]);
-    assert!(!ok && err.contains("not signed by a CA of --ssl-ca"), "{err}");
-    let (ok, err) = status(&s, "127.0.0.1", "secure", &[&ca, "--ssl-mode=verify-identity"]);
+    assert!(
+        !ok && err.contains("not signed by a CA of --ssl-ca"),
+        "{err}"
+    );
+    let (ok, err) = status(
+        &s,
+        "127.0.0.1",
+        "secure",
+        &[&ca, "--ssl-mode=verify-identity"],
+    );
     assert!(!ok && err.contains("does not name the host"), "{err}");
     let (ok, err) = status(&s, "localhost", "secure", &["--ssl-mode", "verify-ca"]);
     println!("verify-ca, no --ssl-ca: {err}");
     assert!(!ok, "the system's CAs did not sign the test CA");
-    let (ok, err) = status(&s, "localhost", "x509", &[&ca, "--ssl-cert", "/nonexistent"]);
+    let (ok, err) = status(
+        &s,
+        "localhost",
+        "x509",
+        &[&ca, "--ssl-cert", "/nonexistent"],
+    );
     assert!(!ok && err.contains("--ssl-key"), "{err}");
 }
 
@@ -371,12 +404,24 @@ fn mariadb_binlog_and_a_stock_replica_read_the_binlog_server_over_tls() {
     );
     let got = fs::read(work.path().join("tls/mariadb-bin.000001")).unwrap();
     let want = fs::read(p.binlog_dir().join("mariadb-bin.000001")).unwrap();
-    assert!(got == want, "mariadb-binlog's copy differs ({} vs {} bytes)", got.len(), want.len());
+    assert!(
+        got == want,
+        "mariadb-binlog's copy differs ({} vs {} bytes)",
+        got.len(),
+        want.len()
+    );
     // Without TLS: refused, since the server requires it.
-    let out = mariadb_binlog(port, &work.path().join("plain"), &["--skip-ssl".to_string()]);
+    let out = mariadb_binlog(
+        port,
+        &work.path().join("plain"),
+        &["--skip-ssl".to_string()],
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     println!("mariadb-binlog without TLS: {err}");
-    assert!(!out.status.success() && err.contains("insecure transport"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("insecure transport"),
+        "{err}"
+    );
 
     // parapply's own client, each mode against the requiring server.
     let mut o = ConnectOptions::new("localhost", port, "repl");
@@ -400,9 +445,7 @@ fn mariadb_binlog_and_a_stock_replica_read_the_binlog_server_over_tls() {
     .unwrap();
     let deadline = Instant::now() + HANG_GUARD;
     loop {
-        let n: Option<i64> = r
-            .query_first("SELECT COUNT(*) FROM w1.t")
-            .unwrap_or(None);
+        let n: Option<i64> = r.query_first("SELECT COUNT(*) FROM w1.t").unwrap_or(None);
         if n == Some(2) {
             break;
         }

@@ -17,10 +17,10 @@ use parapply::bench::{full_matrix, BenchConfig, BenchOptions, Workload};
 use parapply::mirror::serve::ServeOptions;
 use parapply::mirror::{MirrorOptions, SyncPolicy};
 use parapply::position::{BinlogPos, MariaGtid, StartAt};
-use parapply::wire::{SslMode, TlsOptions};
 use parapply::progress::ProgressTables;
 use parapply::promote::PromoteOptions;
 use parapply::schedule::{ShardBy, ShardMap};
+use parapply::wire::{SslMode, TlsOptions};
 
 /// parapply — a parallel replication applier for MariaDB.
 #[derive(Debug, Parser)]

@@ -16,8 +16,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use args::{Cli, Command};
-use parapply::wire::ClientTls;
 use output::Output;
+use parapply::wire::ClientTls;
 
 /// Runs the command; prints an error with its whole cause chain (exit code
 /// 1; `wait` has codes of its own for a timeout and an unknown GTID). A command that stops because its standard output was closed (`| head`)

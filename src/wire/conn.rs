@@ -1063,6 +1063,147 @@ impl Drop for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::auth::tests::{server_decrypt, server_fast_check, server_key};
+    use crate::wire::auth::CACHING_SHA2;
+    use std::net::TcpListener;
+
+    /// One packet of a fake server: (sequence number, payload).
+    fn read_pkt(s: &mut TcpStream) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).unwrap();
+        let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+        let mut p = vec![0; len];
+        s.read_exact(&mut p).unwrap();
+        (h[3], p)
+    }
+
+    fn write_pkt(s: &mut TcpStream, seq: u8, p: &[u8]) {
+        let n = p.len();
+        let mut b = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
+        b.extend_from_slice(p);
+        s.write_all(&b).unwrap();
+    }
+
+    /// A MySQL 8 style greeting advertising `plugin`, without TLS.
+    fn greeting(nonce: &[u8; 20], plugin: &str) -> Vec<u8> {
+        let caps = caps::LONG_PASSWORD
+            | caps::PROTOCOL_41
+            | caps::SECURE_CONNECTION
+            | caps::PLUGIN_AUTH
+            | caps::MULTI_STATEMENTS
+            | caps::MULTI_RESULTS;
+        let mut g = vec![10];
+        g.extend_from_slice(b"8.0.36\0");
+        g.extend_from_slice(&7u32.to_le_bytes());
+        g.extend_from_slice(&nonce[..8]);
+        g.push(0);
+        g.extend_from_slice(&(caps as u16).to_le_bytes());
+        g.push(45);
+        g.extend_from_slice(&2u16.to_le_bytes());
+        g.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+        g.push(21);
+        g.extend_from_slice(&[0; 10]);
+        g.extend_from_slice(&nonce[8..]);
+        g.push(0);
+        g.extend_from_slice(plugin.as_bytes());
+        g.push(0);
+        g
+    }
+
+    /// The plugin name and the auth answer of a handshake response.
+    fn parse_response(p: &[u8]) -> (String, Vec<u8>) {
+        let mut r = Reader::new(&p[32..]);
+        r.nul_str("user").unwrap();
+        let n = usize::from(r.u8("len").unwrap());
+        let auth = r.take(n, "auth").unwrap().to_vec();
+        let plugin = String::from_utf8(r.nul_str("plugin").unwrap().to_vec()).unwrap();
+        (plugin, auth)
+    }
+
+    /// Runs `server` on one accepted connection and connects to it as
+    /// `u` with password `pw`.
+    fn against(server: impl FnOnce(TcpStream) + Send + 'static) -> Result<Conn, WireError> {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || server(l.accept().unwrap().0));
+        let mut o = ConnectOptions::new("127.0.0.1", port, "u");
+        o.password = Some(crate::wire::Secret::new("pw8"));
+        let c = Conn::connect(&o);
+        t.join().unwrap();
+        c
+    }
+
+    const OK: &[u8] = &[0, 0, 0, 2, 0, 0, 0];
+
+    /// A MySQL 8 primary: caching_sha2_password in the greeting, a cache
+    /// miss, the full authentication with the server's RSA key (no TLS).
+    #[test]
+    fn caching_sha2_full_authentication_with_the_servers_key() {
+        let nonce = *b"abcdefghij0123456789";
+        let c = against(move |mut s| {
+            let (key, pem) = server_key();
+            write_pkt(&mut s, 0, &greeting(&nonce, CACHING_SHA2));
+            let (seq, resp) = read_pkt(&mut s);
+            let (plugin, token) = parse_response(&resp);
+            assert_eq!((seq, plugin.as_str()), (1, CACHING_SHA2));
+            assert!(server_fast_check(b"pw8", &nonce, &token));
+            write_pkt(&mut s, 2, &[1, 4]); // perform full authentication
+            assert_eq!(read_pkt(&mut s), (3, vec![2]), "asks for the key");
+            let mut more = vec![1];
+            more.extend_from_slice(&pem);
+            write_pkt(&mut s, 4, &more);
+            let (seq, c) = read_pkt(&mut s);
+            assert_eq!(seq, 5);
+            assert_eq!(server_decrypt(&key, &nonce, &c), b"pw8");
+            write_pkt(&mut s, 6, OK);
+        });
+        let c = c.unwrap();
+        assert_eq!(c.server_version(), "8.0.36");
+    }
+
+    /// A user of caching_sha2_password on a server whose default is the
+    /// native plugin: AuthSwitchRequest, then a cache hit (`0x01 0x03`).
+    #[test]
+    fn auth_switch_to_caching_sha2_and_fast_authentication() {
+        let nonce = *b"ABCDEFGHIJ0123456789";
+        let c = against(move |mut s| {
+            write_pkt(&mut s, 0, &greeting(&nonce, NATIVE_PASSWORD));
+            let (_, resp) = read_pkt(&mut s);
+            assert_eq!(parse_response(&resp).0, NATIVE_PASSWORD);
+            let fresh = *b"zyxwvutsrqponmlkjihg";
+            let mut sw = vec![0xfe];
+            sw.extend_from_slice(CACHING_SHA2.as_bytes());
+            sw.push(0);
+            sw.extend_from_slice(&fresh);
+            sw.push(0);
+            write_pkt(&mut s, 2, &sw);
+            let (seq, token) = read_pkt(&mut s);
+            assert_eq!(seq, 3);
+            assert!(server_fast_check(b"pw8", &fresh, &token));
+            write_pkt(&mut s, 4, &[1, 3]);
+            write_pkt(&mut s, 5, OK);
+        });
+        c.unwrap();
+    }
+
+    /// A server that refuses the full authentication is an Auth error with
+    /// its code.
+    #[test]
+    fn a_refused_full_authentication_is_an_auth_error() {
+        let nonce = *b"abcdefghij0123456789";
+        let e = against(move |mut s| {
+            write_pkt(&mut s, 0, &greeting(&nonce, CACHING_SHA2));
+            read_pkt(&mut s);
+            write_pkt(&mut s, 2, &[1, 4]);
+            read_pkt(&mut s);
+            let mut err = vec![0xff, 0x15, 0x04, b'#'];
+            err.extend_from_slice(b"28000Access denied for user 'u'");
+            write_pkt(&mut s, 4, &err);
+        })
+        .unwrap_err();
+        assert_eq!(e.code(), Some(1045), "{e}");
+        assert!(!e.to_string().contains("pw8"));
+    }
 
     #[test]
     fn native_password_scramble() {

@@ -196,10 +196,7 @@ impl ClientTls {
             .with_custom_certificate_verifier(verifier);
         let config = match (&o.cert, &o.key) {
             (Some(c), Some(k)) => builder
-                .with_client_auth_cert(
-                    read_certs(c, "--ssl-cert")?,
-                    read_key(k, "--ssl-key")?,
-                )
+                .with_client_auth_cert(read_certs(c, "--ssl-cert")?, read_key(k, "--ssl-key")?)
                 .map_err(|e| TlsError(format!("--ssl-cert/--ssl-key: {e}")))?,
             (None, None) => builder.with_no_client_auth(),
             _ => {
@@ -327,7 +324,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn verify_tls13_signature(
         &self,
@@ -335,7 +337,12 @@ impl ServerCertVerifier for NoVerify {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
@@ -411,22 +418,26 @@ mod tests {
         for name in SslMode::NAMES {
             assert_eq!(name.parse::<SslMode>().unwrap().to_string(), *name);
         }
-        assert_eq!("VERIFY_IDENTITY".parse::<SslMode>(), Ok(SslMode::VerifyIdentity));
+        assert_eq!(
+            "VERIFY_IDENTITY".parse::<SslMode>(),
+            Ok(SslMode::VerifyIdentity)
+        );
         assert!("on".parse::<SslMode>().unwrap_err().contains("verify-ca"));
     }
 
     #[test]
     fn which_connections_use_tls() {
-        let t = |mode| ClientTls {
-            mode,
-            config: None,
-        };
+        let t = |mode| ClientTls { mode, config: None };
         assert_eq!(t(SslMode::Disabled).wanted(true, false), Ok(false));
         assert_eq!(t(SslMode::Preferred).wanted(true, false), Ok(true));
         assert_eq!(t(SslMode::Preferred).wanted(false, false), Ok(false));
         assert_eq!(t(SslMode::Preferred).wanted(true, true), Ok(false));
         assert_eq!(t(SslMode::Required).wanted(true, true), Ok(true));
-        for m in [SslMode::Required, SslMode::VerifyCa, SslMode::VerifyIdentity] {
+        for m in [
+            SslMode::Required,
+            SslMode::VerifyCa,
+            SslMode::VerifyIdentity,
+        ] {
             let e = t(m).wanted(false, false).unwrap_err();
             assert!(e.contains("does not offer"), "{e}");
         }
