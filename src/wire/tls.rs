@@ -175,20 +175,21 @@ impl ClientTls {
             return Ok(ClientTls::disabled());
         }
         let provider = provider();
-        let verifier: Arc<dyn ServerCertVerifier> = match mode {
-            SslMode::Preferred | SslMode::Required => Arc::new(NoVerify(provider.clone())),
+        let webpki = match mode {
+            SslMode::Preferred | SslMode::Required => None,
             _ => {
                 let roots = Arc::new(root_store(o.ca.as_deref())?);
-                let webpki = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                let v = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
                     .build()
                     .map_err(|e| TlsError(format!("TLS verifier: {e}")))?;
-                if mode == SslMode::VerifyCa {
-                    Arc::new(CaOnly(webpki))
-                } else {
-                    webpki
-                }
+                Some(v)
             }
         };
+        let verifier = Arc::new(Verifier {
+            provider: provider.clone(),
+            webpki,
+            check_name: mode == SslMode::VerifyIdentity,
+        });
         let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError(format!("TLS setup: {e}")))?
@@ -302,58 +303,19 @@ pub(crate) fn explain(e: &rustls::Error, mode: SslMode) -> String {
     format!("TLS (--ssl-mode {mode}): {e}{hint}")
 }
 
-/// `preferred`/`required`: any certificate, with its handshake signatures
-/// still checked.
+/// The server-certificate check of a mode: none (`preferred`,
+/// `required`: any certificate, its handshake signatures still checked),
+/// the chain only (`verify-ca`), or the chain and the name
+/// (`verify-identity`).
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerify {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct Verifier {
+    provider: Arc<CryptoProvider>,
+    /// `None`: the certificate is not checked.
+    webpki: Option<Arc<WebPkiServerVerifier>>,
+    check_name: bool,
 }
 
-/// `verify-ca`: the chain is checked, the name is not.
-#[derive(Debug)]
-struct CaOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for CaOnly {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -362,15 +324,15 @@ impl ServerCertVerifier for CaOnly {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(webpki) = &self.webpki else {
+            return Ok(ServerCertVerified::assertion());
+        };
         // The name is checked last, after the chain: a name error means the
         // chain is good.
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        match webpki.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) => Ok(ServerCertVerified::assertion()),
+            )) if !self.check_name => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }
@@ -380,7 +342,8 @@ impl ServerCertVerifier for CaOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        let algs = &self.provider.signature_verification_algorithms;
+        verify_tls12_signature(message, cert, dss, algs)
     }
     fn verify_tls13_signature(
         &self,
@@ -388,10 +351,13 @@ impl ServerCertVerifier for CaOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        let algs = &self.provider.signature_verification_algorithms;
+        verify_tls13_signature(message, cert, dss, algs)
     }
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
