@@ -391,13 +391,13 @@ impl Conn {
         };
         let name = tls::server_name(&o.host, o.socket.is_some()).map_err(|e| tls_err(self, e))?;
         let c = ClientConnection::new(config.clone(), name)
-            .map_err(|e| tls_err(self, tls::explain(&e, o.tls.mode())))?;
+            .map_err(|e| tls_err(self, tls::explain(&e, &o.tls)))?;
         let plain = std::mem::replace(self.io.get_mut(), Stream::Gone);
         let mut s = StreamOwned::new(c, plain);
         while s.conn.is_handshaking() {
             if let Err(e) = s.conn.complete_io(&mut s.sock) {
                 let what = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
-                    Some(r) => tls::explain(r, o.tls.mode()),
+                    Some(r) => tls::explain(r, &o.tls),
                     None => return Err(self.io_err("complete the TLS handshake", e)),
                 };
                 return Err(tls_err(self, what));

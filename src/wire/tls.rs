@@ -112,6 +112,8 @@ pub struct TlsError(pub String);
 #[derive(Clone)]
 pub struct ClientTls {
     mode: SslMode,
+    /// Whether `--ssl-ca` was given (else the system's CAs are trusted).
+    own_ca: bool,
     /// `None` for `disabled`.
     config: Option<Arc<ClientConfig>>,
 }
@@ -155,6 +157,7 @@ impl ClientTls {
     pub fn disabled() -> Self {
         ClientTls {
             mode: SslMode::Disabled,
+            own_ca: false,
             config: None,
         }
     }
@@ -208,6 +211,7 @@ impl ClientTls {
         };
         Ok(ClientTls {
             mode,
+            own_ca: o.ca.is_some(),
             config: Some(Arc::new(config)),
         })
     }
@@ -275,12 +279,19 @@ pub(crate) fn server_name(host: &str, socket: bool) -> Result<ServerName<'static
 }
 
 /// The operator's words for a TLS failure (a certificate the mode
-/// refuses, a protocol mismatch).
-pub(crate) fn explain(e: &rustls::Error, mode: SslMode) -> String {
+/// refuses, a protocol mismatch) under `tls`.
+pub(crate) fn explain(e: &rustls::Error, tls: &ClientTls) -> String {
     use rustls::Error as E;
+    let mode = tls.mode;
     let hint = match e {
-        E::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+        E::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature)
+            if tls.own_ca =>
+        {
             "; the server's certificate is not signed by a CA of --ssl-ca (a wrong CA file?)"
+        }
+        E::InvalidCertificate(CertificateError::UnknownIssuer | CertificateError::BadSignature) => {
+            "; the server's certificate is not signed by a CA of the system's store: give \
+             its CA with --ssl-ca"
         }
         E::InvalidCertificate(
             CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
