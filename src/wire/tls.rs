@@ -404,7 +404,11 @@ mod tests {
 
     #[test]
     fn which_connections_use_tls() {
-        let t = |mode| ClientTls { mode, config: None };
+        let t = |mode| ClientTls {
+            mode,
+            own_ca: false,
+            config: None,
+        };
         assert_eq!(t(SslMode::Disabled).wanted(true, false), Ok(false));
         assert_eq!(t(SslMode::Preferred).wanted(true, false), Ok(true));
         assert_eq!(t(SslMode::Preferred).wanted(false, false), Ok(false));
