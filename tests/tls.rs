@@ -5,7 +5,8 @@
 //! `require_secure_transport=ON`; a wrong CA and a wrong host name are
 //! clear errors; the command line's `--ssl-*` options reach the
 //! connections; the mirror copies a primary that requires TLS byte for
-//! byte; `mariadb-binlog` and a stock replica read `parapply serve` over
+//! byte; `apply` (workers, control connection, liveness probes) applies to
+//! a target that requires TLS and is refused by it without; `mariadb-binlog` and a stock replica read `parapply serve` over
 //! TLS, and a server that requires TLS refuses them without.
 //!
 //! Run: `cargo test --test tls` (needs mariadb-server and mariadb-binlog).
@@ -22,6 +23,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use common::HANG_GUARD;
+use parapply::apply::engine::{self, ApplyOptions};
+use parapply::binlog::Source;
 use parapply::mirror::serve::{ServeError, ServeOptions, Server as BinlogServer};
 use parapply::mirror::{self, MirrorOptions};
 use parapply::sandbox::{Server, ServerOptions};
@@ -314,6 +317,52 @@ fn the_mirror_reads_a_primary_that_requires_tls() {
     stop.store(true, Ordering::SeqCst);
     mirror.join().unwrap().unwrap();
     println!("mirrored {} files over TLS, byte-identical", files.len());
+}
+
+#[test]
+fn apply_workers_and_control_connection_use_tls_to_a_target_that_requires_it() {
+    let pki = pki();
+    let p = Server::start(ServerOptions::new().server_id(1).log_bin("mariadb-bin"))
+        .expect("start the primary");
+    p.exec(
+        "CREATE DATABASE w1; CREATE DATABASE w2; \
+         CREATE TABLE w1.t (id INT PRIMARY KEY); CREATE TABLE w2.t (id INT PRIMARY KEY); \
+         INSERT INTO w1.t VALUES (1), (2); INSERT INTO w2.t VALUES (3)",
+    )
+    .unwrap();
+    p.wait_binlog_settled(HANG_GUARD).unwrap();
+    let t = tls_server(
+        &pki,
+        ServerOptions::new()
+            .server_id(2)
+            .log_bin("target-bin")
+            .log_slave_updates(true),
+    );
+    t.exec("SET GLOBAL require_secure_transport = ON").unwrap();
+    let tls = client_tls(SslMode::VerifyIdentity, Some(&pki.ca), None);
+    let mut o = ApplyOptions::new(
+        Source::dir(p.binlog_dir()).unwrap(),
+        options("localhost", t.port(), "secure", tls),
+    );
+    o.workers = 2;
+    let r = engine::run(o).unwrap_or_else(|f| panic!("{}", f.error));
+    println!("applied {} groups over TLS", r.applied);
+    assert!(r.applied >= 6, "{}", r.applied);
+    // Read back over TLS (the sandbox's own client has none).
+    let tls = client_tls(SslMode::Required, None, None);
+    let mut c = Conn::connect(&options("localhost", t.port(), "secure", tls)).unwrap();
+    let rows = c
+        .query_value("SELECT (SELECT COUNT(*) FROM w1.t) + (SELECT COUNT(*) FROM w2.t)")
+        .unwrap();
+    assert_eq!(rows.as_deref(), Some("3"));
+    // Plain, the same target refuses the applier.
+    let o = ApplyOptions::new(
+        Source::dir(p.binlog_dir()).unwrap(),
+        options("localhost", t.port(), "secure", ClientTls::disabled()),
+    );
+    let f = engine::run(o).expect_err("a plain applier is refused");
+    println!("plain applier: {}", f.error);
+    assert!(f.error.to_string().contains("1045"), "{}", f.error);
 }
 
 fn bin() -> &'static str {
