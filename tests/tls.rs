@@ -319,11 +319,16 @@ fn the_mirror_reads_a_primary_that_requires_tls() {
     println!("mirrored {} files over TLS, byte-identical", files.len());
 }
 
+/// A primary without TLS, binlog on.
+fn primary() -> Server {
+    Server::start(ServerOptions::new().server_id(1).log_bin("mariadb-bin"))
+        .expect("start the primary")
+}
+
 #[test]
 fn apply_workers_and_control_connection_use_tls_to_a_target_that_requires_it() {
     let pki = pki();
-    let p = Server::start(ServerOptions::new().server_id(1).log_bin("mariadb-bin"))
-        .expect("start the primary");
+    let p = primary();
     p.exec(
         "CREATE DATABASE w1; CREATE DATABASE w2; \
          CREATE TABLE w1.t (id INT PRIMARY KEY); CREATE TABLE w2.t (id INT PRIMARY KEY); \
@@ -475,8 +480,7 @@ fn mariadb_binlog(port: u16, out: &Path, ssl: &[String]) -> std::process::Output
 #[test]
 fn mariadb_binlog_and_a_stock_replica_read_the_binlog_server_over_tls() {
     let pki = pki();
-    let p = Server::start(ServerOptions::new().server_id(1).log_bin("mariadb-bin"))
-        .expect("start the primary");
+    let p = primary();
     p.exec(
         "CREATE DATABASE w1; CREATE TABLE w1.t (id INT PRIMARY KEY, v VARCHAR(20)); \
          INSERT INTO w1.t VALUES (1, 'a'), (2, 'b'); FLUSH BINARY LOGS",
