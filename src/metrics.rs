@@ -9,6 +9,11 @@
 //!
 //! Names follow Prometheus conventions: `parapply_` prefix, base units
 //! (seconds, bytes), `_total` for counters; label values are escaped.
+//!
+//! Lags compare the primary's commit timestamps with this host's time as
+//! [`LagClock`] tells it: the wall clock read once, carried forward by the
+//! monotonic clock, so that a step of the host's clock (an operator's
+//! `date -s`, a VM resumed) does not jump or zero every lag figure.
 
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Write};
@@ -16,7 +21,70 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// This host's time for lag figures: the wall clock at an anchor plus the
+/// monotonic time since. The wall clock is read again on each call; when it
+/// agrees with the carried time to within [`LagClock::MAX_DRIFT`] (NTP's
+/// slewing) the anchor moves to it, otherwise it stepped: the carried time
+/// is kept and the step is logged once per anchor.
+#[derive(Debug)]
+pub struct LagClock {
+    wall: fn() -> f64,
+    anchor: Mutex<(f64, Instant, bool)>,
+}
+
+fn system_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+impl Default for LagClock {
+    fn default() -> Self {
+        LagClock::with_wall(system_secs)
+    }
+}
+
+impl LagClock {
+    /// Largest disagreement taken as drift rather than a step.
+    pub const MAX_DRIFT: f64 = 2.0;
+
+    /// A clock over `wall` (seconds since the epoch; tests shift it).
+    pub fn with_wall(wall: fn() -> f64) -> Self {
+        LagClock {
+            wall,
+            anchor: Mutex::new((wall(), Instant::now(), false)),
+        }
+    }
+
+    /// Seconds since the epoch, step-proof (see the type's doc).
+    pub fn now_secs(&self) -> f64 {
+        let wall = (self.wall)();
+        let mut a = self.anchor.lock().unwrap_or_else(|p| p.into_inner());
+        let carried = a.0 + a.1.elapsed().as_secs_f64();
+        if (wall - carried).abs() <= Self::MAX_DRIFT {
+            *a = (wall, Instant::now(), false);
+            return wall;
+        }
+        if !a.2 {
+            a.2 = true;
+            tracing::warn!(
+                step_s = wall - carried,
+                "this host's clock stepped; lag figures keep the time carried by the \
+                 monotonic clock"
+            );
+        }
+        carried
+    }
+
+    /// `now - timestamp` (a commit time in seconds since the epoch), never
+    /// negative.
+    pub fn lag_since(&self, timestamp: u32) -> Duration {
+        Duration::try_from_secs_f64(self.now_secs() - f64::from(timestamp))
+            .unwrap_or(Duration::ZERO)
+    }
+}
 
 /// A metrics page being written in the Prometheus text format (0.0.4).
 #[derive(Debug, Default)]
@@ -265,6 +333,34 @@ pub fn sample_value(page: &str, name: &str, labels: &[(&str, &str)]) -> Option<f
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicI64;
+
+    /// A wall clock the test steps: the system's plus an offset.
+    static OFFSET: AtomicI64 = AtomicI64::new(0);
+    fn shifted() -> f64 {
+        system_secs() + OFFSET.load(Ordering::SeqCst) as f64
+    }
+
+    #[test]
+    fn a_clock_step_does_not_move_the_lag() {
+        let c = LagClock::with_wall(shifted);
+        let ts = (system_secs() - 30.0) as u32;
+        let before = c.lag_since(ts).as_secs_f64();
+        assert!((29.0..=32.0).contains(&before), "{before}");
+        // The host's clock jumps an hour forward, then a day back: the lag
+        // goes on from where it was.
+        for step in [3600, -86_400] {
+            OFFSET.store(step, Ordering::SeqCst);
+            let lag = c.lag_since(ts).as_secs_f64();
+            assert!((before..=before + 2.0).contains(&lag), "step {step}: {lag}");
+        }
+        // Back to the true time: agreed again, anchored again.
+        OFFSET.store(0, Ordering::SeqCst);
+        let lag = c.lag_since(ts).as_secs_f64();
+        assert!((before..=before + 2.0).contains(&lag), "{lag}");
+        // A timestamp from the future is lag 0, not negative.
+        assert_eq!(c.lag_since(u32::MAX), Duration::ZERO);
+    }
 
     #[test]
     fn pages_follow_the_text_format() {

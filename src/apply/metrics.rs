@@ -3,17 +3,17 @@
 //! metrics endpoint ([`crate::metrics::serve`]) renders it on each scrape.
 //!
 //! Lags are differences of the primary's commit timestamps (whole
-//! seconds, from the events) and this host's clock at apply time: a clock
-//! step on this host makes one lag figure wrong by the step, never
-//! negative (it is clamped at 0), and the next groups are measured right.
+//! seconds, from the events) and this host's time at apply time, as
+//! [`LagClock`] tells it: a step of this host's clock does not move them
+//! (the monotonic clock carries the time), and they are never negative.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::group::Group;
-use crate::metrics::{Exposition, Histogram};
+use crate::metrics::{Exposition, Histogram, LagClock};
 use crate::progress::Watermark;
 
 /// One shard's last applied group.
@@ -48,25 +48,14 @@ pub struct ApplyMetrics {
     lag: Histogram,
     /// (time, groups applied) samples of the last minute, for the rate.
     rate: Mutex<std::collections::VecDeque<(Instant, u64)>>,
+    /// This host's time for the lags.
+    clock: LagClock,
 }
 
 impl Default for ApplyMetrics {
     fn default() -> Self {
         ApplyMetrics::new()
     }
-}
-
-/// Seconds since the epoch on this host's clock.
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
-/// `now - timestamp`, never negative.
-fn lag_since(timestamp: u32) -> Duration {
-    Duration::try_from_secs_f64(now_secs() - f64::from(timestamp)).unwrap_or(Duration::ZERO)
 }
 
 impl ApplyMetrics {
@@ -86,6 +75,7 @@ impl ApplyMetrics {
             latency: Histogram::new(),
             lag: Histogram::new(),
             rate: Mutex::default(),
+            clock: LagClock::default(),
         }
     }
 
@@ -96,7 +86,7 @@ impl ApplyMetrics {
         self.bytes
             .fetch_add(g.bytes.len() as u64, Ordering::Relaxed);
         self.latency.record(latency);
-        let lag = lag_since(g.timestamp);
+        let lag = self.clock.lag_since(g.timestamp);
         self.lag.record(lag);
         let Some(gtid) = g.maria_gtid() else {
             return;
@@ -178,7 +168,7 @@ impl ApplyMetrics {
     pub fn lag(&self) -> Duration {
         match self.oldest_pending.load(Ordering::Relaxed) {
             0 => Duration::ZERO,
-            ts => lag_since(u32::try_from(ts).unwrap_or(u32::MAX)),
+            ts => self.clock.lag_since(u32::try_from(ts).unwrap_or(u32::MAX)),
         }
     }
 

@@ -21,6 +21,7 @@ use parapply::position::{BinlogPos, MariaGtid, StartAt};
 use parapply::progress::ProgressTables;
 use parapply::promote::PromoteOptions;
 use parapply::schedule::{ShardBy, ShardMap};
+use parapply::wire::{SslMode, TlsOptions};
 
 /// parapply — a parallel replication applier for MariaDB.
 #[derive(Debug, Parser)]
@@ -29,6 +30,41 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// TLS of every connection parapply opens (primary, target, replicas,
+/// mirror servers); read once. Global: before or after the command.
+#[derive(Debug, clap::Args)]
+pub struct TlsArgs {
+    /// disabled, preferred, required, verify-ca or verify-identity, with the
+    /// MariaDB/MySQL client's meaning (docs/operations.md). Default:
+    /// verify-ca with --ssl-ca, else preferred.
+    #[arg(long, global = true, value_name = "MODE")]
+    pub ssl_mode: Option<SslMode>,
+    /// PEM file of the CA certificates that sign the servers' certificates
+    /// (default: the system's, for the verify modes).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssl_ca: Option<PathBuf>,
+    /// PEM file of a client certificate (for users created REQUIRE X509).
+    #[arg(long, global = true, value_name = "FILE", requires = "ssl_key")]
+    pub ssl_cert: Option<PathBuf>,
+    /// PEM file of the client certificate's private key.
+    #[arg(long, global = true, value_name = "FILE", requires = "ssl_cert")]
+    pub ssl_key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// The options as the library takes them.
+    pub fn options(&self) -> TlsOptions {
+        TlsOptions {
+            mode: self.ssl_mode,
+            ca: self.ssl_ca.clone(),
+            cert: self.ssl_cert.clone(),
+            key: self.ssl_key.clone(),
+        }
+    }
 }
 
 /// The commands.
@@ -468,6 +504,16 @@ pub struct ServeLoginArgs {
     /// newest binlog file).
     #[arg(long)]
     pub serve_server_id: Option<u32>,
+    /// PEM file of the binlog server's certificate chain: TLS is offered to
+    /// its clients.
+    #[arg(long, value_name = "FILE", requires = "serve_ssl_key")]
+    pub serve_ssl_cert: Option<PathBuf>,
+    /// PEM file of that certificate's private key.
+    #[arg(long, value_name = "FILE", requires = "serve_ssl_cert")]
+    pub serve_ssl_key: Option<PathBuf>,
+    /// Refuse clients that log in without TLS (as require_secure_transport).
+    #[arg(long, requires = "serve_ssl_cert")]
+    pub serve_require_ssl: bool,
 }
 
 /// `parapply serve`.

@@ -13,7 +13,7 @@ use parapply::catchup::{self, remote, Between, CatchupError, CatchupSet, Loaded}
 use parapply::progress::{compare, Lead, ProgressTables, StateOrder};
 use parapply::replica::{Replica, ReplicaOptions};
 use parapply::schedule::{ShardBy, ShardMap};
-use parapply::wire::ConnectOptions;
+use parapply::wire::{ClientTls, ConnectOptions};
 use serde_json::json;
 
 use super::args::{parse_progress_schema, ShardingArgs};
@@ -95,7 +95,7 @@ enum Mirror {
 }
 
 /// `parapply catchup`.
-pub fn run(a: CatchupArgs, out: &mut Output) -> anyhow::Result<()> {
+pub fn run(a: CatchupArgs, tls: &ClientTls, out: &mut Output) -> anyhow::Result<()> {
     let progress = ProgressTables::new(&a.progress_schema)
         .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?;
     let mut map = a.sharding.map().map_err(anyhow::Error::msg)?;
@@ -104,12 +104,14 @@ pub fn run(a: CatchupArgs, out: &mut Output) -> anyhow::Result<()> {
         &a.from,
         a.from_password_file.as_deref(),
         env_of(FROM_PASSWORD_ENV),
+        tls,
     )?;
     let to = connect_options(
         "to",
         &a.to,
         a.to_password_file.as_deref(),
         env_of(TO_PASSWORD_ENV),
+        tls,
     )?;
     let mirror = match &a.mirror {
         None => Mirror::None,
@@ -118,6 +120,7 @@ pub fn run(a: CatchupArgs, out: &mut Output) -> anyhow::Result<()> {
             m,
             a.mirror_password_file.as_deref(),
             MIRROR_PASSWORD_ENV,
+            tls,
         )?),
         Some(m) => {
             let p = PathBuf::from(m);

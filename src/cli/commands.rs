@@ -23,7 +23,7 @@ use parapply::progress::{ProgressTables, Selection};
 use parapply::replica::{self, Replica, ReplicaOptions, WaitOptions, WaitOutcome};
 use parapply::schedule::ShardBy;
 use parapply::text::escape_control;
-use parapply::wire::ConnectOptions;
+use parapply::wire::{ClientTls, ConnectOptions};
 
 #[cfg(feature = "bench")]
 use super::args::BenchArgs;
@@ -42,12 +42,13 @@ use super::signals;
 
 /// Connection options of the target, with the password from the file or
 /// the environment (never from the command line).
-fn target_options(t: &TargetArgs) -> anyhow::Result<ConnectOptions> {
+fn target_options(t: &TargetArgs, tls: &ClientTls) -> anyhow::Result<ConnectOptions> {
     connect_options(
         "target",
         &t.target,
         t.target_password_file.as_deref(),
         TARGET_PASSWORD_ENV,
+        tls,
     )
 }
 
@@ -73,12 +74,13 @@ pub fn inspect(a: InspectArgs, out: &mut Output) -> anyhow::Result<()> {
 /// `parapply mirror`: until a signal (the event being written is finished
 /// and synced, exit 0) or an error. With `--serve`, a binlog server in the
 /// same process serves what the mirror has fsynced.
-pub fn mirror(a: MirrorArgs) -> anyhow::Result<()> {
+pub fn mirror(a: MirrorArgs, tls: &ClientTls) -> anyhow::Result<()> {
     let primary = connect_options(
         "primary",
         &a.primary,
         a.primary_password_file.as_deref(),
         PRIMARY_PASSWORD_ENV,
+        tls,
     )?;
     let mut o = MirrorOptions::new(primary, a.dir.clone(), a.server_id);
     let (stop, _abort) = signals::install()?;
@@ -129,6 +131,10 @@ fn serve_options(
     so.max_clients = l.serve_max_clients;
     so.server_id = l.serve_server_id;
     so.stop = stop.clone();
+    if let (Some(cert), Some(key)) = (&l.serve_ssl_cert, &l.serve_ssl_key) {
+        so.tls = Some(parapply::wire::tls::server_config(cert, key)?);
+    }
+    so.require_tls = l.serve_require_ssl;
     Ok(so)
 }
 
@@ -140,9 +146,9 @@ pub fn serve(a: ServeArgs) -> anyhow::Result<()> {
 }
 
 /// `parapply apply`.
-pub fn apply(a: ApplyArgs, out: &mut Output) -> anyhow::Result<()> {
+pub fn apply(a: ApplyArgs, tls: &ClientTls, out: &mut Output) -> anyhow::Result<()> {
     let (stop, abort) = signals::install()?;
-    let target = target_options(&a.target)?;
+    let target = target_options(&a.target, tls)?;
     // Services started together: in follow mode the mirror may not have
     // written its first file yet (as the SQL thread waits for its relay log).
     let source = if a.follow && a.source.extension().is_none_or(|x| x != "index") {
@@ -311,9 +317,9 @@ fn print_report(
 }
 
 /// The target's control connection, for the commands that only read it.
-fn connect_target(t: &TargetArgs) -> anyhow::Result<Replica> {
+fn connect_target(t: &TargetArgs, tls: &ClientTls) -> anyhow::Result<Replica> {
     Ok(Replica::connect(ReplicaOptions {
-        target: target_options(t)?,
+        target: target_options(t, tls)?,
         progress: ProgressTables::new(&t.progress_schema)
             .map_err(|e| anyhow::anyhow!("--progress-schema: {e}"))?,
         reconnect_timeout: Duration::ZERO,
@@ -321,8 +327,8 @@ fn connect_target(t: &TargetArgs) -> anyhow::Result<Replica> {
 }
 
 /// `parapply status`.
-pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
-    let mut replica = connect_target(&a.target)?;
+pub fn status(a: StatusArgs, tls: &ClientTls, out: &mut Output) -> anyhow::Result<()> {
+    let mut replica = connect_target(&a.target, tls)?;
     let own = replica.applied_set()?;
     let pending = match &a.source {
         Some(src) => {
@@ -412,7 +418,7 @@ pub fn status(a: StatusArgs, out: &mut Output) -> anyhow::Result<()> {
 }
 
 /// `parapply promote`: the plan (text or one JSON line), then the report.
-pub fn promote(a: PromoteArgs, out: &mut Output) -> anyhow::Result<()> {
+pub fn promote(a: PromoteArgs, tls: &ClientTls, out: &mut Output) -> anyhow::Result<()> {
     use parapply::promote::{self, MirrorLoc, Outcome, PromoteOptions, ReplicaSpec};
     if let Some((r, s, g)) = a.simulate {
         let rep = promote::sim::simulate(r, s, g, 42);
@@ -437,7 +443,7 @@ pub fn promote(a: PromoteArgs, out: &mut Output) -> anyhow::Result<()> {
     }
     let mut replicas = Vec::new();
     for r in &a.replicas {
-        let target = connect_options("replica", &r.url, None, TARGET_PASSWORD_ENV)
+        let target = connect_options("replica", &r.url, None, TARGET_PASSWORD_ENV, tls)
             .with_context(|| format!("replica {}", r.name))?;
         replicas.push(ReplicaSpec {
             name: r.name.clone(),
@@ -445,7 +451,7 @@ pub fn promote(a: PromoteArgs, out: &mut Output) -> anyhow::Result<()> {
             mirror: match &r.mirror {
                 MirrorArg::Dir(d) => MirrorLoc::Dir(d.clone()),
                 MirrorArg::Server(u) => MirrorLoc::Server(
-                    connect_options("replica", u, None, SERVE_PASSWORD_ENV)
+                    connect_options("replica", u, None, SERVE_PASSWORD_ENV, tls)
                         .with_context(|| format!("replica {}'s mirror server", r.name))?,
                 ),
                 MirrorArg::Native => MirrorLoc::Native,
@@ -460,6 +466,7 @@ pub fn promote(a: PromoteArgs, out: &mut Output) -> anyhow::Result<()> {
             url,
             None,
             PRIMARY_PASSWORD_ENV,
+            tls,
         )?),
         (Some(_), false) => bail!("--old-primary is for --switchover"),
         _ => None,
@@ -582,8 +589,8 @@ pub const WAIT_UNKNOWN: u8 = 4;
 
 /// `parapply wait`: one line (or JSON object) saying how the wait ended;
 /// the exit code says it too.
-pub fn wait(a: WaitArgs, out: &mut Output) -> anyhow::Result<ExitCode> {
-    let mut replica = connect_target(&a.target)?;
+pub fn wait(a: WaitArgs, tls: &ClientTls, out: &mut Output) -> anyhow::Result<ExitCode> {
+    let mut replica = connect_target(&a.target, tls)?;
     if let Some(src) = &a.source {
         if !src.exists() {
             bail!("source {} does not exist", src.display());

@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use args::{Cli, Command};
 use output::Output;
+use parapply::wire::ClientTls;
 
 /// Runs the command; prints an error with its whole cause chain (exit code
 /// 1; `wait` has codes of its own for a timeout and an unknown GTID). A command that stops because its standard output was closed (`| head`)
@@ -24,15 +25,23 @@ use output::Output;
 pub fn run(cli: Cli) -> ExitCode {
     let mut out = Output::stdout();
     let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
+    // The TLS files are read once, for every connection of the run.
+    let tls = match ClientTls::new(&cli.tls.options()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("parapply: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match cli.command {
         Command::Inspect(a) => done(commands::inspect(a, &mut out)),
-        Command::Mirror(a) => done(commands::mirror(a)),
+        Command::Mirror(a) => done(commands::mirror(a, &tls)),
         Command::Serve(a) => done(commands::serve(a)),
-        Command::Apply(a) => done(commands::apply(a, &mut out)),
-        Command::Status(a) => done(commands::status(a, &mut out)),
-        Command::Catchup(a) => done(catchup::run(a, &mut out)),
-        Command::Promote(a) => done(commands::promote(a, &mut out)),
-        Command::Wait(a) => commands::wait(a, &mut out),
+        Command::Apply(a) => done(commands::apply(a, &tls, &mut out)),
+        Command::Status(a) => done(commands::status(a, &tls, &mut out)),
+        Command::Catchup(a) => done(catchup::run(a, &tls, &mut out)),
+        Command::Promote(a) => done(commands::promote(a, &tls, &mut out)),
+        Command::Wait(a) => commands::wait(a, &tls, &mut out),
         #[cfg(feature = "bench")]
         Command::Bench(a) => done(commands::bench(a, &mut out)),
         #[cfg(feature = "demo")]

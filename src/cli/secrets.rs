@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use parapply::wire::{ConnectOptions, Secret};
+use parapply::wire::{ClientTls, ConnectOptions, Secret};
 
 /// Environment variable holding the target's password.
 pub const TARGET_PASSWORD_ENV: &str = "PARAPPLY_TARGET_PASSWORD";
@@ -17,12 +17,14 @@ pub const REPL_PASSWORD_ENV: &str = "PARAPPLY_REPL_PASSWORD";
 pub const PRIMARY_PASSWORD_ENV: &str = "PARAPPLY_PRIMARY_PASSWORD";
 
 /// The options of `url` (given as `--{flag}`), with the password read from
-/// `file` if given, else from the environment variable `env` if set.
+/// `file` if given, else from the environment variable `env` if set, and
+/// the run's TLS settings.
 pub fn connect_options(
     flag: &str,
     url: &str,
     file: Option<&Path>,
     env: &str,
+    tls: &ClientTls,
 ) -> anyhow::Result<ConnectOptions> {
     let mut o = ConnectOptions::from_url(url).with_context(|| {
         format!("--{flag} (its password goes in {env} or --{flag}-password-file)")
@@ -34,6 +36,7 @@ pub fn connect_options(
         ),
         None => std::env::var(env).ok().map(Secret::new),
     };
+    o.tls = tls.clone();
     Ok(o)
 }
 

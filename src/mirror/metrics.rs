@@ -5,7 +5,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use crate::metrics::Exposition;
 
@@ -20,6 +20,8 @@ pub struct MirrorMetrics {
     last_timestamp: AtomicU64,
     /// The mirror's end: file and offset.
     position: Mutex<(String, u64)>,
+    /// This host's time for the event age (step-proof).
+    clock: crate::metrics::LagClock,
 }
 
 impl Default for MirrorMetrics {
@@ -38,6 +40,7 @@ impl MirrorMetrics {
             reconnects: AtomicU64::new(0),
             last_timestamp: AtomicU64::new(0),
             position: Mutex::new((String::new(), 0)),
+            clock: crate::metrics::LagClock::default(),
         }
     }
 
@@ -109,10 +112,7 @@ impl MirrorMetrics {
             &[],
             ts as f64,
         );
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now = self.clock.now_secs();
         e.gauge(
             "parapply_mirror_last_event_age_seconds",
             "This host's time minus the newest event's timestamp (heartbeats do not count; \

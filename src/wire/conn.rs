@@ -5,6 +5,7 @@ use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
+use rustls::{ClientConnection, StreamOwned};
 use sha1::{Digest, Sha1};
 
 use super::error::WireError;
@@ -26,6 +27,7 @@ mod caps {
     pub const MULTI_RESULTS: u32 = 1 << 17;
     pub const PLUGIN_AUTH: u32 = 1 << 19;
     pub const LOCAL_FILES: u32 = 1 << 7;
+    pub const SSL: u32 = 1 << 11;
 }
 
 /// `SERVER_MORE_RESULTS_EXISTS`: another result of the batch follows.
@@ -45,7 +47,8 @@ pub mod command {
     pub const REGISTER_SLAVE: u8 = 0x15;
 }
 
-use super::auth::{self, NATIVE_PASSWORD};
+use super::auth::{self, ED25519, NATIVE_PASSWORD};
+use super::tls;
 
 /// One row of a text result set: each column's bytes, `None` for NULL.
 pub type Row = Vec<Option<Vec<u8>>>;
@@ -70,6 +73,13 @@ pub struct Outcome {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<StreamOwned<ClientConnection, Stream>>),
+    /// Only while the plain stream is being wrapped in TLS.
+    Gone,
+}
+
+fn gone() -> io::Error {
+    io::Error::new(io::ErrorKind::NotConnected, "the TLS handshake failed")
 }
 
 impl Read for Stream {
@@ -77,6 +87,8 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            Stream::Gone => Err(gone()),
         }
     }
 }
@@ -86,10 +98,15 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+            Stream::Gone => Err(gone()),
         }
     }
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            Stream::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -104,6 +121,8 @@ impl Stream {
                 s.set_read_timeout(read)?;
                 s.set_write_timeout(write)
             }
+            Stream::Tls(s) => s.sock.set_timeouts(read, write),
+            Stream::Gone => Ok(()),
         }
     }
 }
@@ -127,6 +146,8 @@ pub struct Conn {
     /// [`ConnectOptions::probe_after`], with the options a probe connects
     /// with.
     probe: Option<(Duration, Box<ConnectOptions>)>,
+    /// Whether the connection runs over TLS.
+    tls: bool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -306,6 +327,7 @@ impl Conn {
             write_timeout: o.write_timeout,
             local_infile: None,
             probe: None,
+            tls: false,
         };
         conn.handshake(o)?;
         let read_timeout = match o.probe_after {
@@ -346,6 +368,45 @@ impl Conn {
     /// `host:port` or the socket path.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Whether the connection runs over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// Wraps the stream in TLS (after the SSLRequest) and completes the
+    /// TLS handshake, so that a refused certificate is reported here.
+    fn start_tls(&mut self, o: &ConnectOptions) -> Result<(), WireError> {
+        let tls_err = |conn: &Conn, what: String| WireError::Tls {
+            addr: conn.addr.clone(),
+            what,
+        };
+        self.broken = true;
+        if !self.io.buffer().is_empty() {
+            return Err(self.protocol("the server sent data before the TLS handshake"));
+        }
+        let Some(config) = o.tls.config() else {
+            return Err(tls_err(self, "TLS is disabled".into()));
+        };
+        let name = tls::server_name(&o.host, o.socket.is_some()).map_err(|e| tls_err(self, e))?;
+        let c = ClientConnection::new(config.clone(), name)
+            .map_err(|e| tls_err(self, tls::explain(&e, &o.tls)))?;
+        let plain = std::mem::replace(self.io.get_mut(), Stream::Gone);
+        let mut s = StreamOwned::new(c, plain);
+        while s.conn.is_handshaking() {
+            if let Err(e) = s.conn.complete_io(&mut s.sock) {
+                let what = match e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()) {
+                    Some(r) => tls::explain(r, &o.tls),
+                    None => return Err(self.io_err("complete the TLS handshake", e)),
+                };
+                return Err(tls_err(self, what));
+            }
+        }
+        *self.io.get_mut() = Stream::Tls(Box::new(s));
+        self.tls = true;
+        self.broken = false;
+        Ok(())
     }
 
     /// Changes the read timeout (`None`: wait forever); the liveness probe
@@ -524,7 +585,7 @@ impl Conn {
             } else {
                 stream.write_all(&h).and_then(|()| stream.write_all(chunk))
             };
-            if let Err(e) = r {
+            if let Err(e) = r.and_then(|()| stream.flush()) {
                 self.broken = true;
                 return Err(self.io_err("write to the server", e));
             }
@@ -836,23 +897,46 @@ impl Conn {
         if o.database.is_some() {
             flags |= caps::CONNECT_WITH_DB;
         }
-        let password = o.password.as_ref().map(|s| s.expose()).unwrap_or("");
-        let plugin = String::from_utf8_lossy(&g.plugin).into_owned();
-        // Answer the advertised plugin if it is ours; otherwise offer ours
-        // and let the server switch.
-        let auth = native_password(password.as_bytes(), &g.scramble);
-        let resp = handshake_response(o, flags, &auth);
-        if !plugin.is_empty() && plugin != NATIVE_PASSWORD {
-            tracing::debug!(%plugin, "server offers another plugin; answering mysql_native_password");
+        let use_tls = o
+            .tls
+            .wanted(g.caps & caps::SSL != 0, o.socket.is_some())
+            .map_err(|what| {
+                self.broken = true;
+                WireError::Tls {
+                    addr: self.addr.clone(),
+                    what,
+                }
+            })?;
+        if use_tls {
+            flags |= caps::SSL;
+            // The SSLRequest: the response's fixed head, alone.
+            let head = handshake_response(o, flags, &[], NATIVE_PASSWORD);
+            self.write_packet(&head[..32])?;
+            self.start_tls(o)?;
         }
-        self.write_packet(&resp)?;
-
-        let auth_err = |conn: &Conn, code: Option<u16>, message: String| WireError::Auth {
-            addr: conn.addr.clone(),
-            user: o.user.clone(),
-            code,
-            message,
+        let password = o.password.as_ref().map(|s| s.expose()).unwrap_or("");
+        let advertised = String::from_utf8_lossy(&g.plugin).into_owned();
+        // Answer the advertised plugin if it is ours; otherwise offer the
+        // native one and let the server switch.
+        let plugin = if auth::SUPPORTED.contains(&advertised.as_str()) {
+            advertised.clone()
+        } else {
+            tracing::debug!(plugin = %advertised, "server offers another plugin; answering mysql_native_password");
+            NATIVE_PASSWORD.to_owned()
         };
+        let auth_err = |conn: &mut Conn, code: Option<u16>, message: String| {
+            conn.broken = true;
+            WireError::Auth {
+                addr: conn.addr.clone(),
+                user: o.user.clone(),
+                code,
+                message,
+            }
+        };
+        let (mut exchange, first) =
+            auth::Exchange::start(&plugin, password.as_bytes(), &g.scramble, self.tls)
+                .map_err(|e| auth_err(self, None, e))?;
+        self.write_packet(&handshake_response(o, flags, &first, &plugin))?;
         let mut switched = false;
         loop {
             let p = self.read_packet()?;
@@ -860,7 +944,6 @@ impl Conn {
                 Some(0x00) => return Ok(()),
                 Some(0xff) => {
                     let (code, _, message) = parse_err(&p);
-                    self.broken = true;
                     return Err(auth_err(self, Some(code), message));
                 }
                 Some(0xfe) if !switched => {
@@ -868,38 +951,31 @@ impl Conn {
                     let mut r = Reader::new(&p[1..]);
                     let name = r.nul_str("plugin name").unwrap_or(&[]).to_vec();
                     let name = String::from_utf8_lossy(&name).into_owned();
-                    // The native scramble ends with a NUL; ed25519's nonce is
-                    // 32 raw bytes (its last one may be 0).
+                    // The native and SHA-256 nonces end with a NUL;
+                    // ed25519's is 32 raw bytes (its last one may be 0).
                     let data = r.rest();
                     let data = match name.as_str() {
-                        NATIVE_PASSWORD => data.strip_suffix(&[0]).unwrap_or(data),
-                        _ => data,
+                        ED25519 => data,
+                        _ => data.strip_suffix(&[0]).unwrap_or(data),
                     };
-                    let Some(answer) = auth::answer(&name, password.as_bytes(), data) else {
-                        self.broken = true;
-                        return Err(auth_err(
-                            self,
-                            None,
-                            format!(
-                                "the server wants authentication plugin `{name}`; \
-                                 supported: {}",
-                                auth::SUPPORTED.join(", ")
-                            ),
-                        ));
-                    };
+                    let (x, answer) =
+                        auth::Exchange::start(&name, password.as_bytes(), data, self.tls)
+                            .map_err(|e| auth_err(self, None, e))?;
+                    exchange = x;
                     self.write_packet(&answer)?;
                 }
+                Some(0x01) => match exchange.more(&p[1..]) {
+                    Ok(Some(answer)) => self.write_packet(&answer)?,
+                    Ok(None) => {}
+                    Err(e) => return Err(auth_err(self, None, e)),
+                },
                 other => {
-                    self.broken = true;
-                    return Err(auth_err(
-                        self,
-                        None,
-                        format!(
-                            "unexpected authentication packet starting with {other:02x?} \
-                             (plugin `{plugin}`; supported: {})",
-                            auth::SUPPORTED.join(", ")
-                        ),
-                    ));
+                    let message = format!(
+                        "unexpected authentication packet starting with {other:02x?} \
+                         (plugin `{plugin}`; supported: {})",
+                        auth::SUPPORTED.join(", ")
+                    );
+                    return Err(auth_err(self, None, message));
                 }
             }
         }
@@ -955,9 +1031,10 @@ fn parse_greeting(p: &[u8]) -> Result<Greeting, String> {
     })
 }
 
-/// The client's handshake response: capabilities, the user, the
-/// `mysql_native_password` answer (`auth`, 0 or 20 bytes), the database.
-fn handshake_response(o: &ConnectOptions, flags: u32, auth: &[u8]) -> Vec<u8> {
+/// The client's handshake response: capabilities, the user, the answer
+/// `auth` of `plugin` (at most 250 bytes), the database, the plugin. Its
+/// first 32 bytes are the SSLRequest.
+fn handshake_response(o: &ConnectOptions, flags: u32, auth: &[u8], plugin: &str) -> Vec<u8> {
     let mut resp = Vec::with_capacity(64 + o.user.len());
     resp.extend_from_slice(&flags.to_le_bytes());
     resp.extend_from_slice(&MAX_ACCEPTED.to_le_bytes());
@@ -971,7 +1048,7 @@ fn handshake_response(o: &ConnectOptions, flags: u32, auth: &[u8]) -> Vec<u8> {
         resp.extend_from_slice(db.as_bytes());
         resp.push(0);
     }
-    resp.extend_from_slice(NATIVE_PASSWORD.as_bytes());
+    resp.extend_from_slice(plugin.as_bytes());
     resp.push(0);
     resp
 }
@@ -986,6 +1063,147 @@ impl Drop for Conn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::auth::tests::{server_decrypt, server_fast_check, server_key};
+    use crate::wire::auth::CACHING_SHA2;
+    use std::net::TcpListener;
+
+    /// One packet of a fake server: (sequence number, payload).
+    fn read_pkt(s: &mut TcpStream) -> (u8, Vec<u8>) {
+        let mut h = [0u8; 4];
+        s.read_exact(&mut h).unwrap();
+        let len = usize::from(h[0]) | usize::from(h[1]) << 8 | usize::from(h[2]) << 16;
+        let mut p = vec![0; len];
+        s.read_exact(&mut p).unwrap();
+        (h[3], p)
+    }
+
+    fn write_pkt(s: &mut TcpStream, seq: u8, p: &[u8]) {
+        let n = p.len();
+        let mut b = vec![n as u8, (n >> 8) as u8, (n >> 16) as u8, seq];
+        b.extend_from_slice(p);
+        s.write_all(&b).unwrap();
+    }
+
+    /// A MySQL 8 style greeting advertising `plugin`, without TLS.
+    fn greeting(nonce: &[u8; 20], plugin: &str) -> Vec<u8> {
+        let caps = caps::LONG_PASSWORD
+            | caps::PROTOCOL_41
+            | caps::SECURE_CONNECTION
+            | caps::PLUGIN_AUTH
+            | caps::MULTI_STATEMENTS
+            | caps::MULTI_RESULTS;
+        let mut g = vec![10];
+        g.extend_from_slice(b"8.0.36\0");
+        g.extend_from_slice(&7u32.to_le_bytes());
+        g.extend_from_slice(&nonce[..8]);
+        g.push(0);
+        g.extend_from_slice(&(caps as u16).to_le_bytes());
+        g.push(45);
+        g.extend_from_slice(&2u16.to_le_bytes());
+        g.extend_from_slice(&((caps >> 16) as u16).to_le_bytes());
+        g.push(21);
+        g.extend_from_slice(&[0; 10]);
+        g.extend_from_slice(&nonce[8..]);
+        g.push(0);
+        g.extend_from_slice(plugin.as_bytes());
+        g.push(0);
+        g
+    }
+
+    /// The plugin name and the auth answer of a handshake response.
+    fn parse_response(p: &[u8]) -> (String, Vec<u8>) {
+        let mut r = Reader::new(&p[32..]);
+        r.nul_str("user").unwrap();
+        let n = usize::from(r.u8("len").unwrap());
+        let auth = r.take(n, "auth").unwrap().to_vec();
+        let plugin = String::from_utf8(r.nul_str("plugin").unwrap().to_vec()).unwrap();
+        (plugin, auth)
+    }
+
+    /// Runs `server` on one accepted connection and connects to it as
+    /// `u` with password `pw`.
+    fn against(server: impl FnOnce(TcpStream) + Send + 'static) -> Result<Conn, WireError> {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let t = std::thread::spawn(move || server(l.accept().unwrap().0));
+        let mut o = ConnectOptions::new("127.0.0.1", port, "u");
+        o.password = Some(crate::wire::Secret::new("pw8"));
+        let c = Conn::connect(&o);
+        t.join().unwrap();
+        c
+    }
+
+    const OK: &[u8] = &[0, 0, 0, 2, 0, 0, 0];
+
+    /// A MySQL 8 primary: caching_sha2_password in the greeting, a cache
+    /// miss, the full authentication with the server's RSA key (no TLS).
+    #[test]
+    fn caching_sha2_full_authentication_with_the_servers_key() {
+        let nonce = *b"abcdefghij0123456789";
+        let c = against(move |mut s| {
+            let (key, pem) = server_key();
+            write_pkt(&mut s, 0, &greeting(&nonce, CACHING_SHA2));
+            let (seq, resp) = read_pkt(&mut s);
+            let (plugin, token) = parse_response(&resp);
+            assert_eq!((seq, plugin.as_str()), (1, CACHING_SHA2));
+            assert!(server_fast_check(b"pw8", &nonce, &token));
+            write_pkt(&mut s, 2, &[1, 4]); // perform full authentication
+            assert_eq!(read_pkt(&mut s), (3, vec![2]), "asks for the key");
+            let mut more = vec![1];
+            more.extend_from_slice(&pem);
+            write_pkt(&mut s, 4, &more);
+            let (seq, c) = read_pkt(&mut s);
+            assert_eq!(seq, 5);
+            assert_eq!(server_decrypt(&key, &nonce, &c), b"pw8");
+            write_pkt(&mut s, 6, OK);
+        });
+        let c = c.unwrap();
+        assert_eq!(c.server_version(), "8.0.36");
+    }
+
+    /// A user of caching_sha2_password on a server whose default is the
+    /// native plugin: AuthSwitchRequest, then a cache hit (`0x01 0x03`).
+    #[test]
+    fn auth_switch_to_caching_sha2_and_fast_authentication() {
+        let nonce = *b"ABCDEFGHIJ0123456789";
+        let c = against(move |mut s| {
+            write_pkt(&mut s, 0, &greeting(&nonce, NATIVE_PASSWORD));
+            let (_, resp) = read_pkt(&mut s);
+            assert_eq!(parse_response(&resp).0, NATIVE_PASSWORD);
+            let fresh = *b"zyxwvutsrqponmlkjihg";
+            let mut sw = vec![0xfe];
+            sw.extend_from_slice(CACHING_SHA2.as_bytes());
+            sw.push(0);
+            sw.extend_from_slice(&fresh);
+            sw.push(0);
+            write_pkt(&mut s, 2, &sw);
+            let (seq, token) = read_pkt(&mut s);
+            assert_eq!(seq, 3);
+            assert!(server_fast_check(b"pw8", &fresh, &token));
+            write_pkt(&mut s, 4, &[1, 3]);
+            write_pkt(&mut s, 5, OK);
+        });
+        c.unwrap();
+    }
+
+    /// A server that refuses the full authentication is an Auth error with
+    /// its code.
+    #[test]
+    fn a_refused_full_authentication_is_an_auth_error() {
+        let nonce = *b"abcdefghij0123456789";
+        let e = against(move |mut s| {
+            write_pkt(&mut s, 0, &greeting(&nonce, CACHING_SHA2));
+            read_pkt(&mut s);
+            write_pkt(&mut s, 2, &[1, 4]);
+            read_pkt(&mut s);
+            let mut err = vec![0xff, 0x15, 0x04, b'#'];
+            err.extend_from_slice(b"28000Access denied for user 'u'");
+            write_pkt(&mut s, 4, &err);
+        })
+        .unwrap_err();
+        assert_eq!(e.code(), Some(1045), "{e}");
+        assert!(!e.to_string().contains("pw8"));
+    }
 
     #[test]
     fn native_password_scramble() {

@@ -5,7 +5,8 @@
 //! * [`WireError::Server`] is an ERR packet: the connection is still good;
 //!   deadlocks and lock-wait timeouts are worth a retry
 //!   ([`WireError::is_deadlock`], [`WireError::is_lock_wait_timeout`]).
-//! * [`WireError::Auth`] and [`WireError::Url`] need an operator.
+//! * [`WireError::Auth`], [`WireError::Tls`] and [`WireError::Url`] need
+//!   an operator.
 //!
 //! No message ever contains a password: the password is only held in a
 //! [`super::Secret`], whose `Debug` and `Display` print `***`.
@@ -79,6 +80,15 @@ pub enum WireError {
         /// What happened.
         message: String,
     },
+    /// TLS cannot be set up as `--ssl-mode` asks: the server offers none,
+    /// its certificate is refused, the handshake failed. Needs an operator.
+    #[error("{addr}: {what}")]
+    Tls {
+        /// `host:port` or the socket path.
+        addr: String,
+        /// What failed, with the mode and a hint.
+        what: String,
+    },
     /// A connection URL is malformed or carries a password.
     #[error("connection URL `{url}`: {what}")]
     Url {
@@ -124,7 +134,7 @@ impl WireError {
                 *code,
                 ER_SERVER_SHUTDOWN | ER_NEW_ABORTING_CONNECTION | ER_CONNECTION_KILLED
             ),
-            WireError::Auth { .. } | WireError::Url { .. } => false,
+            WireError::Auth { .. } | WireError::Tls { .. } | WireError::Url { .. } => false,
         }
     }
 

@@ -9,12 +9,15 @@
 //!
 //! * handshake v10 with `CLIENT_PROTOCOL_41 | SECURE_CONNECTION |
 //!   PLUGIN_AUTH | MULTI_STATEMENTS | MULTI_RESULTS | LOCAL_FILES` (and
-//!   `CONNECT_WITH_DB` when a database is given); no TLS, no compression;
+//!   `CONNECT_WITH_DB` when a database is given), TLS by `--ssl-mode`
+//!   ([`tls`], rustls; `CLIENT_SSL` and an SSLRequest first); no
+//!   compression;
 //! * `LOAD DATA LOCAL INFILE` answered with bytes the caller gave for that
 //!   query ([`Conn::set_local_infile`]); the client never reads a file, and
 //!   refuses a request it has no bytes for;
-//! * authentication with `mysql_native_password` and MariaDB's `ed25519`
-//!   ([`auth`]), also after an AuthSwitchRequest; an empty password works;
+//! * authentication with `mysql_native_password`, MariaDB's `ed25519` and
+//!   MySQL's `caching_sha2_password`/`sha256_password` ([`auth`]), also
+//!   after an AuthSwitchRequest; an empty password works;
 //! * `COM_QUERY` with raw bytes and text result sets (classic EOF packets:
 //!   `CLIENT_DEPRECATE_EOF` is not requested), following
 //!   `SERVER_MORE_RESULTS_EXISTS` through a multi-statement batch;
@@ -39,6 +42,7 @@
 pub mod auth;
 mod conn;
 mod error;
+pub mod tls;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -46,6 +50,7 @@ use std::time::Duration;
 
 pub use conn::{command, Conn, Outcome, Row};
 pub use error::*;
+pub use tls::{ClientTls, SslMode, TlsOptions};
 
 /// The `mysql_native_password` answer to `scramble` for `password`:
 /// `SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password)))`, empty for an
@@ -130,6 +135,8 @@ pub struct ConnectOptions {
     /// a statement that runs for an hour is waited for. Replaces
     /// `read_timeout` for the waits between packets. `None`: off.
     pub probe_after: Option<Duration>,
+    /// TLS ([`tls`]); the default is none.
+    pub tls: ClientTls,
 }
 
 impl ConnectOptions {
@@ -149,6 +156,7 @@ impl ConnectOptions {
             collation: 45,
             keepalive: None,
             probe_after: None,
+            tls: ClientTls::disabled(),
         }
     }
 

@@ -5,7 +5,8 @@
 //! `docs/mirror.md` is the operator's page.
 //!
 //! * [`protocol`]: handshake, `mysql_native_password` against the one
-//!   configured user (no anonymous access, no TLS yet), packets.
+//!   configured user (no anonymous access), TLS when the server has a
+//!   certificate ([`ServeOptions::tls`]), packets.
 //! * [`query`]: the `SET`/`SELECT`/`SHOW` a replica or a tool sends before
 //!   dumping; anything else is a clear error.
 //! * [`dump`]: `COM_BINLOG_DUMP` by file and position or by GTID, following
@@ -103,6 +104,11 @@ pub struct ServeOptions {
     pub poll: Duration,
     /// Set to stop: the listener closes, dumps end at their next wait.
     pub stop: Arc<AtomicBool>,
+    /// TLS offered to clients (`--serve-ssl-cert`/`--serve-ssl-key`,
+    /// [`crate::wire::tls::server_config`]); `None`: no TLS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Refuse clients that log in without TLS (needs [`Self::tls`]).
+    pub require_tls: bool,
 }
 
 impl ServeOptions {
@@ -138,6 +144,8 @@ impl ServeOptions {
             write_timeout: Self::DEFAULT_WRITE_TIMEOUT,
             poll: Self::DEFAULT_POLL,
             stop: Arc::new(AtomicBool::new(false)),
+            tls: None,
+            require_tls: false,
         }
     }
 }
@@ -179,6 +187,19 @@ pub trait ClientStream: Read + Write {
     /// Called once the client has logged in (to switch from the login
     /// timeout to the idle timeout).
     fn logged_in(&self) {}
+    /// Whether TLS is offered to this client.
+    fn tls_offered(&self) -> bool {
+        false
+    }
+    /// Runs the TLS handshake (after the client's SSLRequest), starting
+    /// with the client's bytes already read (`ahead`); reads and writes go
+    /// through TLS from then on.
+    fn start_tls(&mut self, _ahead: &[u8]) -> io::Result<()> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "this connection offers no TLS",
+        ))
+    }
 }
 
 impl ClientStream for TcpStream {
@@ -219,6 +240,7 @@ pub struct Service {
     published: Arc<Published>,
     user: String,
     password_hash: [u8; 20],
+    require_tls: bool,
     server_id: Option<u32>,
     port: u16,
     stop: Arc<AtomicBool>,
@@ -248,6 +270,7 @@ impl Service {
             published,
             user: o.user.clone(),
             password_hash: protocol::password_hash(o.password.expose()),
+            require_tls: o.require_tls,
             server_id: o.server_id,
             port,
             stop: o.stop.clone(),
@@ -410,6 +433,7 @@ impl Service {
             user: &self.user,
             password_hash: &self.password_hash,
             peer_host: &peer_host,
+            require_tls: self.require_tls,
         };
         let Some(user) = io.handshake(&h, scramble)? else {
             tracing::warn!(client = %peer, "login refused: wrong user or password");
@@ -646,6 +670,13 @@ impl Server {
         if opts.max_clients == 0 {
             return Err(ServeError::Usage("max_clients must be at least 1".into()));
         }
+        if opts.require_tls && opts.tls.is_none() {
+            return Err(ServeError::Usage(
+                "requiring TLS of the binlog server's clients needs its certificate and key \
+                 (--serve-ssl-cert, --serve-ssl-key)"
+                    .into(),
+            ));
+        }
         let listener = TcpListener::bind(&opts.listen).map_err(|error| ServeError::Listen {
             addr: opts.listen.clone(),
             error,
@@ -750,10 +781,15 @@ impl Server {
         }
         let svc = self.svc.clone();
         let idle = self.opts.idle_timeout;
+        let tls = self.opts.tls.clone().map(Tls::Offered);
         let spawned = std::thread::Builder::new()
             .name("binlog-client".into())
             .spawn(move || {
-                let s = IdleAfterLogin { s: stream, idle };
+                let s = IdleAfterLogin {
+                    s: stream,
+                    idle,
+                    tls,
+                };
                 svc.handle(s);
                 svc.clients.fetch_sub(1, Ordering::SeqCst);
             });
@@ -764,28 +800,48 @@ impl Server {
     }
 }
 
+/// A client's TLS: offered, or running over a clone of the socket.
+enum Tls {
+    Offered(Arc<rustls::ServerConfig>),
+    On(Box<rustls::StreamOwned<rustls::ServerConnection, TcpStream>>),
+}
+
 /// A TCP stream whose read timeout becomes the idle timeout after the
-/// login.
+/// login, with TLS when offered and asked for.
 struct IdleAfterLogin {
+    /// The socket, for its options (and the I/O without TLS).
     s: TcpStream,
     idle: Duration,
+    tls: Option<Tls>,
 }
 
 impl Read for IdleAfterLogin {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.s.read(buf)
+        match &mut self.tls {
+            Some(Tls::On(t)) => t.read(buf),
+            _ => self.s.read(buf),
+        }
     }
 }
 
 impl Write for IdleAfterLogin {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.s.write(buf)
+        match &mut self.tls {
+            Some(Tls::On(t)) => t.write(buf),
+            _ => self.s.write(buf),
+        }
     }
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        self.s.write_vectored(bufs)
+        match &mut self.tls {
+            Some(Tls::On(t)) => t.write_vectored(bufs),
+            _ => self.s.write_vectored(bufs),
+        }
     }
     fn flush(&mut self) -> io::Result<()> {
-        self.s.flush()
+        match &mut self.tls {
+            Some(Tls::On(t)) => t.flush(),
+            _ => self.s.flush(),
+        }
     }
 }
 
@@ -798,6 +854,26 @@ impl ClientStream for IdleAfterLogin {
     }
     fn logged_in(&self) {
         let _ = self.s.set_read_timeout(Some(self.idle));
+    }
+    fn tls_offered(&self) -> bool {
+        matches!(self.tls, Some(Tls::Offered(_)))
+    }
+    fn start_tls(&mut self, ahead: &[u8]) -> io::Result<()> {
+        let Some(Tls::Offered(config)) = &self.tls else {
+            return ClientStream::start_tls(&mut self.s, ahead);
+        };
+        let mut c = rustls::ServerConnection::new(config.clone()).map_err(io::Error::other)?;
+        let mut rest = ahead;
+        while !rest.is_empty() {
+            c.read_tls(&mut rest)?;
+            c.process_new_packets().map_err(io::Error::other)?;
+        }
+        let mut t = rustls::StreamOwned::new(c, self.s.try_clone()?);
+        while t.conn.is_handshaking() {
+            t.conn.complete_io(&mut t.sock)?;
+        }
+        self.tls = Some(Tls::On(Box::new(t)));
+        Ok(())
     }
 }
 

@@ -12,11 +12,12 @@
 //! ([`PacketIo::event_run`]): their bytes are never copied into the output
 //! buffer.
 
-use std::io::{self, BufReader, IoSlice, Read, Write};
+use std::io::{self, BufRead, BufReader, IoSlice, Read, Write};
 use std::ops::Range;
 
 use sha1::{Digest, Sha1};
 
+use super::ClientStream;
 use crate::wire::native_password_token;
 
 /// Largest payload of one physical packet; a payload this long continues in
@@ -75,7 +76,8 @@ pub mod caps {
     pub const CONNECT_ATTRS: u32 = 1 << 20;
     /// `CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA`.
     pub const PLUGIN_AUTH_LENENC: u32 = 1 << 21;
-    /// What this server offers: no TLS, no compression, classic EOF packets.
+    /// What this server offers (and `SSL` when it has a certificate): no
+    /// compression, classic EOF packets.
     pub const SERVER: u32 = LONG_PASSWORD
         | FOUND_ROWS
         | LONG_FLAG
@@ -154,6 +156,14 @@ impl<S: Read + Write> PacketIo<S> {
     /// The stream (for socket options).
     pub fn stream(&self) -> &S {
         self.io.get_ref()
+    }
+
+    /// The stream, to change it (TLS), and the bytes read ahead of it
+    /// (a client sends its TLS hello right after the SSLRequest).
+    fn stream_mut(&mut self) -> (&mut S, Vec<u8>) {
+        let ahead = self.io.buffer().to_vec();
+        self.io.consume(ahead.len());
+        (self.io.get_mut(), ahead)
     }
 
     /// Reads one logical packet into `buf`. `Ok(false)`: the client closed
@@ -382,15 +392,36 @@ impl<S: Read + Write> PacketIo<S> {
         self.eof(status)
     }
 
+    /// Reads the client's next login packet; `what` names the step for the
+    /// error of a client that leaves.
+    fn read_login_packet(&mut self, buf: &mut Vec<u8>, what: &str) -> Result<(), ProtoError> {
+        if !self.read_packet(buf)? {
+            return Err(ProtoError::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the client closed the connection {what}"),
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl<S: ClientStream> PacketIo<S> {
     /// Greets the client, reads its login and checks it: `Ok(Some(user))`
     /// when the client logged in as `user` with the right password (an OK
     /// packet has been sent), `Ok(None)` when it was refused (an ERR packet
-    /// has been sent).
+    /// has been sent). A client's SSLRequest starts TLS when the stream
+    /// offers it ([`ClientStream::tls_offered`]); a login without TLS is
+    /// refused when [`Handshake::require_tls`] is set.
     pub fn handshake(
         &mut self,
         h: &Handshake<'_>,
         scramble: &[u8; 20],
     ) -> Result<Option<String>, ProtoError> {
+        let server_caps = if self.stream().tls_offered() {
+            caps::SERVER | caps::SSL
+        } else {
+            caps::SERVER
+        };
         self.seq = 0;
         let mut g = Vec::with_capacity(128);
         g.push(10);
@@ -399,10 +430,10 @@ impl<S: Read + Write> PacketIo<S> {
         g.extend_from_slice(&h.connection_id.to_le_bytes());
         g.extend_from_slice(&scramble[..8]);
         g.push(0);
-        g.extend_from_slice(&(caps::SERVER as u16).to_le_bytes());
+        g.extend_from_slice(&(server_caps as u16).to_le_bytes());
         g.push(45);
         g.extend_from_slice(&STATUS_AUTOCOMMIT.to_le_bytes());
-        g.extend_from_slice(&((caps::SERVER >> 16) as u16).to_le_bytes());
+        g.extend_from_slice(&((server_caps >> 16) as u16).to_le_bytes());
         g.push(21);
         g.extend_from_slice(&[0u8; 6]);
         g.extend_from_slice(&0u32.to_le_bytes()); // MariaDB extended capabilities
@@ -414,18 +445,27 @@ impl<S: Read + Write> PacketIo<S> {
         self.flush()?;
 
         let mut buf = Vec::new();
-        if !self.read_packet(&mut buf)? {
-            return Err(ProtoError::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the client closed the connection before logging in",
-            )));
-        }
-        let resp = parse_login(&buf).map_err(ProtoError::Bad)?;
+        self.read_login_packet(&mut buf, "before logging in")?;
+        let mut resp = parse_login(&buf).map_err(ProtoError::Bad)?;
         if resp.ssl_request {
+            if server_caps & caps::SSL == 0 {
+                return Err(ProtoError::Bad(
+                    "an SSLRequest, but this server offered no TLS".into(),
+                ));
+            }
+            let (stream, ahead) = self.stream_mut();
+            stream.start_tls(&ahead)?;
+            self.read_login_packet(&mut buf, "after the TLS handshake")?;
+            resp = parse_login(&buf).map_err(ProtoError::Bad)?;
+            if resp.ssl_request {
+                return Err(ProtoError::Bad("a second SSLRequest".into()));
+            }
+        } else if h.require_tls {
             self.err(
-                ER_NOT_SUPPORTED_AUTH_MODE,
+                ER_SECURE_TRANSPORT_REQUIRED,
                 "08004",
-                "this binlog server does not offer TLS yet; connect without TLS (see docs/mirror.md)",
+                "Connections using insecure transport are prohibited: this binlog server \
+                 requires TLS (connect with --ssl-mode required or stricter)",
             )?;
             self.flush()?;
             return Ok(None);
@@ -440,12 +480,7 @@ impl<S: Read + Write> PacketIo<S> {
             sw.push(0);
             self.packet(&sw)?;
             self.flush()?;
-            if !self.read_packet(&mut buf)? {
-                return Err(ProtoError::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the client closed the connection during authentication",
-                )));
-            }
+            self.read_login_packet(&mut buf, "during authentication")?;
             token = buf.clone();
         }
         let user = String::from_utf8_lossy(&resp.user).into_owned();
@@ -470,8 +505,8 @@ impl<S: Read + Write> PacketIo<S> {
 
 /// `ER_ACCESS_DENIED_ERROR`.
 pub const ER_ACCESS_DENIED_ERROR: u16 = 1045;
-/// `ER_NOT_SUPPORTED_AUTH_MODE`.
-pub const ER_NOT_SUPPORTED_AUTH_MODE: u16 = 1251;
+/// `ER_SECURE_TRANSPORT_REQUIRED` (MariaDB's `require_secure_transport`).
+pub const ER_SECURE_TRANSPORT_REQUIRED: u16 = 3159;
 
 /// What the greeting says and whom it lets in.
 pub struct Handshake<'a> {
@@ -485,6 +520,8 @@ pub struct Handshake<'a> {
     pub password_hash: &'a [u8; 20],
     /// The client's address, for the access-denied message.
     pub peer_host: &'a str,
+    /// Refuse a login without TLS.
+    pub require_tls: bool,
 }
 
 /// The parsed handshake response.
