@@ -72,6 +72,7 @@ mod run;
 mod scan;
 pub mod set;
 mod state;
+mod walk;
 
 pub use error::CatchupError;
 pub use run::{apply, Applied};

@@ -149,6 +149,56 @@ impl Scan {
         Ok(missing(own, goal, &self.items))
     }
 
+    /// Every group of the scan `own` lacks (the restart rule: what the
+    /// engine applies to `own` reading this mirror to its end), in mirror
+    /// order. Refused when the scan starts past `own`'s applied prefix.
+    pub fn lacking(&self, own: &AppliedSet) -> Result<CatchupSet, CatchupError> {
+        if !self.covers(&own.state) {
+            return Err(CatchupError::ScanTooLate {
+                scan_start: self.start.clone(),
+                applied_to: own.state.resume_position(),
+            });
+        }
+        let mut set = CatchupSet::default();
+        for g in &self.items {
+            let end = g.end_pos();
+            let facts = GroupFacts {
+                gtid: g.gtid,
+                end: &end,
+                shards: g.shards.as_deref(),
+                timestamp: 0,
+            };
+            if decide(&Selection::Restart, None, own, &facts).action == Action::Apply {
+                set.push(g);
+            }
+        }
+        Ok(set)
+    }
+
+    /// The state of a replica holding every group of the scan (and what
+    /// lies before it): per domain its highest seq_no among the scan's
+    /// groups and `before` (GTIDs known to lie before the scan: the
+    /// binlog state where it starts), at the scan's end. A catch-up
+    /// towards it ([`super::apply`]) applies everything the replica lacks.
+    pub fn whole(&self, before: &[MariaGtid]) -> AppliedSet {
+        let mut last: std::collections::BTreeMap<u32, MariaGtid> = Default::default();
+        for g in before.iter().chain(self.items.iter().map(|i| &i.gtid)) {
+            let e = last.entry(g.domain).or_insert(*g);
+            if g.seq > e.seq {
+                *e = *g;
+            }
+        }
+        let end = self
+            .end
+            .clone()
+            .or_else(|| self.start.clone())
+            .unwrap_or_else(|| BinlogPos::new("", 0));
+        AppliedSet {
+            state: ReplicaState::prefix(last.into_values().map(|g| (g, end.clone()))),
+            binlog_state: Vec::new(),
+        }
+    }
+
     /// Both directions between `a` and `b` ([`between_items`]).
     pub fn between(&self, a: &AppliedSet, b: &AppliedSet) -> Result<Between, CatchupError> {
         Ok(Between {

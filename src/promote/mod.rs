@@ -51,6 +51,7 @@
 //! the plan (candidate, source) before catch-up and the re-point position
 //! before `read_only=OFF` — what the spec's `PromoteRerun` says must be.
 
+mod errant;
 mod error;
 pub mod mirrors;
 pub mod plan;
