@@ -320,6 +320,7 @@ pub fn locate(
 mod tests {
     use super::*;
     use crate::binlog::synth::{generate, SynthOptions, Until};
+    use crate::schedule::{Placement, ShardBy};
 
     /// The parallel scan equals one sequential read of the whole mirror,
     /// from the beginning and from a position; GTIDs are placed.
@@ -350,6 +351,16 @@ mod tests {
             assert_eq!((i.end_pos(), i.start_pos()), (g.end(), g.start()));
             assert_eq!(i.bytes, g.bytes.len() as u64);
             let shards = match map.placement(g) {
+                Placement::Shards(s) => Some(s.into_iter().map(|x| x.0).collect()),
+                Placement::Barrier(_) => None,
+            };
+            assert_eq!(i.shards, shards);
+        }
+        // Under table shards too.
+        let by_table = ShardMap::new(ShardBy::Table);
+        let tables = scan(dir.path(), None, &by_table).unwrap();
+        for (i, g) in tables.items.iter().zip(&want) {
+            let shards = match by_table.placement(g) {
                 Placement::Shards(s) => Some(s.into_iter().map(|x| x.0).collect()),
                 Placement::Barrier(_) => None,
             };
