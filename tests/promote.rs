@@ -782,10 +782,38 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
         .unwrap()
         .to_string();
     refused(promote_cmd(&t, &[]), &format!("r1: {errant}"));
+    // Hidden behind parapply's own DDL: a later GTID of the same server
+    // that parapply recorded as its own (as its progress-table DDL does)
+    // is the pair's last in gtid_binlog_state; the binlog is read.
+    t.replicas[0].exec("CREATE DATABASE own_ddl").unwrap();
+    let own: String = t.replicas[0]
+        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+        .unwrap()
+        .unwrap();
+    let own = own
+        .split(',')
+        .find(|g| g.split('-').nth(1) == Some("11"))
+        .unwrap()
+        .to_string();
+    assert_ne!(own, errant);
+    t.replicas[0]
+        .exec(&format!(
+            "SET sql_log_bin = 0; INSERT INTO parapply.config (name, value) \
+             VALUES ('own_gtids', '{own}') ON DUPLICATE KEY UPDATE \
+             value = CONCAT_WS(',', NULLIF(value, ''), '{own}'); SET sql_log_bin = 1"
+        ))
+        .unwrap();
+    let out = promote_cmd(&t, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "promote must refuse: {err}");
+    assert!(
+        err.contains(&format!("r1: {errant}")) && !err.contains(&own),
+        "the hidden errant GTID {errant}, not parapply's own {own}: {err}"
+    );
     // Undone the way the runbook says: the row deleted outside the
     // binlog, the replica's own binlog reset.
     t.replicas[0]
-        .exec("SET sql_log_bin = 0; DELETE FROM d1.ledger WHERE id = 999; SET sql_log_bin = 1; RESET MASTER")
+        .exec("SET sql_log_bin = 0; DELETE FROM d1.ledger WHERE id = 999; DROP DATABASE own_ddl; SET sql_log_bin = 1; RESET MASTER")
         .unwrap();
     // The refused promotion's freeze cleared: from here on every run is
     // traced, and the trace checked against the spec at the end.
