@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use parapply::apply::engine::ApplyOptions;
 use parapply::binlog::Source;
 use parapply::catchup::{self, remote, Between, CatchupError, CatchupSet, Loaded};
