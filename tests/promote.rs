@@ -49,8 +49,6 @@ struct G {
     /// Its shards; `None` for a barrier.
     shards: Option<Vec<String>>,
     end: BinlogPos,
-    /// Bytes of the binlog up to its end (all files).
-    upto: u64,
 }
 
 struct Topology {
@@ -120,52 +118,16 @@ fn groups_of(dir: &Path) -> Vec<G> {
         BinlogReader::open(Source::dir(dir).unwrap(), ReaderOptions::default()).unwrap(),
     );
     let mut out = Vec::new();
-    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-    let files: Vec<(String, u64)> = {
-        let idx = std::fs::read_to_string(index_of(dir)).unwrap();
-        idx.lines()
-            .map(|l| {
-                let n = Path::new(l.trim())
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                let len = std::fs::metadata(dir.join(&n)).unwrap().len();
-                (n, len)
-            })
-            .collect()
-    };
-    for (n, l) in &files {
-        sizes.insert(n.clone(), *l);
-    }
     while let Some(g) = gr.next().unwrap() {
         let Some(gtid) = g.maria_gtid() else { continue };
         let end = g.end();
-        let before: u64 = files
-            .iter()
-            .take_while(|(n, _)| *n != end.file)
-            .map(|(_, l)| l)
-            .sum();
         let shards = match map.placement(&g) {
             Placement::Shards(s) => Some(s.iter().map(|x| x.0.to_string()).collect()),
             Placement::Barrier(_) => None,
         };
-        out.push(G {
-            gtid,
-            shards,
-            upto: before + end.pos,
-            end,
-        });
+        out.push(G { gtid, shards, end });
     }
     out
-}
-
-fn index_of(dir: &Path) -> PathBuf {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "index"))
-        .expect("an index file")
 }
 
 /// A `parapply mirror` process copying `primary`'s binlog into `dir`
