@@ -734,29 +734,13 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
     t.replicas[0]
         .exec("INSERT INTO d1.ledger VALUES (999, 1)")
         .unwrap();
-    let errant: String = t.replicas[0]
-        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
-        .unwrap()
-        .unwrap();
-    let errant = errant
-        .split(',')
-        .find(|g| g.split('-').nth(1) == Some("11"))
-        .unwrap()
-        .to_string();
+    let errant = last_gtid_of_r1(&t);
     refused(promote_cmd(&t, &[]), &format!("r1: {errant}"));
     // Hidden behind parapply's own DDL: a later GTID of the same server
     // that parapply recorded as its own (as its progress-table DDL does)
     // is the pair's last in gtid_binlog_state; the binlog is read.
     t.replicas[0].exec("CREATE DATABASE own_ddl").unwrap();
-    let own: String = t.replicas[0]
-        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
-        .unwrap()
-        .unwrap();
-    let own = own
-        .split(',')
-        .find(|g| g.split('-').nth(1) == Some("11"))
-        .unwrap()
-        .to_string();
+    let own = last_gtid_of_r1(&t);
     assert_ne!(own, errant);
     t.replicas[0]
         .exec(&format!(
@@ -883,6 +867,18 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
         .filter(|l| l.contains("\"PromoteRerun\""))
         .count();
     check_trace_with(&t, &[], 0, reruns, "kill -9 of promote and its reruns");
+}
+
+/// The last GTID r1 (server id 11) logged itself.
+fn last_gtid_of_r1(t: &Topology) -> String {
+    let pos: String = t.replicas[0]
+        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+        .unwrap()
+        .unwrap();
+    pos.split(',')
+        .find(|g| g.split('-').nth(1) == Some("11"))
+        .unwrap()
+        .to_string()
 }
 
 fn frozen_by(s: &Server) -> Option<String> {

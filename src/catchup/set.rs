@@ -47,6 +47,17 @@ impl Item {
     pub fn start_pos(&self) -> BinlogPos {
         BinlogPos::new(&*self.file, self.start)
     }
+
+    /// What [`decide`] needs of it, `end` being [`Item::end_pos`].
+    fn facts<'a>(&'a self, end: &'a BinlogPos) -> GroupFacts<'a> {
+        GroupFacts {
+            gtid: self.gtid,
+            end,
+            shards: self.shards.as_deref(),
+            // Read only by `--until-time`; a catch-up has no `until`.
+            timestamp: 0,
+        }
+    }
 }
 
 /// The groups of one direction of a catch-up, in mirror order.
@@ -162,13 +173,7 @@ impl Scan {
         let mut set = CatchupSet::default();
         for g in &self.items {
             let end = g.end_pos();
-            let facts = GroupFacts {
-                gtid: g.gtid,
-                end: &end,
-                shards: g.shards.as_deref(),
-                timestamp: 0,
-            };
-            if decide(&Selection::Restart, None, own, &facts).action == Action::Apply {
+            if decide(&Selection::Restart, None, own, &g.facts(&end)).action == Action::Apply {
                 set.push(g);
             }
         }
@@ -222,14 +227,7 @@ pub fn missing<'a>(
     let mut set = CatchupSet::default();
     for g in items {
         let end = g.end_pos();
-        let facts = GroupFacts {
-            gtid: g.gtid,
-            end: &end,
-            shards: g.shards.as_deref(),
-            // Read only by `--until-time`; a catch-up has no `until`.
-            timestamp: 0,
-        };
-        match decide(&selection, None, own, &facts).action {
+        match decide(&selection, None, own, &g.facts(&end)).action {
             Action::Apply => set.push(g),
             Action::Stop => break,
             Action::Skip | Action::Pass => {}
