@@ -225,15 +225,88 @@ pub struct GrouperStats {
     pub dropped: u64,
 }
 
-/// Reads groups from a [`BinlogReader`].
-pub struct Grouper {
-    reader: BinlogReader,
+/// Cuts groups from events handed over one at a time: the grouping rules
+/// of this module, for any reader ([`Grouper`] is one over a
+/// [`BinlogReader`]; the catch-up scan walks files itself and hands over
+/// only what its fast path does not recognise).
+#[derive(Default)]
+pub struct Cutter {
     open: Option<Open>,
     stats: GrouperStats,
     /// A server start was seen since the last group began.
     primary_started: bool,
-    /// Copy each group's event bytes ([`Grouper::without_bytes`]).
-    keep_bytes: bool,
+    /// Do not copy each group's event bytes ([`Grouper::without_bytes`]).
+    no_bytes: bool,
+}
+
+impl Cutter {
+    /// A cutter that keeps each group's event bytes (`keep_bytes`) or not.
+    pub fn new(keep_bytes: bool) -> Self {
+        Cutter {
+            no_bytes: !keep_bytes,
+            ..Cutter::default()
+        }
+    }
+
+    /// What was handed over so far.
+    pub fn stats(&self) -> GrouperStats {
+        self.stats
+    }
+
+    /// A group still open, if any: `(gtid or position, events so far)`.
+    pub fn pending(&self) -> Option<(String, usize)> {
+        self.open
+            .as_ref()
+            .map(|o| (o.group.describe(), o.group.events.len()))
+    }
+
+    /// No group is open.
+    pub fn is_idle(&self) -> bool {
+        self.open.is_none()
+    }
+
+    /// A server start (a Format_description event with a creation time)
+    /// was seen and the group it marks has not begun yet.
+    pub fn primary_started(&self) -> bool {
+        self.primary_started
+    }
+
+    /// Hands over the next event; returns the group it completes, if any.
+    pub fn push(&mut self, ev: &RawEvent<'_>) -> Result<Option<Group>, ReadError> {
+        self.stats.events += 1;
+        self.stats.bytes += ev.bytes.len() as u64;
+        // As the SQL thread reads it: a Format_description event with a
+        // creation time, not one the primary sent again at a reconnect
+        // (those have no creation time, or an artificial position).
+        if ev.event_type() == EventType::FORMAT_DESCRIPTION
+            && ev.header.log_pos != 0
+            && ev.header.flags & crate::binlog::constants::LOG_EVENT_ARTIFICIAL_F == 0
+            && matches!(ev.decode(), Ok(Event::FormatDescription(f)) if f.create_timestamp != 0)
+        {
+            self.primary_started = true;
+        }
+        let starts = self.open.is_none();
+        if let Some(mut g) = step(&mut self.open, &mut self.stats, ev, !self.no_bytes)? {
+            self.stats.groups += 1;
+            g.after_primary_start |= std::mem::take(&mut self.primary_started);
+            return Ok(Some(g));
+        }
+        // A group began with this event and is still open: it is the
+        // one that follows the start.
+        if starts && self.open.is_some() && self.primary_started {
+            if let Some(o) = self.open.as_mut() {
+                o.group.after_primary_start = true;
+            }
+            self.primary_started = false;
+        }
+        Ok(None)
+    }
+}
+
+/// Reads groups from a [`BinlogReader`].
+pub struct Grouper {
+    reader: BinlogReader,
+    cutter: Cutter,
 }
 
 impl Grouper {
@@ -241,10 +314,7 @@ impl Grouper {
     pub fn new(reader: BinlogReader) -> Self {
         Grouper {
             reader,
-            open: None,
-            stats: GrouperStats::default(),
-            primary_started: false,
-            keep_bytes: true,
+            cutter: Cutter::new(true),
         }
     }
 
@@ -253,13 +323,13 @@ impl Grouper {
     /// [`Group::event_len`] included. For scans that only place groups
     /// (catch-up sets): no copy of the stream.
     pub fn without_bytes(mut self) -> Self {
-        self.keep_bytes = false;
+        self.cutter.no_bytes = true;
         self
     }
 
     /// What was read so far.
     pub fn stats(&self) -> GrouperStats {
-        self.stats
+        self.cutter.stats()
     }
 
     /// The underlying reader.
@@ -270,9 +340,7 @@ impl Grouper {
     /// A group still open at the end of the stream, if any: `(gtid or
     /// position, events so far)`.
     pub fn pending(&self) -> Option<(String, usize)> {
-        self.open
-            .as_ref()
-            .map(|o| (o.group.describe(), o.group.events.len()))
+        self.cutter.pending()
     }
 
     /// The next complete group, or `None` at the end of the stream.
@@ -282,31 +350,8 @@ impl Grouper {
             let Some(ev) = self.reader.next()? else {
                 return Ok(None);
             };
-            self.stats.events += 1;
-            self.stats.bytes += ev.bytes.len() as u64;
-            // As the SQL thread reads it: a Format_description event with a
-            // creation time, not one the primary sent again at a reconnect
-            // (those have no creation time, or an artificial position).
-            if ev.event_type() == EventType::FORMAT_DESCRIPTION
-                && ev.header.log_pos != 0
-                && ev.header.flags & crate::binlog::constants::LOG_EVENT_ARTIFICIAL_F == 0
-                && matches!(ev.decode(), Ok(Event::FormatDescription(f)) if f.create_timestamp != 0)
-            {
-                self.primary_started = true;
-            }
-            let starts = self.open.is_none();
-            if let Some(mut g) = step(&mut self.open, &mut self.stats, &ev, self.keep_bytes)? {
-                self.stats.groups += 1;
-                g.after_primary_start |= std::mem::take(&mut self.primary_started);
+            if let Some(g) = self.cutter.push(&ev)? {
                 return Ok(Some(g));
-            }
-            // A group began with this event and is still open: it is the
-            // one that follows the start.
-            if starts && self.open.is_some() && self.primary_started {
-                if let Some(o) = self.open.as_mut() {
-                    o.group.after_primary_start = true;
-                }
-                self.primary_started = false;
             }
         }
     }

@@ -10,9 +10,9 @@
 //! appliers') are recorded as a TLA+ trace and checked against
 //! `tla/TracePromotion.tla`.
 //!
-//! Mirrors: the primary's binlog files copied, the shorter ones cut at a
-//! group's end — the bytes `parapply mirror` writes (tests/mirror.rs checks
-//! that byte for byte), stopped at that moment.
+//! Mirrors: one `parapply mirror` process per replica, started before the
+//! workload and killed (`kill -9`) at different moments: r3's once it holds
+//! round 2, r2's once it holds round 3, r1's once it holds everything.
 //!
 //! Run: `cargo test --test promote -- --nocapture` (needs mariadb-server and
 //! the `tla` checker: `cargo install tla-checker --locked`).
@@ -49,8 +49,6 @@ struct G {
     /// Its shards; `None` for a barrier.
     shards: Option<Vec<String>>,
     end: BinlogPos,
-    /// Bytes of the binlog up to its end (all files).
-    upto: u64,
 }
 
 struct Topology {
@@ -81,6 +79,11 @@ fn replica(id: u32) -> Server {
 /// transactions; then ROUNDS rounds of one transaction per database, each
 /// inserting its ledger row and counting it.
 fn workload(p: &Server) {
+    workload_rounds(p, |_| {});
+}
+
+/// [`workload`], calling `after_round` after each round.
+fn workload_rounds(p: &Server, mut after_round: impl FnMut(usize)) {
     let mut c = common::root_conn(p);
     for d in DBS {
         c.execute(format!("CREATE DATABASE {d}").as_bytes())
@@ -94,6 +97,7 @@ fn workload(p: &Server) {
         for d in DBS {
             write_one(&mut c, d, 1 + round as i64);
         }
+        after_round(round);
     }
 }
 
@@ -114,72 +118,68 @@ fn groups_of(dir: &Path) -> Vec<G> {
         BinlogReader::open(Source::dir(dir).unwrap(), ReaderOptions::default()).unwrap(),
     );
     let mut out = Vec::new();
-    let mut sizes: BTreeMap<String, u64> = BTreeMap::new();
-    let files: Vec<(String, u64)> = {
-        let idx = std::fs::read_to_string(index_of(dir)).unwrap();
-        idx.lines()
-            .map(|l| {
-                let n = Path::new(l.trim())
-                    .file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                let len = std::fs::metadata(dir.join(&n)).unwrap().len();
-                (n, len)
-            })
-            .collect()
-    };
-    for (n, l) in &files {
-        sizes.insert(n.clone(), *l);
-    }
     while let Some(g) = gr.next().unwrap() {
         let Some(gtid) = g.maria_gtid() else { continue };
         let end = g.end();
-        let before: u64 = files
-            .iter()
-            .take_while(|(n, _)| *n != end.file)
-            .map(|(_, l)| l)
-            .sum();
         let shards = match map.placement(&g) {
             Placement::Shards(s) => Some(s.iter().map(|x| x.0.to_string()).collect()),
             Placement::Barrier(_) => None,
         };
-        out.push(G {
-            gtid,
-            shards,
-            upto: before + end.pos,
-            end,
-        });
+        out.push(G { gtid, shards, end });
     }
     out
 }
 
-fn index_of(dir: &Path) -> PathBuf {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "index"))
-        .expect("an index file")
+/// A `parapply mirror` process copying `primary`'s binlog into `dir`
+/// (from its oldest file), registered as `server_id`.
+fn start_mirror(primary: &Server, server_id: u32, from: Option<&str>, dir: &Path) -> Killed {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_parapply"));
+    c.args([
+        "mirror",
+        "--server-id",
+        &server_id.to_string(),
+        "--primary",
+        &url(primary),
+    ]);
+    if let Some(at) = from {
+        c.args(["--from", at]);
+    }
+    let child = c
+        .arg("--dir")
+        .arg(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Killed(child)
 }
 
-/// A mirror of `primary_dir` holding its first `bytes` bytes (whole
-/// files, the last one cut).
-fn mirror_prefix(primary: &Server, to: &Path, bytes: u64) {
-    std::fs::create_dir_all(to).unwrap();
-    let mut left = bytes;
-    let mut index = String::new();
-    for f in primary.binlog_files().unwrap() {
-        if left == 0 {
-            break;
+/// Waits until the mirror in `dir` holds `primary`'s binlog up to its
+/// end now.
+fn wait_mirror(primary: &Server, dir: &Path) {
+    let (file, pos): (String, u64) = primary
+        .query_first("SHOW MASTER STATUS")
+        .map(|r: Option<(String, u64, String, String)>| {
+            let r = r.unwrap();
+            (r.0, r.1)
+        })
+        .unwrap();
+    let deadline = Instant::now() + common::HANG_GUARD;
+    loop {
+        let len = std::fs::metadata(dir.join(&file))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        if len >= pos {
+            return;
         }
-        let data = std::fs::read(&f).unwrap();
-        let take = (data.len() as u64).min(left);
-        let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        std::fs::write(to.join(&name), &data[..take as usize]).unwrap();
-        index.push_str(&format!("./{name}\n"));
-        left -= take;
+        assert!(
+            Instant::now() < deadline,
+            "the mirror in {} never reached {file}:{pos}",
+            dir.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    std::fs::write(to.join("mariadb-bin.index"), index).unwrap();
 }
 
 /// The seq_no of round `round`'s transaction of database `db` (index).
@@ -263,27 +263,40 @@ fn topology() -> Topology {
     )
     .expect("start the primary");
     let replicas: Vec<Server> = (11..14).map(replica).collect();
-    workload(&primary);
     let work = tempfile::tempdir().unwrap();
-    let full = work.path().join("full");
-    let total: u64 = primary
-        .binlog_files()
-        .unwrap()
-        .iter()
-        .map(|f| std::fs::metadata(f).unwrap().len())
-        .sum();
-    mirror_prefix(&primary, &full, total);
-    let groups = groups_of(&full);
     let names: Vec<String> = ["r1", "r2", "r3"].map(String::from).to_vec();
-    let mut mirrors = Vec::new();
-    for (i, cut) in [None, Some(3), Some(2)].into_iter().enumerate() {
-        let dir = work.path().join(format!("mirror-{}", names[i]));
-        let bytes = match cut {
-            None => total,
-            Some(r) => seq_of(&groups, 2, r).upto,
-        };
-        mirror_prefix(&primary, &dir, bytes);
-        mirrors.push(dir);
+    let mirrors: Vec<PathBuf> = names
+        .iter()
+        .map(|n| work.path().join(format!("mirror-{n}")))
+        .collect();
+    let mut procs: Vec<Option<Killed>> = mirrors
+        .iter()
+        .zip(71..)
+        .map(|(d, id)| Some(start_mirror(&primary, id, None, d)))
+        .collect();
+    // Each mirror stopped (kill -9) once it holds its last round.
+    let mut stop_after = |i: usize| {
+        wait_mirror(&primary, &mirrors[i]);
+        drop(procs[i].take());
+    };
+    workload_rounds(&primary, |round| match round {
+        2 => stop_after(2),
+        3 => stop_after(1),
+        _ => {}
+    });
+    stop_after(0);
+    let groups = groups_of(&mirrors[0]);
+    // The moments: r3 after round 2, r2 after round 3 (the last group of
+    // d3 in that round ends each).
+    for (i, round) in [(1, 3), (2, 2)] {
+        let last = seq_of(&groups, 2, round).gtid;
+        let have: Vec<MariaGtid> = groups_of(&mirrors[i]).iter().map(|g| g.gtid).collect();
+        assert_eq!(
+            have.last(),
+            Some(&last),
+            "the mirror of {} stopped after round {round}",
+            names[i]
+        );
     }
     let traces = work.path().join("traces");
     std::fs::create_dir_all(&traces).unwrap();
@@ -343,6 +356,16 @@ fn promote_cmd_with(t: &Topology, extra: &[&str], served: Option<&str>) -> Comma
     c.env("PARAPPLY_SERVE_PASSWORD", SERVE_PASSWORD);
     c.args(["--freeze-timeout", "10"]).args(extra);
     c
+}
+
+/// `--trace FILE` and the server names, for a promote run.
+fn trace_args(file: &Path) -> Vec<String> {
+    let mut v = vec!["--trace".to_string(), file.display().to_string()];
+    for n in ["1=p0", "11=r1", "12=r2", "13=r3"] {
+        v.push("--trace-server".into());
+        v.push(n.into());
+    }
+    v
 }
 
 fn run_ok(mut c: Command) -> String {
@@ -416,49 +439,30 @@ impl Drop for Killed {
 /// Mirrors the new primary from `at` into `dir` (a `parapply mirror`
 /// process), until it holds the primary's binlog up to its end now.
 fn mirror_new_primary(primary: &Server, at: &str, dir: &Path) -> Killed {
-    std::fs::create_dir_all(dir).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_parapply"))
-        .args([
-            "mirror",
-            "--server-id",
-            "77",
-            "--primary",
-            &url(primary),
-            "--from",
-            at,
-        ])
-        .arg("--dir")
-        .arg(dir)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (file, pos): (String, u64) = primary
-        .query_first("SHOW MASTER STATUS")
-        .map(|r: Option<(String, u64, String, String)>| {
-            let r = r.unwrap();
-            (r.0, r.1)
-        })
-        .unwrap();
-    let deadline = Instant::now() + common::HANG_GUARD;
-    loop {
-        let len = std::fs::metadata(dir.join(&file))
-            .map(|m| m.len())
-            .unwrap_or(0);
-        if len >= pos {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the new mirror never reached {file}:{pos}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Killed(child)
+    let m = start_mirror(primary, 77, Some(at), dir);
+    wait_mirror(primary, dir);
+    m
 }
 
 /// The trace of the whole run, as module TraceLog; checked with `tla`.
 fn check_trace(t: &Topology, new_writes: &[(String, u64)], mirrors_after: usize) {
+    check_trace_with(
+        t,
+        new_writes,
+        mirrors_after,
+        1,
+        "failover of three incomparable replicas",
+    );
+}
+
+/// [`check_trace`] allowing `reruns` reruns of promote.
+fn check_trace_with(
+    t: &Topology,
+    new_writes: &[(String, u64)],
+    mirrors_after: usize,
+    reruns: usize,
+    what: &str,
+) {
     let mut recs = Vec::new();
     for g in &t.groups {
         let shards: Vec<&str> = match &g.shards {
@@ -516,15 +520,12 @@ fn check_trace(t: &Topology, new_writes: &[(String, u64)], mirrors_after: usize)
     }
     std::fs::write(
         dir.join("TraceLog.tla"),
-        trace::module(
-            "recorded by tests/promote.rs (failover of three incomparable replicas)",
-            &recs,
-        ),
+        trace::module(&format!("recorded by tests/promote.rs ({what})"), &recs),
     )
     .unwrap();
     let cfg = format!(
         "CONSTANTS\n    Replicas = {{\"r1\", \"r2\", \"r3\"}}\n    Shards = {}\n    Domains = {{0}}\n    \
-         OldPrimary = \"p0\"\n    MaxOld = {}\n    MaxNew = {}\n    MaxBatch = 64\n    MaxReruns = 1\n    \
+         OldPrimary = \"p0\"\n    MaxOld = {}\n    MaxNew = {}\n    MaxBatch = 64\n    MaxReruns = {}\n    \
          Faults = {{}}\n    Reduce = FALSE\n    Bug = \"none\"\nSPECIFICATION TraceSpec\nINVARIANTS\n    \
          TraceUnfinished\n    TypeOK\n    NoAppliedGroupLost\n    NoReceivedGroupLost\n    \
          ReplicasConverged\n    AtMostOneWritable\n    RepointedNoSkipNoRepeat\n    NoGroupAppliedTwice\n    \
@@ -533,6 +534,7 @@ fn check_trace(t: &Topology, new_writes: &[(String, u64)], mirrors_after: usize)
         string_set(DBS),
         t.groups.len(),
         new_writes.len(),
+        reruns.max(1),
     );
     std::fs::write(dir.join("Trace.cfg"), cfg).unwrap();
     // Kept for CI's artefacts and for reading.
@@ -732,21 +734,41 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
     t.replicas[0]
         .exec("INSERT INTO d1.ledger VALUES (999, 1)")
         .unwrap();
-    let errant: String = t.replicas[0]
-        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
-        .unwrap()
-        .unwrap();
-    let errant = errant
-        .split(',')
-        .find(|g| g.split('-').nth(1) == Some("11"))
-        .unwrap()
-        .to_string();
+    let errant = last_gtid_of_r1(&t);
     refused(promote_cmd(&t, &[]), &format!("r1: {errant}"));
+    // Hidden behind parapply's own DDL: a later GTID of the same server
+    // that parapply recorded as its own (as its progress-table DDL does)
+    // is the pair's last in gtid_binlog_state; the binlog is read.
+    t.replicas[0].exec("CREATE DATABASE own_ddl").unwrap();
+    let own = last_gtid_of_r1(&t);
+    assert_ne!(own, errant);
+    t.replicas[0]
+        .exec(&format!(
+            "SET sql_log_bin = 0; INSERT INTO parapply.config (name, value) \
+             VALUES ('own_gtids', '{own}') ON DUPLICATE KEY UPDATE \
+             value = CONCAT_WS(',', NULLIF(value, ''), '{own}'); SET sql_log_bin = 1"
+        ))
+        .unwrap();
+    let out = promote_cmd(&t, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "promote must refuse: {err}");
+    assert!(
+        err.contains(&format!("r1: {errant}")) && !err.contains(&own),
+        "the hidden errant GTID {errant}, not parapply's own {own}: {err}"
+    );
     // Undone the way the runbook says: the row deleted outside the
     // binlog, the replica's own binlog reset.
     t.replicas[0]
-        .exec("SET sql_log_bin = 0; DELETE FROM d1.ledger WHERE id = 999; SET sql_log_bin = 1; RESET MASTER")
+        .exec("SET sql_log_bin = 0; DELETE FROM d1.ledger WHERE id = 999; DROP DATABASE own_ddl; SET sql_log_bin = 1; RESET MASTER")
         .unwrap();
+    // The refused promotion's freeze cleared: from here on every run is
+    // traced, and the trace checked against the spec at the end.
+    let out = run_ok(promote_cmd(&t, &["--unfreeze"]));
+    eprintln!("unfrozen: {}", out.trim());
+    assert!(t.replicas.iter().all(|s| frozen_by(s).is_none()));
+    let trace_file = t.traces.join("2-promote.trace");
+    let traced = trace_args(&trace_file);
+    let traced: Vec<&str> = traced.iter().map(String::as_str).collect();
 
     // r3's mirror is read through its mirror server from here on.
     let stop = Arc::new(AtomicBool::new(false));
@@ -769,7 +791,9 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
     let names = ["r1", "r2", "r3"];
     for round in 0..30 {
         let cand = names[round % 3];
-        let mut c = promote_cmd_with(&t, &["--candidate", cand], Some(&served));
+        let mut args = vec!["--candidate", cand];
+        args.extend(&traced);
+        let mut c = promote_cmd_with(&t, &args, Some(&served));
         c.stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = c.spawn().unwrap();
         // Random moments, spread wider as the kills go on (a rerun
@@ -814,7 +838,9 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
         // At least ten kills, some of them after the plan was persisted.
         if (kills >= 10 && late_kills >= 3) || round == 29 {
             // Let the next rerun finish.
-            let out = run_ok(promote_cmd_with(&t, &["--json"], Some(&served)));
+            let mut args = vec!["--json"];
+            args.extend(&traced);
+            let out = run_ok(promote_cmd_with(&t, &args, Some(&served)));
             eprintln!("final rerun: {}", out.lines().last().unwrap_or_default());
             finished = true;
             break;
@@ -834,6 +860,25 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
             assert_eq!(frozen_by(s), None, "{} re-pointed", t.names[i]);
         }
     }
+    // Every run, killed or not, is a behaviour of the spec.
+    let reruns = std::fs::read_to_string(&trace_file)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"PromoteRerun\""))
+        .count();
+    check_trace_with(&t, &[], 0, reruns, "kill -9 of promote and its reruns");
+}
+
+/// The last GTID r1 (server id 11) logged itself.
+fn last_gtid_of_r1(t: &Topology) -> String {
+    let pos: String = t.replicas[0]
+        .query_first("SELECT @@GLOBAL.gtid_binlog_pos")
+        .unwrap()
+        .unwrap();
+    pos.split(',')
+        .find(|g| g.split('-').nth(1) == Some("11"))
+        .unwrap()
+        .to_string()
 }
 
 fn frozen_by(s: &Server) -> Option<String> {

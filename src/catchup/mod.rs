@@ -36,8 +36,10 @@
 //! the end of the applied prefix, L): everything before it is held by both,
 //! so a shard idle for long, whose W lies far back, costs nothing. The
 //! files from there on are read in parallel (rayon, one task per file:
-//! each starts with its own Format_description event), without copying
-//! event bytes, and their groups put back in mirror order: [`scan`] keeps
+//! each starts with its own Format_description event), walking event
+//! headers and decoding only what places a group (`walk`: no CRC
+//! recomputation, no per-group allocation for the usual transaction
+//! shape), and their groups put back in mirror order: [`scan`] keeps
 //! every group (a [`Scan`], for planning many catch-ups over one read);
 //! [`catchup_sets`] (behind [`between`]) decides each group as it is read
 //! and keeps only the sets' groups, for several `(own, goal)` pairs at
@@ -72,6 +74,7 @@ mod run;
 mod scan;
 pub mod set;
 mod state;
+mod walk;
 
 pub use error::CatchupError;
 pub use run::{apply, Applied};

@@ -118,3 +118,45 @@ fn dir_size(dir: &Path) -> u64 {
         })
         .unwrap_or(0)
 }
+
+/// A fresh temporary directory for a mirror server's copy (under
+/// `TMPDIR`, named `parapply-<tag>-<pid>-<nanos>`), removed when dropped
+/// (also on an error): `parapply catchup` and `parapply promote` copy
+/// into one.
+#[derive(Debug)]
+pub struct CopyDir(std::path::PathBuf);
+
+impl CopyDir {
+    /// Creates it.
+    pub fn new(tag: &str) -> Result<CopyDir, CatchupError> {
+        let d = std::env::temp_dir().join(format!(
+            "parapply-{tag}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir_all(&d).map_err(|error| CatchupError::Io {
+            what: format!("creating {}", d.display()),
+            error,
+        })?;
+        Ok(CopyDir(d))
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for CopyDir {
+    fn drop(&mut self) {
+        std::fs::remove_dir_all(&self.0).ok();
+    }
+}
+
+/// The server id a copy of a mirror server registers with: high, and per
+/// process, so that two copies do not clash.
+pub fn copy_server_id() -> u32 {
+    0x7000_0000 | (std::process::id() & 0x00ff_ffff)
+}

@@ -12,13 +12,14 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::set::{scan_start, CatchupSet, Item, Scan};
+use super::walk::{walk_file, View, Walked};
 use super::CatchupError;
 use crate::binlog::reader::{gtid_list_of, read_index};
 use crate::binlog::{BinlogReader, ReaderOptions, Source};
 use crate::group::Grouper;
-use crate::position::{BinlogPos, MariaGtid, StartAt};
-use crate::progress::{decide, Action, AppliedSet, GroupFacts, Selection};
-use crate::schedule::{Placement, ShardBy, ShardMap};
+use crate::position::{BinlogPos, MariaGtid};
+use crate::progress::{catch_up_action, decide, Action, AppliedSet, GroupFacts, Selection};
+use crate::schedule::ShardMap;
 
 /// The mirror's files in index order (`mirror`: its directory or index).
 pub fn mirror_files(mirror: &Path) -> Result<Vec<PathBuf>, CatchupError> {
@@ -41,27 +42,17 @@ fn name_of(p: &Path) -> String {
         .unwrap_or_default()
 }
 
-/// How a file's reading ended.
-struct FileEnd {
-    /// Bytes read.
-    bytes: u64,
-    /// A group still open at its end (`gtid or position`); `None` also
-    /// when the visitor stopped the reading.
-    open: Option<String>,
-}
-
 /// Reads the files of `mirror` from `start` (`None`: the first) in
-/// parallel, one task per file, calling `visit` on a fresh `T` for each
-/// group (its [`Item`], built without copying event bytes) until it says
-/// [`ControlFlow::Break`]; returns the `T`s in mirror order with the
-/// bytes read. A group cut at the end of a file that is not the last is an
-/// error.
+/// parallel, one task per file ([`walk_file`]), calling `visit` on a
+/// fresh `T` for each group until it says [`ControlFlow::Break`]; returns
+/// the `T`s in mirror order with the bytes read. A group cut at the end of
+/// a file that is not the last is an error.
 fn read_files<T: Send>(
     mirror: &Path,
     start: Option<&BinlogPos>,
     map: &ShardMap,
     fresh: impl Fn() -> T + Sync,
-    visit: impl Fn(&mut T, Item) -> ControlFlow<()> + Sync,
+    visit: impl Fn(&mut T, &View<'_>) -> ControlFlow<()> + Sync,
 ) -> Result<(Vec<T>, u64), CatchupError> {
     let files = mirror_files(mirror)?;
     let first = match start {
@@ -77,16 +68,16 @@ fn read_files<T: Send>(
             })?,
     };
     let todo = &files[first..];
-    let read: Vec<Result<(T, FileEnd), CatchupError>> = todo
+    let read: Vec<Result<(T, Walked), CatchupError>> = todo
         .par_iter()
         .enumerate()
         .map(|(i, f)| {
             let at = match (i, start) {
-                (0, Some(p)) => StartAt::Pos(p.clone()),
-                _ => StartAt::Beginning,
+                (0, Some(p)) => Some(p.pos),
+                _ => None,
             };
             let mut t = fresh();
-            let end = read_file(f, at, map, |item| visit(&mut t, item))?;
+            let end = walk_file(f, at, map, |v| visit(&mut t, v))?;
             Ok((t, end))
         })
         .collect();
@@ -107,6 +98,18 @@ fn read_files<T: Send>(
     Ok((out, bytes))
 }
 
+/// The item of a walked group.
+fn item(v: &View<'_>) -> Item {
+    Item {
+        gtid: v.gtid,
+        file: v.file.clone(),
+        start: v.start,
+        end: v.end,
+        shards: v.shards.map(<[Arc<str>]>::to_vec),
+        bytes: v.bytes,
+    }
+}
+
 /// Reads the mirror `mirror` (directory or index) from `start` (`None`: its
 /// first file) to its end, placing each group with `map`: every group, for
 /// planning many catch-ups over one read ([`Scan::missing`]).
@@ -116,8 +119,8 @@ pub fn scan(
     map: &ShardMap,
 ) -> Result<Scan, CatchupError> {
     let started = std::time::Instant::now();
-    let (parts, bytes_read) = read_files(mirror, start, map, Vec::new, |v, item| {
-        v.push(item);
+    let (parts, bytes_read) = read_files(mirror, start, map, Vec::new, |v, g| {
+        v.push(item(g));
         ControlFlow::Continue(())
     })?;
     let files = parts.len();
@@ -144,14 +147,74 @@ struct Part {
     set: CatchupSet,
     /// The engine would stop in this file.
     stopped: bool,
+    /// Per shard set of the walk: its domain, and the seq_nos up to which
+    /// the replica and the goal hold its groups
+    /// ([`crate::progress::ReplicaState::applied_up_to`]).
+    up_to: Vec<Option<(u32, u64, u64)>>,
+    /// This file against the file of the goal's last watermark.
+    file_vs_goal_end: Option<std::cmp::Ordering>,
+}
+
+impl Part {
+    /// The engine's decision for `g` in the catch-up of `own` towards
+    /// `goal` ([`decide`]), from per-set figures computed once.
+    fn decide(
+        &mut self,
+        sel: &Selection,
+        own: &AppliedSet,
+        goal_end: Option<&BinlogPos>,
+        g: &View<'_>,
+    ) -> Action {
+        let Some(set) = g.set else {
+            // A barrier: the full rule (binlog states).
+            let end = BinlogPos::new(&**g.file, g.end);
+            let facts = GroupFacts {
+                gtid: g.gtid,
+                end: &end,
+                shards: None,
+                timestamp: 0,
+            };
+            return decide(sel, None, own, &facts).action;
+        };
+        let Selection::CatchUp(goal) = sel else {
+            unreachable!("a catch-up's selection")
+        };
+        let i = set as usize;
+        if self.up_to.len() <= i {
+            self.up_to.resize(i + 1, None);
+        }
+        let d = g.gtid.domain;
+        let (own_to, goal_to) = match self.up_to[i] {
+            Some((dom, o, t)) if dom == d => (o, t),
+            _ => {
+                let shards = || g.shards.unwrap_or_default().iter().map(|s| &**s);
+                let o = own.state.applied_up_to(d, shards());
+                let t = goal.state.applied_up_to(d, shards());
+                self.up_to[i] = Some((d, o, t));
+                (o, t)
+            }
+        };
+        let past_goal = match goal_end {
+            None => true,
+            Some(e) => {
+                let vs = *self
+                    .file_vs_goal_end
+                    .get_or_insert_with(|| (**g.file).cmp(e.file.as_str()));
+                vs == std::cmp::Ordering::Greater
+                    || (vs == std::cmp::Ordering::Equal && g.end > e.pos)
+            }
+        };
+        catch_up_action(g.gtid.seq <= goal_to, past_goal, || g.gtid.seq <= own_to)
+    }
 }
 
 /// The catch-up sets of several `(own, goal)` pairs over `mirror`, in one
 /// parallel read that keeps only their groups (no list of every group:
 /// fit for a mirror of any size). Each set is what [`super::missing`]
 /// gives over the same groups: the engine's own decision per group, up to
-/// where it stops. Reading starts at the earliest resume position of the
-/// `own`s, and a file's reading ends once every pair has stopped in it.
+/// where it stops, computed once per shard set and file rather than per
+/// group. Reading starts at the earliest resume position of the `own`s,
+/// and a file's reading ends once every pair has stopped in it.
 pub fn catchup_sets(
     mirror: &Path,
     map: &ShardMap,
@@ -162,50 +225,33 @@ pub fn catchup_sets(
         .iter()
         .map(|(_, goal)| Selection::catch_up((*goal).clone()))
         .collect();
+    let goal_ends: Vec<Option<&BinlogPos>> =
+        pairs.iter().map(|(_, goal)| goal.state.max_end()).collect();
     let fresh = || -> Vec<Part> { (0..pairs.len()).map(|_| Part::default()).collect() };
-    // Each file's parts, and the group's end (its file name written once).
-    let fresh_file = || (fresh(), BinlogPos::new("", 0));
-    let (files, _) = read_files(
-        mirror,
-        start.as_ref(),
-        map,
-        fresh_file,
-        |(parts, end), item| {
-            if end.file != *item.file {
-                end.file = item.file.to_string();
+    let (files, _) = read_files(mirror, start.as_ref(), map, fresh, |parts, g| {
+        let mut open = false;
+        for (k, part) in parts.iter_mut().enumerate() {
+            if part.stopped {
+                continue;
             }
-            end.pos = item.end;
-            let facts = GroupFacts {
-                gtid: item.gtid,
-                end,
-                shards: item.shards.as_deref(),
-                // Read only by `--until-time`; a catch-up has no `until`.
-                timestamp: 0,
-            };
-            let mut open = false;
-            for ((part, sel), (own, _)) in parts.iter_mut().zip(&selections).zip(pairs) {
-                if part.stopped {
-                    continue;
+            match part.decide(&selections[k], pairs[k].0, goal_ends[k], g) {
+                Action::Apply => {
+                    part.set.bytes += g.bytes;
+                    part.set.groups.push(item(g));
                 }
-                match decide(sel, None, own, &facts).action {
-                    Action::Apply => {
-                        part.set.bytes += item.bytes;
-                        part.set.groups.push(item.clone());
-                    }
-                    Action::Stop => part.stopped = true,
-                    Action::Skip | Action::Pass => {}
-                }
-                open |= !part.stopped;
+                Action::Stop => part.stopped = true,
+                Action::Skip | Action::Pass => {}
             }
-            if open {
-                ControlFlow::Continue(())
-            } else {
-                ControlFlow::Break(())
-            }
-        },
-    )?;
+            open |= !part.stopped;
+        }
+        if open {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    })?;
     let mut out: Vec<Part> = fresh();
-    for (file, _) in files {
+    for file in files {
         for (acc, part) in out.iter_mut().zip(file) {
             if acc.stopped {
                 continue;
@@ -216,62 +262,6 @@ pub fn catchup_sets(
         }
     }
     Ok(out.into_iter().map(|p| p.set).collect())
-}
-
-/// One file's groups, from `at`, each given to `visit` until it breaks.
-fn read_file(
-    path: &Path,
-    at: StartAt,
-    map: &ShardMap,
-    mut visit: impl FnMut(Item) -> ControlFlow<()>,
-) -> Result<FileEnd, CatchupError> {
-    let opts = ReaderOptions {
-        start: at,
-        ..ReaderOptions::default()
-    };
-    let groups = Grouper::new(BinlogReader::open(
-        Source::Files(vec![path.to_path_buf()]),
-        opts,
-    )?);
-    // Key shards place a group by its rows: keep its bytes.
-    let mut groups = if matches!(map.by(), ShardBy::Key(_)) {
-        groups
-    } else {
-        groups.without_bytes()
-    };
-    let mut file: Option<Arc<str>> = None;
-    while let Some(g) = groups.next()? {
-        let Some(gtid) = g.maria_gtid() else {
-            return Err(CatchupError::NoGtid { pos: g.start() });
-        };
-        let shards = match map.placement(&g) {
-            Placement::Shards(s) => Some(s.into_iter().map(|x| x.0).collect()),
-            Placement::Barrier(_) => None,
-        };
-        // One allocation of the file name per file.
-        let f = match &file {
-            Some(f) if **f == *g.file => f.clone(),
-            _ => file.insert(g.file.clone()).clone(),
-        };
-        let item = Item {
-            gtid,
-            file: f,
-            start: g.start_pos,
-            end: g.end_pos,
-            shards,
-            bytes: g.event_len(),
-        };
-        if visit(item).is_break() {
-            return Ok(FileEnd {
-                bytes: groups.stats().bytes,
-                open: None,
-            });
-        }
-    }
-    Ok(FileEnd {
-        bytes: groups.stats().bytes,
-        open: groups.pending().map(|(g, _)| g),
-    })
 }
 
 /// Where each of `gtids` (one per domain, as in `gtid_slave_pos`) ends in
@@ -330,6 +320,7 @@ pub fn locate(
 mod tests {
     use super::*;
     use crate::binlog::synth::{generate, SynthOptions, Until};
+    use crate::schedule::{Placement, ShardBy};
 
     /// The parallel scan equals one sequential read of the whole mirror,
     /// from the beginning and from a position; GTIDs are placed.
@@ -360,6 +351,16 @@ mod tests {
             assert_eq!((i.end_pos(), i.start_pos()), (g.end(), g.start()));
             assert_eq!(i.bytes, g.bytes.len() as u64);
             let shards = match map.placement(g) {
+                Placement::Shards(s) => Some(s.into_iter().map(|x| x.0).collect()),
+                Placement::Barrier(_) => None,
+            };
+            assert_eq!(i.shards, shards);
+        }
+        // Under table shards too.
+        let by_table = ShardMap::new(ShardBy::Table);
+        let tables = scan(dir.path(), None, &by_table).unwrap();
+        for (i, g) in tables.items.iter().zip(&want) {
+            let shards = match by_table.placement(g) {
                 Placement::Shards(s) => Some(s.into_iter().map(|x| x.0).collect()),
                 Placement::Barrier(_) => None,
             };

@@ -47,6 +47,17 @@ impl Item {
     pub fn start_pos(&self) -> BinlogPos {
         BinlogPos::new(&*self.file, self.start)
     }
+
+    /// What [`decide`] needs of it, `end` being [`Item::end_pos`].
+    fn facts<'a>(&'a self, end: &'a BinlogPos) -> GroupFacts<'a> {
+        GroupFacts {
+            gtid: self.gtid,
+            end,
+            shards: self.shards.as_deref(),
+            // Read only by `--until-time`; a catch-up has no `until`.
+            timestamp: 0,
+        }
+    }
 }
 
 /// The groups of one direction of a catch-up, in mirror order.
@@ -149,6 +160,50 @@ impl Scan {
         Ok(missing(own, goal, &self.items))
     }
 
+    /// Every group of the scan `own` lacks (the restart rule: what the
+    /// engine applies to `own` reading this mirror to its end), in mirror
+    /// order. Refused when the scan starts past `own`'s applied prefix.
+    pub fn lacking(&self, own: &AppliedSet) -> Result<CatchupSet, CatchupError> {
+        if !self.covers(&own.state) {
+            return Err(CatchupError::ScanTooLate {
+                scan_start: self.start.clone(),
+                applied_to: own.state.resume_position(),
+            });
+        }
+        let mut set = CatchupSet::default();
+        for g in &self.items {
+            let end = g.end_pos();
+            if decide(&Selection::Restart, None, own, &g.facts(&end)).action == Action::Apply {
+                set.push(g);
+            }
+        }
+        Ok(set)
+    }
+
+    /// The state of a replica holding every group of the scan (and what
+    /// lies before it): per domain its highest seq_no among the scan's
+    /// groups and `before` (GTIDs known to lie before the scan: the
+    /// binlog state where it starts), at the scan's end. A catch-up
+    /// towards it ([`super::apply`]) applies everything the replica lacks.
+    pub fn whole(&self, before: &[MariaGtid]) -> AppliedSet {
+        let mut last: std::collections::BTreeMap<u32, MariaGtid> = Default::default();
+        for g in before.iter().chain(self.items.iter().map(|i| &i.gtid)) {
+            let e = last.entry(g.domain).or_insert(*g);
+            if g.seq > e.seq {
+                *e = *g;
+            }
+        }
+        let end = self
+            .end
+            .clone()
+            .or_else(|| self.start.clone())
+            .unwrap_or_else(|| BinlogPos::new("", 0));
+        AppliedSet {
+            state: ReplicaState::prefix(last.into_values().map(|g| (g, end.clone()))),
+            binlog_state: Vec::new(),
+        }
+    }
+
     /// Both directions between `a` and `b` ([`between_items`]).
     pub fn between(&self, a: &AppliedSet, b: &AppliedSet) -> Result<Between, CatchupError> {
         Ok(Between {
@@ -172,14 +227,7 @@ pub fn missing<'a>(
     let mut set = CatchupSet::default();
     for g in items {
         let end = g.end_pos();
-        let facts = GroupFacts {
-            gtid: g.gtid,
-            end: &end,
-            shards: g.shards.as_deref(),
-            // Read only by `--until-time`; a catch-up has no `until`.
-            timestamp: 0,
-        };
-        match decide(&selection, None, own, &facts).action {
+        match decide(&selection, None, own, &g.facts(&end)).action {
             Action::Apply => set.push(g),
             Action::Stop => break,
             Action::Skip | Action::Pass => {}

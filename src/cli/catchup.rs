@@ -6,7 +6,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
 use parapply::apply::engine::ApplyOptions;
 use parapply::binlog::Source;
 use parapply::catchup::{self, remote, Between, CatchupError, CatchupSet, Loaded};
@@ -147,7 +146,7 @@ pub fn run(a: CatchupArgs, tls: &ClientTls, out: &mut Output) -> anyhow::Result<
     }
     // A mirror server is copied into a temporary directory; a replica's
     // gtid_slave_pos may need it whole to be placed.
-    let mut tmp: Option<TempDir> = None;
+    let mut tmp: Option<remote::CopyDir> = None;
     let (la, lb, dir) = match &mirror {
         Mirror::None => (
             catchup::load(&mut ra, None)?,
@@ -160,17 +159,20 @@ pub fn run(a: CatchupArgs, tls: &ClientTls, out: &mut Output) -> anyhow::Result<
             Some(d.clone()),
         ),
         Mirror::Server(server) => {
-            let t = tmp.insert(TempDir::new()?).0.clone();
+            let t = tmp
+                .insert(remote::CopyDir::new("catchup")?)
+                .path()
+                .to_path_buf();
             let loaded = (catchup::load(&mut ra, None), catchup::load(&mut rb, None));
             let (la, lb) = match loaded {
                 (Ok(la), Ok(lb)) => {
                     let start = catchup::scan_start([&la.applied.state, &lb.applied.state]);
-                    remote::fetch(server, copy_server_id(), start.as_ref(), &t)?;
+                    remote::fetch(server, remote::copy_server_id(), start.as_ref(), &t)?;
                     (la, lb)
                 }
                 (Err(CatchupError::NeedsMirror { .. }), _)
                 | (_, Err(CatchupError::NeedsMirror { .. })) => {
-                    remote::fetch(server, copy_server_id(), None, &t)?;
+                    remote::fetch(server, remote::copy_server_id(), None, &t)?;
                     (
                         catchup::load(&mut ra, Some(&t))?,
                         catchup::load(&mut rb, Some(&t))?,
@@ -213,36 +215,6 @@ pub fn run(a: CatchupArgs, tls: &ClientTls, out: &mut Output) -> anyhow::Result<
     }
     drop(tmp);
     Ok(())
-}
-
-/// A fresh temporary directory for a mirror server's copy, removed when
-/// dropped (also on an error).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> anyhow::Result<TempDir> {
-        let d = std::env::temp_dir().join(format!(
-            "parapply-catchup-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
-        Ok(TempDir(d))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
-/// The server id the copy of a mirror server registers with: high, and
-/// per process, so that two copies do not clash.
-fn copy_server_id() -> u32 {
-    0x7000_0000 | (std::process::id() & 0x00ff_ffff)
 }
 
 /// Applies `set` (what B lacks of A) to B.

@@ -79,7 +79,7 @@ pub mod state;
 pub mod tables;
 
 pub use state::{
-    compare, decide, parse_gtid_list, Action, Applied, AppliedSet, Decision, Goal, GroupFacts,
-    Lead, ReplicaState, Selection, ShardKey, StateOrder, Until, Watermark,
+    catch_up_action, compare, decide, parse_gtid_list, Action, Applied, AppliedSet, Decision, Goal,
+    GroupFacts, Lead, ReplicaState, Selection, ShardKey, StateOrder, Until, Watermark,
 };
 pub use tables::{escape, ProgressTables, StateParseError, SHARD_PROGRESS_LAYOUT};

@@ -121,18 +121,24 @@ impl ReplicaState {
         g: MariaGtid,
         shards: impl IntoIterator<Item = &'a str>,
     ) -> Applied {
-        if self.in_prefix(g) {
-            return Applied::Yes;
-        }
-        let covered = shards.into_iter().any(|x| {
-            self.shard_row(g.domain, x)
-                .is_some_and(|w| w.seq_no >= g.seq)
-        });
-        if covered {
+        if g.seq <= self.applied_up_to(g.domain, shards) {
             Applied::Yes
         } else {
             Applied::No
         }
+    }
+
+    /// The seq_no up to which this state holds the groups of domain
+    /// `domain` placed on `shards` (rules 1 and 2: the low-watermark, or
+    /// the highest watermark among the shards): a shard group `g` there is
+    /// applied iff `g.seq` is at most this. Constant for a shard set, so a
+    /// scan deciding many groups computes it once per set.
+    pub fn applied_up_to<'a>(&self, domain: u32, shards: impl IntoIterator<Item = &'a str>) -> u64 {
+        let low = self.low.get(&domain).map_or(0, |l| l.seq_no);
+        shards
+            .into_iter()
+            .filter_map(|x| self.shard_row(domain, x).map(|w| w.seq_no))
+            .fold(low, u64::max)
     }
 
     /// The watermark row of `(domain, shard)`, looked up without
@@ -369,20 +375,29 @@ pub fn decide(
     let action = match selection {
         Selection::Restart if own.contains(g) => Action::Skip,
         Selection::Restart => Action::Apply,
-        Selection::CatchUp(goal) => {
-            let in_goal = goal.contains(g);
-            if !in_goal && goal.end().is_none_or(|e| g.end > e) {
-                Action::Stop
-            } else if own.contains(g) {
-                Action::Skip
-            } else if in_goal {
-                Action::Apply
-            } else {
-                Action::Pass
-            }
-        }
+        Selection::CatchUp(goal) => catch_up_action(
+            goal.contains(g),
+            goal.end().is_none_or(|e| g.end > e),
+            || own.contains(g),
+        ),
     };
     Decision { action, last }
+}
+
+/// A catch-up's decision for a group (the [`Selection::CatchUp`] arm of
+/// [`decide`], for scans that compute its inputs once per shard set):
+/// `in_goal`, the goal holds it; `past_goal`, it ends past the goal's
+/// last watermark; `own_has`, the replica holds it.
+pub fn catch_up_action(in_goal: bool, past_goal: bool, own_has: impl FnOnce() -> bool) -> Action {
+    if !in_goal && past_goal {
+        Action::Stop
+    } else if own_has() {
+        Action::Skip
+    } else if in_goal {
+        Action::Apply
+    } else {
+        Action::Pass
+    }
 }
 
 /// A shard in [`compare`]: `(domain, Some(shard))` for a shard with a row in

@@ -83,6 +83,15 @@ pub enum PromoteError {
         /// The engine's failure.
         error: Box<ApplyFailure>,
     },
+    /// A replica's state, the source's scan or a catch-up (the catchup
+    /// module's work) failed.
+    #[error("replica {name}: {error}")]
+    Catchup {
+        /// The replica (or the source's).
+        name: String,
+        /// What failed.
+        error: Box<crate::catchup::CatchupError>,
+    },
     /// After catch-up a replica still lacks groups.
     #[error("{name} still lacks {groups} groups of the source after its catch-up")]
     NotConverged {

@@ -1,19 +1,14 @@
 //! The mirrors promote reads: their files and lengths, the check that they
 //! are prefixes of one stream (byte comparison over their common length,
-//! naming the first differing file:pos and the event that holds it), and
-//! what the longest one holds (its GTIDs, for the errant-transaction
-//! check; the end of each group, to place a native replica's position; the
-//! highest seq_no of each domain, from which the new primary continues).
+//! naming the first differing file:pos and the event that holds it). What
+//! the longest one holds is read by the catchup module (`catchup::scan`).
 
-use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use crate::binlog::{BinlogReader, ReadError, ReaderOptions, Source};
-use crate::group::Grouper;
-use crate::position::{BinlogPos, MariaGtid};
-use crate::schedule::{Placement, ShardMap};
+use crate::binlog::{ReadError, Source};
+use crate::position::BinlogPos;
 
 /// One mirror directory as it stands: its files (from its index) and their
 /// lengths.
@@ -183,43 +178,6 @@ fn event_start(path: &Path, off: u64) -> Result<Option<u64>, std::io::Error> {
         pos += size;
     }
     Ok(None)
-}
-
-/// What the source (the longest mirror) holds.
-#[derive(Debug, Clone, Default)]
-pub struct SourceIndex {
-    /// Every GTID, with the end of its group.
-    pub ends: HashMap<MariaGtid, BinlogPos>,
-    /// Per domain, the group with the highest seq_no.
-    pub last: BTreeMap<u32, MariaGtid>,
-    /// Groups read.
-    pub groups: u64,
-    /// Per group in source order: its GTID and shards (`None`: a
-    /// barrier), for traces.
-    pub order: Vec<(MariaGtid, Option<Vec<String>>)>,
-}
-
-/// Reads every group of `source`, placed by `map`.
-pub fn index_source(source: Source, map: &ShardMap) -> Result<SourceIndex, ReadError> {
-    let mut groups = Grouper::new(BinlogReader::open(source, ReaderOptions::default())?);
-    let mut idx = SourceIndex::default();
-    while let Some(g) = groups.next()? {
-        let Some(gtid) = g.maria_gtid() else {
-            continue;
-        };
-        idx.groups += 1;
-        idx.ends.insert(gtid, g.end());
-        let e = idx.last.entry(gtid.domain).or_insert(gtid);
-        if gtid.seq > e.seq {
-            *e = gtid;
-        }
-        let shards = match map.placement(&g) {
-            Placement::Shards(s) => Some(s.iter().map(|x| x.0.to_string()).collect()),
-            Placement::Barrier(_) => None,
-        };
-        idx.order.push((gtid, shards));
-    }
-    Ok(idx)
 }
 
 #[cfg(test)]

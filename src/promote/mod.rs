@@ -20,16 +20,20 @@
 //!    and the run refused). A native replica: `STOP SLAVE`.
 //! 6. **Checks**: every mirror is a prefix of the longest (byte comparison
 //!    over the common length; a divergence names the first differing
-//!    file:pos and its event); no replica's binlog holds a GTID that the
-//!    longest mirror lacks (errant; parapply's own progress-table DDL
-//!    excepted), unless `--allow-errant`.
+//!    file:pos and its event); no replica holds a GTID that the longest
+//!    mirror lacks ([`errant`]: every `(domain, server)` pair of its
+//!    `gtid_binlog_state`, its binlog read where a pair passes the source,
+//!    and its watermarks; parapply's own progress-table DDL excepted),
+//!    unless `--allow-errant`. States, the source and what each replica
+//!    lacks are read with the catchup module (`catchup::load`,
+//!    `catchup::scan` once from the earliest resume position).
 //! 7. **Plan** ([`plan::plan`], pure): source = the longest mirror,
 //!    candidate (given or ranked), per replica what it lacks; shown before
 //!    anything else changes, then persisted (`phase: catchup`).
 //! 8. **Catch-up**: the candidate, then every other replica (in parallel),
-//!    applies every group of the source it lacks, through the apply engine
-//!    (the restart rule over the source: the catch-up set from the source
-//!    to the replica). All then hold exactly the source; checked.
+//!    applies every group of the source it lacks: `catchup::apply` towards
+//!    the state holding the whole source (the apply engine, then the check
+//!    that the replica holds it). All then hold exactly the source; checked.
 //! 9. **Switch**: the re-point position — where the candidate's binlog
 //!    stands now — and the source's last GTID per domain are persisted
 //!    (`phase: writable`) *before* the candidate's `read_only=OFF`; every
@@ -51,6 +55,7 @@
 //! the plan (candidate, source) before catch-up and the re-point position
 //! before `read_only=OFF` — what the spec's `PromoteRerun` says must be.
 
+pub mod errant;
 mod error;
 pub mod mirrors;
 pub mod plan;

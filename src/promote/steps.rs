@@ -1,23 +1,44 @@
 //! The steps of a promotion, in the order of the module doc of
 //! [`super`]; [`run`] strings them together.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::apply::engine::{self, ApplyOptions};
+use crate::apply::engine::ApplyOptions;
+use crate::binlog::reader::gtid_list_of;
 use crate::binlog::Source;
+use crate::catchup::remote::{self, CopyDir};
+use crate::catchup::{self, Loaded, Scan};
 use crate::position::{BinlogPos, MariaGtid};
-use crate::progress::{AppliedSet, ReplicaState, Selection, Watermark};
+use crate::progress::{AppliedSet, Watermark};
 use crate::replica::{self, Replica, ReplicaOptions, FREEZE, PROMOTION};
 use crate::trace::{quote, TraceSink};
 use crate::wire::ConnectOptions;
 
-use super::mirrors::{first_difference, index_source, MirrorFiles, SourceIndex};
+use super::errant::{binlog_gtids, Held};
+use super::mirrors::{first_difference, MirrorFiles};
 use super::plan::{plan, Facts, Plan};
 use super::{
     MirrorLoc, Outcome, Phase, PromoteError, PromoteOptions, PromoteReport, Record, ReplicaSpec,
     StepReport,
 };
+
+/// What promote read once frozen.
+struct Gathered {
+    /// Every mirror directory, by replica.
+    mirrors: BTreeMap<String, MirrorFiles>,
+    /// The replica whose mirror is the longest: the catch-up source.
+    source: String,
+    /// Its directory.
+    source_dir: PathBuf,
+    /// The source from the earliest resume position of the states.
+    scan: Scan,
+    /// The state holding the whole source: every replica's catch-up goal.
+    whole: AppliedSet,
+    /// Per replica (in the order given).
+    facts: Vec<Facts>,
+}
 
 /// One replica during the run.
 struct Member {
@@ -63,8 +84,8 @@ pub fn run(opts: &PromoteOptions, on_plan: &mut dyn FnMut(&Plan)) -> Result<Outc
     }
     if opts.dry_run {
         let _copies = r.copy_mirror_servers()?;
-        let (_, facts, _) = r.gather()?;
-        let p = plan(&facts, opts.candidate.as_deref())?;
+        let g = r.gather()?;
+        let p = plan(&g.facts, opts.candidate.as_deref())?;
         on_plan(&p);
         return Ok(Outcome::DryRun(p));
     }
@@ -81,7 +102,7 @@ pub fn run(opts: &PromoteOptions, on_plan: &mut dyn FnMut(&Plan)) -> Result<Outc
     }
     r.freeze()?;
     let _copies = r.copy_mirror_servers()?;
-    let (mirrors, facts, idx) = r.gather()?;
+    let g = r.gather()?;
     let (candidate, source) = match r.resumed.clone().filter(|x| x.phase >= Phase::Writable) {
         Some(rec) => {
             if opts.candidate.as_ref().is_some_and(|c| *c != rec.candidate) {
@@ -90,25 +111,24 @@ pub fn run(opts: &PromoteOptions, on_plan: &mut dyn FnMut(&Plan)) -> Result<Outc
                     "the promotion already made its candidate writable: --candidate is not taken"
                 );
             }
-            let p = plan(&facts, Some(&rec.candidate))?;
+            let p = plan(&g.facts, Some(&rec.candidate))?;
             on_plan(&p);
             (rec.candidate, p.source)
         }
         None => {
-            r.checks(&mirrors, &facts)?;
+            r.checks(&g)?;
             let named = opts
                 .candidate
                 .clone()
                 .or_else(|| r.resumed.as_ref().map(|x| x.candidate.clone()));
-            let p = plan(&facts, named.as_deref())?;
+            let p = plan(&g.facts, named.as_deref())?;
             on_plan(&p);
             r.persist_plan(&p)?;
-            r.catch_up(&p.candidate, &mirrors[&p.source])?;
+            r.catch_up(&p.candidate, &g)?;
             (p.candidate.clone(), p.source.clone())
         }
     };
-    let source_dir = &mirrors[&source];
-    let (repoint, last) = r.make_writable(&candidate, &source, source_dir, &idx)?;
+    let (repoint, last) = r.make_writable(&candidate, &source, &g)?;
     let writable_after = r.started.elapsed().as_secs_f64();
     r.repoint(&candidate, &repoint, &last)?;
     r.finish(&candidate, &source, repoint, last, writable_after)
@@ -159,10 +179,12 @@ impl<'a> Run<'a> {
             });
         let trace = opts.trace.clone();
         if let (Some(t), Some(rec)) = (&trace, &resumed) {
-            let c = opts
-                .candidate
-                .clone()
-                .unwrap_or_else(|| rec.candidate.clone());
+            // The candidate this run goes on with: the persisted one once
+            // the re-point position is persisted.
+            let c = match &opts.candidate {
+                Some(c) if rec.phase < Phase::Writable => c.clone(),
+                _ => rec.candidate.clone(),
+            };
             t.step("PromoteRerun", &[("replica", quote(&c))]);
         }
         Ok(Run {
@@ -324,23 +346,22 @@ impl<'a> Run<'a> {
 
     /// Copies every mirror server into a temporary directory (removed when
     /// the returned guards drop) and reads it from there.
-    fn copy_mirror_servers(&mut self) -> Result<Vec<TempDir>, PromoteError> {
+    fn copy_mirror_servers(&mut self) -> Result<Vec<CopyDir>, PromoteError> {
         let mut out = Vec::new();
         for m in &mut self.members {
             let MirrorLoc::Server(server) = m.spec.mirror.clone() else {
                 continue;
             };
             let t = Instant::now();
-            let dir = TempDir::new(&m.spec.name)?;
-            let id = 0x7100_0000 | (std::process::id() & 0x00ff_ffff);
-            let end = crate::catchup::remote::fetch(&server, id, None, &dir.0).map_err(|e| {
-                PromoteError::Unsupported(format!(
-                    "replica {}: copying its mirror server {}: {e}",
-                    m.spec.name,
-                    server.addr()
-                ))
-            })?;
-            m.spec.mirror = MirrorLoc::Dir(dir.0.clone());
+            let name = m.spec.name.clone();
+            let catchup_err = |e| PromoteError::Catchup {
+                name: name.clone(),
+                error: Box::new(e),
+            };
+            let dir = CopyDir::new("promote").map_err(catchup_err)?;
+            let end = remote::fetch(&server, remote::copy_server_id(), None, dir.path())
+                .map_err(catchup_err)?;
+            m.spec.mirror = MirrorLoc::Dir(dir.path().to_path_buf());
             self.steps.push(StepReport {
                 step: "copy_mirror".into(),
                 replica: Some(m.spec.name.clone()),
@@ -414,11 +435,10 @@ impl<'a> Run<'a> {
         Ok(())
     }
 
-    /// Reads the mirrors, the source and every replica's state.
-    #[allow(clippy::type_complexity)]
-    fn gather(
-        &mut self,
-    ) -> Result<(BTreeMap<String, MirrorFiles>, Vec<Facts>, SourceIndex), PromoteError> {
+    /// Reads the mirrors, every replica's state (`catchup::load`, a native
+    /// replica's `gtid_slave_pos` placed in the source) and the source from
+    /// the earliest of their resume positions (`catchup::scan`, once).
+    fn gather(&mut self) -> Result<Gathered, PromoteError> {
         let mut mirrors = BTreeMap::new();
         for m in &self.members {
             if let MirrorLoc::Dir(dir) = &m.spec.mirror {
@@ -429,7 +449,7 @@ impl<'a> Run<'a> {
                 mirrors.insert(m.spec.name.clone(), f);
             }
         }
-        let Some((src_name, src)) = mirrors
+        let Some((source, src)) = mirrors
             .iter()
             .max_by_key(|(n, f)| (f.bytes(), std::cmp::Reverse(*n)))
         else {
@@ -437,34 +457,79 @@ impl<'a> Run<'a> {
                 "no replica has a mirror directory: promote needs at least one".into(),
             ));
         };
-        let source = src.source().map_err(|e| PromoteError::Mirror {
-            name: src_name.clone(),
+        let (source, source_dir) = (source.clone(), src.dir.clone());
+        let src_err = |e| PromoteError::Catchup {
+            name: source.clone(),
             error: Box::new(e),
-        })?;
-        let idx = index_source(source.clone(), &self.opts.shard_map).map_err(|e| {
-            PromoteError::Mirror {
-                name: src_name.clone(),
-                error: Box::new(e),
-            }
-        })?;
-        let mut facts = Vec::new();
+        };
+        let mut loaded = Vec::new();
         for m in &mut self.members {
-            facts.push(member_facts(m, &mirrors, &idx, &source, self.opts)?);
+            let l = catchup::load(&mut m.conn, Some(&source_dir)).map_err(|e| {
+                PromoteError::Catchup {
+                    name: m.spec.name.clone(),
+                    error: Box::new(e),
+                }
+            })?;
+            loaded.push(l);
         }
-        Ok((mirrors, facts, idx))
+        let start = catchup::scan_start(loaded.iter().map(|l| &l.applied.state));
+        let scan =
+            catchup::scan(&source_dir, start.as_ref(), &self.opts.shard_map).map_err(src_err)?;
+        // What lies before the scan: the binlog state where its file
+        // starts, and every replica's applied prefix.
+        let mut before = match &start {
+            Some(p) => gtid_list_of(&source_dir.join(&p.file))
+                .map_err(|e| PromoteError::Mirror {
+                    name: source.clone(),
+                    error: Box::new(e),
+                })?
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
+        for l in &loaded {
+            before.extend(l.applied.state.low.iter().map(|(d, w)| MariaGtid {
+                domain: *d,
+                server: w.server_id,
+                seq: w.seq_no,
+            }));
+        }
+        let mut held: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+        for g in before.iter().chain(scan.items.iter().map(|i| &i.gtid)) {
+            let e = held.entry((g.domain, g.server)).or_insert(0);
+            *e = (*e).max(g.seq);
+        }
+        let whole = scan.whole(&before);
+        let mut facts = Vec::new();
+        for (m, l) in self.members.iter_mut().zip(&loaded) {
+            let lacks = scan.lacking(&l.applied).map_err(src_err)?;
+            let errant = errant(m, l, &held)?;
+            let mirror = mirrors.get(&m.spec.name);
+            facts.push(Facts {
+                name: m.spec.name.clone(),
+                unhealthy: None,
+                state: l.applied.state.clone(),
+                mirror_bytes: mirror.map_or(0, |f| f.bytes()),
+                mirror_end: mirror.and_then(|f| f.end()),
+                lacks_groups: lacks.len() as u64,
+                lacks_bytes: lacks.bytes,
+                errant,
+                native: m.native(),
+            });
+        }
+        Ok(Gathered {
+            mirrors,
+            source,
+            source_dir,
+            scan,
+            whole,
+            facts,
+        })
     }
 
     /// Refuses diverged mirrors and errant transactions.
-    fn checks(
-        &mut self,
-        mirrors: &BTreeMap<String, MirrorFiles>,
-        facts: &[Facts],
-    ) -> Result<(), PromoteError> {
-        let longest = mirrors
-            .iter()
-            .max_by_key(|(n, f)| (f.bytes(), std::cmp::Reverse(*n)))
-            .expect("gather found one");
-        for (name, f) in mirrors {
+    fn checks(&mut self, g: &Gathered) -> Result<(), PromoteError> {
+        let longest = (&g.source, &g.mirrors[&g.source]);
+        for (name, f) in &g.mirrors {
             let d = first_difference(f, longest.1).map_err(|error| PromoteError::Io {
                 what: format!("comparing the mirrors of {name} and {}", longest.0),
                 error,
@@ -478,7 +543,8 @@ impl<'a> Run<'a> {
                 });
             }
         }
-        let list: Vec<(String, Vec<String>)> = facts
+        let list: Vec<(String, Vec<String>)> = g
+            .facts
             .iter()
             .filter(|f| !f.errant.is_empty())
             .map(|f| {
@@ -525,25 +591,14 @@ impl<'a> Run<'a> {
     }
 
     /// The candidate, then every other replica, applies the source.
-    fn catch_up(&mut self, candidate: &str, source: &MirrorFiles) -> Result<(), PromoteError> {
-        let src = source.source().map_err(|e| PromoteError::Mirror {
-            name: candidate.to_string(),
-            error: Box::new(e),
-        })?;
+    fn catch_up(&mut self, candidate: &str, g: &Gathered) -> Result<(), PromoteError> {
         let cand = self
             .members
             .iter()
             .find(|m| m.spec.name == candidate)
             .map(|m| m.spec.clone())
             .expect("the plan's candidate is a member");
-        let report = catch_up_one(
-            self.opts,
-            &self.id,
-            &cand,
-            src.clone(),
-            self.trace.as_ref(),
-            true,
-        )?;
+        let report = catch_up_one(self.opts, &self.id, &cand, g, self.trace.as_ref(), true)?;
         self.steps.push(report);
         self.trace("CandidateCaughtUp", &[]);
         let others: Vec<ReplicaSpec> = self
@@ -556,11 +611,10 @@ impl<'a> Run<'a> {
             let handles: Vec<_> = others
                 .iter()
                 .map(|spec| {
-                    let src = src.clone();
                     let id = &self.id;
                     let opts = self.opts;
                     let trace = self.trace.as_ref();
-                    s.spawn(move || catch_up_one(opts, id, spec, src, trace, false))
+                    s.spawn(move || catch_up_one(opts, id, spec, g, trace, false))
                 })
                 .collect();
             handles
@@ -580,14 +634,9 @@ impl<'a> Run<'a> {
         &mut self,
         candidate: &str,
         source_name: &str,
-        source: &MirrorFiles,
-        idx: &SourceIndex,
+        g: &Gathered,
     ) -> Result<(BinlogPos, Vec<MariaGtid>), PromoteError> {
         let t = Instant::now();
-        let src = source.source().map_err(|e| PromoteError::Mirror {
-            name: source_name.to_string(),
-            error: Box::new(e),
-        })?;
         let persisted = self.resumed.clone().filter(|x| x.phase >= Phase::Writable);
         let (repoint, last) = match &persisted {
             Some(rec) => (
@@ -606,28 +655,42 @@ impl<'a> Run<'a> {
                     .collect(),
             ),
             None => {
+                // Every replica holds the source now: nothing of the scan
+                // is lacking (it started before every state's prefix).
                 for m in &mut self.members {
-                    let own = applied_set(m)?;
-                    let left = replica::pending(
-                        &own,
-                        &Selection::Restart,
-                        src.clone(),
-                        &self.opts.shard_map,
-                    )
-                    .map_err(|e| PromoteError::Mirror {
-                        name: source_name.to_string(),
-                        error: Box::new(e),
+                    let l = catchup::load(&mut m.conn, Some(&g.source_dir)).map_err(|e| {
+                        PromoteError::Catchup {
+                            name: m.spec.name.clone(),
+                            error: Box::new(e),
+                        }
                     })?;
-                    if left.groups > 0 {
+                    let left = g
+                        .scan
+                        .lacking(&l.applied)
+                        .map_err(|e| PromoteError::Catchup {
+                            name: source_name.to_string(),
+                            error: Box::new(e),
+                        })?;
+                    if !left.is_empty() {
                         return Err(PromoteError::NotConverged {
                             name: m.spec.name.clone(),
-                            groups: left.groups,
+                            groups: left.len() as u64,
                         });
                     }
                 }
                 let c = self.member(candidate);
                 let pos = master_status(&mut c.conn).map_err(c.err())?;
-                let last: Vec<MariaGtid> = idx.last.values().copied().collect();
+                let last: Vec<MariaGtid> = g
+                    .whole
+                    .state
+                    .low
+                    .iter()
+                    .map(|(d, w)| MariaGtid {
+                        domain: *d,
+                        server: w.server_id,
+                        seq: w.seq_no,
+                    })
+                    .collect();
                 (pos, last)
             }
         };
@@ -651,10 +714,18 @@ impl<'a> Run<'a> {
             }
         }
         let c = self.member(candidate);
+        // A rerun that finds the candidate still read-only resumes a run
+        // killed between persisting the position and `read_only=OFF`: in
+        // the spec's terms that run never made it writable, and this one
+        // (which restarted catch-up from the candidate, found complete) does.
+        let was_writable = persisted.is_some() && !c.conn.read_only().map_err(c.err())?;
         c.conn
             .execute("SET GLOBAL read_only = 0", "making the candidate writable")
             .map_err(c.err())?;
-        if persisted.is_none() {
+        if persisted.is_some() && !was_writable {
+            self.trace("CandidateCaughtUp", &[]);
+        }
+        if !was_writable {
             self.trace("MakeWritable", &[]);
         }
         self.step(
@@ -774,32 +845,6 @@ impl<'a> Run<'a> {
     }
 }
 
-/// A temporary directory for a mirror server's copy, removed on drop.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Result<TempDir, PromoteError> {
-        let d = std::env::temp_dir().join(format!(
-            "parapply-promote-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos())
-        ));
-        std::fs::create_dir_all(&d).map_err(|error| PromoteError::Io {
-            what: format!("creating {}", d.display()),
-            error,
-        })?;
-        Ok(TempDir(d))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        std::fs::remove_dir_all(&self.0).ok();
-    }
-}
-
 fn replica_options(opts: &PromoteOptions, target: &ConnectOptions) -> ReplicaOptions {
     ReplicaOptions {
         target: target.clone(),
@@ -808,118 +853,72 @@ fn replica_options(opts: &PromoteOptions, target: &ConnectOptions) -> ReplicaOpt
     }
 }
 
-fn applied_set(m: &mut Member) -> Result<AppliedSet, PromoteError> {
-    m.conn.applied_set().map_err(m.err())
-}
-
-/// What promote knows of member `m`.
-fn member_facts(
-    m: &mut Member,
-    mirrors: &BTreeMap<String, MirrorFiles>,
-    idx: &SourceIndex,
-    source: &Source,
-    opts: &PromoteOptions,
-) -> Result<Facts, PromoteError> {
-    let mut own = applied_set(m)?;
-    if m.native() && own.state.low.is_empty() && own.state.shards.is_empty() {
-        own.state = native_state(m, idx)?;
-    }
-    let own_gtids: HashSet<MariaGtid> = m.conn.own_gtids().map_err(m.err())?.into_iter().collect();
-    let errant = own
-        .binlog_state
+/// The errant GTIDs of member `m` (loaded as `l`) against what the source
+/// holds (see [`super::errant`]).
+fn errant(m: &mut Member, l: &Loaded, held: &Held) -> Result<Vec<MariaGtid>, PromoteError> {
+    let own = m.conn.own_gtids().map_err(m.err())?;
+    let st = &l.applied.state;
+    let applied = st
+        .low
         .iter()
-        .filter(|g| !idx.ends.contains_key(g) && !own_gtids.contains(g))
-        .copied()
-        .collect();
-    let lacks = replica::pending(&own, &Selection::Restart, source.clone(), &opts.shard_map)
-        .map_err(|e| PromoteError::Mirror {
-            name: m.spec.name.clone(),
-            error: Box::new(e),
-        })?;
-    let mirror = mirrors.get(&m.spec.name);
-    Ok(Facts {
-        name: m.spec.name.clone(),
-        unhealthy: None,
-        state: own.state,
-        mirror_bytes: mirror.map_or(0, |f| f.bytes()),
-        mirror_end: mirror.and_then(|f| f.end()),
-        lacks_groups: lacks.groups,
-        lacks_bytes: lacks.bytes,
-        errant,
-        native: m.native(),
+        .map(|(d, w)| (*d, w))
+        .chain(st.shards.iter().map(|((d, _), w)| (*d, w)));
+    let applied = applied.map(|(d, w)| MariaGtid {
+        domain: d,
+        server: w.server_id,
+        seq: w.seq_no,
+    });
+    let name = m.spec.name.clone();
+    super::errant::errant(held, &l.applied.binlog_state, applied, &own, |pairs| {
+        binlog_gtids(&mut m.conn, pairs)
+    })
+    .map_err(|e| PromoteError::Replica {
+        name,
+        error: Box::new(e),
     })
 }
 
-/// A native replica's state: its `gtid_slave_pos`, a prefix, placed in the
-/// source.
-fn native_state(m: &mut Member, idx: &SourceIndex) -> Result<ReplicaState, PromoteError> {
-    let pos = m.conn.gtid_slave_pos().map_err(m.err())?;
-    let mut last = Vec::new();
-    for g in pos {
-        let end = idx.ends.get(&g).cloned().ok_or_else(|| {
-            PromoteError::Unsupported(format!(
-                "replica {}: its gtid_slave_pos {g} is not in the longest mirror",
-                m.spec.name
-            ))
-        })?;
-        last.push((g, end));
-    }
-    Ok(ReplicaState::prefix(last))
-}
-
-/// Applies to `spec` every group of `source` it lacks, through the apply
-/// engine, as part of promotion `id`. A native replica's prefix is written
-/// as its low-watermark first (once), so that the engine resumes after it.
+/// Applies to `spec` every group of the source it lacks: a catch-up
+/// towards the state that holds the whole source (`catchup::apply`: the
+/// apply engine, a native replica's prefix written as its low-watermark
+/// first, and the check that it then holds the goal), as part of
+/// promotion `id`.
 fn catch_up_one(
     opts: &PromoteOptions,
     id: &str,
     spec: &ReplicaSpec,
-    source: Source,
+    g: &Gathered,
     trace: Option<&TraceSink>,
     candidate: bool,
 ) -> Result<StepReport, PromoteError> {
     let t = Instant::now();
-    let err = |e: replica::ReplicaError| PromoteError::Replica {
+    let catchup_err = |e| PromoteError::Catchup {
         name: spec.name.clone(),
         error: Box::new(e),
     };
-    if matches!(spec.mirror, MirrorLoc::Native) {
-        let mut c = Replica::connect(replica_options(opts, &spec.target)).map_err(err)?;
-        c.ensure_progress_tables().map_err(err)?;
-        c.ensure_sql_log_bin_off().map_err(err)?;
-        let st = c.read_state().map_err(err)?;
-        if st.low.is_empty() && st.shards.is_empty() {
-            let idx = index_source(source.clone(), &opts.shard_map).map_err(|e| {
-                PromoteError::Mirror {
-                    name: spec.name.clone(),
-                    error: Box::new(e),
-                }
-            })?;
-            let mut m = Member {
-                spec: spec.clone(),
-                conn: c,
-            };
-            let prefix = native_state(&mut m, &idx)?;
-            if let Some(sql) = opts.progress.upsert_low_sql(&prefix.low) {
-                m.conn
-                    .execute(&sql, "writing the low-watermark")
-                    .map_err(err)?;
-            }
+    let mut c = Replica::connect(replica_options(opts, &spec.target)).map_err(|e| {
+        PromoteError::Replica {
+            name: spec.name.clone(),
+            error: Box::new(e),
         }
-    }
+    })?;
+    let own = catchup::load(&mut c, Some(&g.source_dir)).map_err(catchup_err)?;
+    drop(c);
+    let source = Source::dir(&g.source_dir).map_err(|e| PromoteError::Mirror {
+        name: g.source.clone(),
+        error: Box::new(e),
+    })?;
     let mut a = ApplyOptions::new(source, spec.target.clone());
     a.workers = opts.workers;
     a.batch_groups = opts.batch_groups;
-    a.selection = Selection::Restart;
     a.shard_map = opts.shard_map.clone();
     a.progress = opts.progress.clone();
     a.reconnect_timeout = Duration::from_secs(30);
     a.promotion = Some(id.to_string());
     a.trace = trace.map(|t| t.for_replica(&spec.name, true));
-    let r = engine::run(a).map_err(|e| PromoteError::CatchUp {
-        name: spec.name.clone(),
-        error: Box::new(e),
-    })?;
+    let r = catchup::apply(&own, &g.whole, a)
+        .map_err(catchup_err)?
+        .report;
     Ok(StepReport {
         step: if candidate {
             "catch_up_candidate".into()
