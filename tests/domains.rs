@@ -8,21 +8,10 @@
 
 mod common;
 
-use std::process::Command;
-
 use parapply::sandbox::{Server, ServerOptions};
 
 fn apply(p: &Server, t: &Server, extra: &[&str]) -> serde_json::Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_parapply"))
-        .args(["apply", "--workers", "4", "--json", "--source"])
-        .arg(p.binlog_dir())
-        .args(["--target", &format!("mysql://root@127.0.0.1:{}/", t.port())])
-        .args(extra)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "apply failed: {err}");
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
+    common::apply_json(p, t, extra)
 }
 
 #[test]

@@ -730,37 +730,7 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
     let e = engine::run(o).unwrap_err();
     assert!(e.to_string().contains("frozen by promotion"), "{e}");
 
-    // An errant transaction, written on r1 by hand.
-    t.replicas[0]
-        .exec("INSERT INTO d1.ledger VALUES (999, 1)")
-        .unwrap();
-    let errant = last_gtid_of_r1(&t);
-    refused(promote_cmd(&t, &[]), &format!("r1: {errant}"));
-    // Hidden behind parapply's own DDL: a later GTID of the same server
-    // that parapply recorded as its own (as its progress-table DDL does)
-    // is the pair's last in gtid_binlog_state; the binlog is read.
-    t.replicas[0].exec("CREATE DATABASE own_ddl").unwrap();
-    let own = last_gtid_of_r1(&t);
-    assert_ne!(own, errant);
-    t.replicas[0]
-        .exec(&format!(
-            "SET sql_log_bin = 0; INSERT INTO parapply.config (name, value) \
-             VALUES ('own_gtids', '{own}') ON DUPLICATE KEY UPDATE \
-             value = CONCAT_WS(',', NULLIF(value, ''), '{own}'); SET sql_log_bin = 1"
-        ))
-        .unwrap();
-    let out = promote_cmd(&t, &[]).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "promote must refuse: {err}");
-    assert!(
-        err.contains(&format!("r1: {errant}")) && !err.contains(&own),
-        "the hidden errant GTID {errant}, not parapply's own {own}: {err}"
-    );
-    // Undone the way the runbook says: the row deleted outside the
-    // binlog, the replica's own binlog reset.
-    t.replicas[0]
-        .exec("SET sql_log_bin = 0; DELETE FROM d1.ledger WHERE id = 999; DROP DATABASE own_ddl; SET sql_log_bin = 1; RESET MASTER")
-        .unwrap();
+    errant_transactions_are_refused(&t);
     // The refused promotion's freeze cleared: from here on every run is
     // traced, and the trace checked against the spec at the end.
     let out = run_ok(promote_cmd(&t, &["--unfreeze"]));
@@ -867,6 +837,46 @@ fn refusals_change_nothing_and_reruns_after_kill_9_converge() {
         .filter(|l| l.contains("\"PromoteRerun\""))
         .count();
     check_trace_with(&t, &[], 0, reruns, "kill -9 of promote and its reruns");
+}
+
+/// An errant transaction on r1 (a row written by hand) is refused; so is
+/// one hidden behind a later GTID of r1 that parapply recorded as its own.
+/// Undone afterwards the way the runbook says.
+fn errant_transactions_are_refused(t: &Topology) {
+    // An errant transaction, written on r1 by hand.
+    t.replicas[0]
+        .exec("INSERT INTO d1.ledger VALUES (999, 1)")
+        .unwrap();
+    let errant = last_gtid_of_r1(t);
+    let out = promote_cmd(t, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "promote must refuse: {err}");
+    assert!(err.contains(&format!("r1: {errant}")), "{errant}: {err}");
+    // Hidden behind parapply's own DDL: a later GTID of the same server
+    // that parapply recorded as its own (as its progress-table DDL does)
+    // is the pair's last in gtid_binlog_state; the binlog is read.
+    t.replicas[0].exec("CREATE DATABASE own_ddl").unwrap();
+    let own = last_gtid_of_r1(t);
+    assert_ne!(own, errant);
+    t.replicas[0]
+        .exec(&format!(
+            "SET sql_log_bin = 0; INSERT INTO parapply.config (name, value) \
+             VALUES ('own_gtids', '{own}') ON DUPLICATE KEY UPDATE \
+             value = CONCAT_WS(',', NULLIF(value, ''), '{own}'); SET sql_log_bin = 1"
+        ))
+        .unwrap();
+    let out = promote_cmd(t, &[]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "promote must refuse: {err}");
+    assert!(
+        err.contains(&format!("r1: {errant}")) && !err.contains(&own),
+        "the hidden errant GTID {errant}, not parapply's own {own}: {err}"
+    );
+    // Undone the way the runbook says: the row deleted outside the
+    // binlog, the replica's own binlog reset.
+    t.replicas[0]
+        .exec("SET sql_log_bin = 0; DELETE FROM d1.ledger WHERE id = 999; DROP DATABASE own_ddl; SET sql_log_bin = 1; RESET MASTER")
+        .unwrap();
 }
 
 /// The last GTID r1 (server id 11) logged itself.

@@ -412,20 +412,13 @@ pub fn plan_group(
             }
             EventType::EXECUTE_LOAD_QUERY => {
                 flush_rows(&mut rows, session, out);
-                let header = EventHeader::decode(bytes).map_err(err)?;
-                let (rewritten, data) =
-                    execute_load_query(bytes, fde, &mut load_files).map_err(err)?;
-                plan_query(
-                    &header,
-                    &rewritten,
-                    session,
-                    collations,
-                    std::mem::take(&mut pending),
-                    out,
-                )?;
-                let step = out.last_mut().expect("plan_query ends with the statement");
-                step.local_infile = Some(data);
-                step.ends_round_trip = true;
+                let pending = std::mem::take(&mut pending);
+                let load = LoadData {
+                    bytes,
+                    fde,
+                    files: &mut load_files,
+                };
+                load.plan(&err, session, collations, pending, out)?;
             }
             EventType::CREATE_FILE
             | EventType::EXEC_LOAD
@@ -457,6 +450,36 @@ pub fn plan_group(
     flush_rows(&mut rows, session, out);
     split.close(out);
     Ok(used)
+}
+
+/// An `Execute_load_query` event and the files its group's
+/// `Begin_load_query`/`Append_block` events assembled.
+struct LoadData<'a, 'f> {
+    bytes: &'a [u8],
+    fde: &'a FormatDescription,
+    files: &'f mut HashMap<u32, Vec<u8>>,
+}
+
+impl LoadData<'_, '_> {
+    /// The `LOAD DATA LOCAL INFILE` statement, under the event's session
+    /// context, with the file's content to send when the server asks.
+    fn plan(
+        self,
+        err: &dyn Fn(DecodeError) -> ReplayError,
+        session: &mut Session,
+        collations: &Collations,
+        pending: Vec<u8>,
+        out: &mut Vec<Step>,
+    ) -> Result<(), ReplayError> {
+        let header = EventHeader::decode(self.bytes).map_err(err)?;
+        let (rewritten, data) =
+            execute_load_query(self.bytes, self.fde, self.files).map_err(err)?;
+        plan_query(&header, &rewritten, session, collations, pending, out)?;
+        let step = out.last_mut().expect("plan_query ends with the statement");
+        step.local_infile = Some(data);
+        step.ends_round_trip = true;
+        Ok(())
+    }
 }
 
 /// A statement that commits implicitly, inside a transactional GTID group

@@ -308,3 +308,27 @@ pub fn kill_at_moment(
     child.wait().unwrap();
     true
 }
+
+/// `parapply apply --workers 4 --json` of `primary`'s binlog directory onto
+/// `target` (root, no password) with `extra` arguments; its JSON report.
+/// Panics with its stderr if it fails.
+pub fn apply_json(
+    primary: &parapply::sandbox::Server,
+    target: &parapply::sandbox::Server,
+    extra: &[&str],
+) -> serde_json::Value {
+    let o = Command::new(env!("CARGO_BIN_EXE_parapply"))
+        .args(["apply", "--workers", "4", "--json", "--source"])
+        .arg(primary.binlog_dir())
+        .args([
+            "--target",
+            &format!("mysql://root@127.0.0.1:{}/", target.port()),
+        ])
+        .args(extra)
+        .env_remove("PARAPPLY_TARGET_PASSWORD")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "apply failed: {err}");
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
+}
