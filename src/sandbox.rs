@@ -200,11 +200,11 @@ impl Server {
     }
 
     /// Runs `sql` (one or more statements separated by `;`) on a new
-    /// connection, discarding any result.
+    /// connection, discarding any result. Fails at the first statement that
+    /// fails, whichever it is (the client library's `query_drop` reports
+    /// only the first statement's error: a later one's would be lost).
     pub fn exec(&self, sql: &str) -> Result<()> {
-        self.conn()?
-            .query_drop(sql)
-            .map_err(|e| SandboxError::sql(self.port(), sql, e))
+        exec_all(&mut self.conn()?, sql).map_err(|e| SandboxError::sql(self.port(), sql, e))
     }
 
     /// Runs one query on a new connection and returns all its rows.
@@ -699,6 +699,21 @@ impl Drop for Server {
 /// `name` as a quoted SQL identifier.
 fn quote_ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
+}
+
+/// Runs `sql` (one or more statements separated by `;`) on `conn`,
+/// discarding any result, and fails at the first statement that fails,
+/// whichever it is: the client library's `query_drop` reports only the
+/// first statement's error, so `BEGIN; INSERT …; COMMIT` would commit what
+/// came before a failed INSERT and report success.
+pub fn exec_all(conn: &mut Conn, sql: &str) -> std::result::Result<(), mysql::Error> {
+    let mut result = conn.query_iter(sql)?;
+    while let Some(set) = result.iter() {
+        for row in set {
+            row?;
+        }
+    }
+    Ok(())
 }
 
 /// A column of a text-protocol row (e.g. of `SHOW SLAVE STATUS`) as text

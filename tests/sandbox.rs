@@ -112,6 +112,12 @@ fn checksums_equal_for_same_data_and_differ_otherwise() -> TestResult {
     b.exec("CREATE TABLE inventory.extra (id INT PRIMARY KEY)")?;
     assert!(b.checksums(&SHOP_DBS)?.contains_key("inventory.extra"));
     assert!(a.checksums(&[])?.is_empty());
+
+    // A later statement's error is not lost behind an earlier success.
+    let e = a
+        .exec("SELECT 1; INSERT INTO shop.no_such_table VALUES (1); SELECT 2")
+        .unwrap_err();
+    assert!(e.to_string().contains("no_such_table"), "{e}");
     Ok(())
 }
 

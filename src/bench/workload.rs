@@ -22,7 +22,6 @@ use std::fmt;
 use std::process::Command;
 use std::str::FromStr;
 
-use mysql::prelude::Queryable;
 use mysql::Conn;
 
 use super::{sql_error, BenchError, Result};
@@ -258,7 +257,7 @@ fn run_clients(
                         let n = &mut done_in_db[d as usize];
                         let sql = statement(j, d, *n);
                         *n += 1;
-                        conn.query_drop(&sql).map_err(sql_error(port, sql))?;
+                        crate::sandbox::exec_all(&mut conn, &sql).map_err(sql_error(port, sql))?;
                     }
                     Ok(())
                 })

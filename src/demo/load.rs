@@ -8,8 +8,6 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use mysql::prelude::Queryable;
-
 use super::DemoError;
 use crate::sandbox::Server;
 
@@ -96,7 +94,7 @@ impl Load {
                         if orders.is_some_and(|o| n >= o) {
                             break;
                         }
-                        conn.query_drop(order_sql(first_id + n, client))
+                        crate::sandbox::exec_all(&mut conn, &order_sql(first_id + n, client))
                             .map_err(|e| format!("client {client}, order {}: {e}", first_id + n))?;
                         committed.fetch_add(1, Ordering::Relaxed);
                         if let Some(p) = pause {
