@@ -99,8 +99,11 @@ fn short_demo_summary_holds_on_the_servers_and_ctrl_c_removes_them() {
     let in_mirror = s["orders_in_longest_mirror"].as_u64().unwrap();
     let new = s["new_orders"].as_u64().unwrap();
     assert!(in_mirror > 300 && new > 0, "{s}");
+    // An order is acknowledged when its COMMIT answered; one a client was
+    // committing when the primary died may be in the binlog unacknowledged
+    // (at most one per client: the short demo runs 2).
     assert!(
-        s["orders_acknowledged"].as_u64().unwrap() >= in_mirror,
+        s["orders_acknowledged"].as_u64().unwrap() + 2 >= in_mirror,
         "{s}"
     );
     let r1_r2 = s["states"]
