@@ -21,10 +21,6 @@ use parapply::sandbox::{Server, ServerOptions};
 
 const DBS: [&str; 2] = ["s1", "s2"];
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_parapply")
-}
-
 /// A MariaDB tool, or a failure that says what to install.
 fn tool(name: &str, package: &str) -> PathBuf {
     ["/usr/bin", "/usr/local/bin", "/usr/sbin"]
@@ -139,17 +135,7 @@ fn dump_and_restore(from: &Server, dbs: &[&str], into: &Server) -> String {
 }
 
 fn apply(source: &Server, target: &Server, extra: &[&str]) -> Output {
-    Command::new(bin())
-        .args(["apply", "--workers", "4", "--json", "--source"])
-        .arg(source.binlog_dir())
-        .args([
-            "--target",
-            &format!("mysql://root@127.0.0.1:{}/", target.port()),
-        ])
-        .args(extra)
-        .env_remove("PARAPPLY_TARGET_PASSWORD")
-        .output()
-        .unwrap()
+    common::apply_output(source, target, extra)
 }
 
 /// The run's JSON report; the run must succeed.

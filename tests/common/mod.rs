@@ -309,15 +309,15 @@ pub fn kill_at_moment(
     true
 }
 
-/// `parapply apply --workers 4 --json` of `primary`'s binlog directory onto
-/// `target` (root, no password) with `extra` arguments; its JSON report.
-/// Panics with its stderr if it fails.
-pub fn apply_json(
+/// Runs `parapply apply --workers 4 --json` of `primary`'s binlog directory
+/// onto `target` (root, no password) with `extra` arguments; its output,
+/// whatever its exit status.
+pub fn apply_output(
     primary: &parapply::sandbox::Server,
     target: &parapply::sandbox::Server,
     extra: &[&str],
-) -> serde_json::Value {
-    let o = Command::new(env!("CARGO_BIN_EXE_parapply"))
+) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_parapply"))
         .args(["apply", "--workers", "4", "--json", "--source"])
         .arg(primary.binlog_dir())
         .args([
@@ -327,7 +327,16 @@ pub fn apply_json(
         .args(extra)
         .env_remove("PARAPPLY_TARGET_PASSWORD")
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`apply_output`]'s JSON report; panics with its stderr if it failed.
+pub fn apply_json(
+    primary: &parapply::sandbox::Server,
+    target: &parapply::sandbox::Server,
+    extra: &[&str],
+) -> serde_json::Value {
+    let o = apply_output(primary, target, extra);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "apply failed: {err}");
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {err}"))
